@@ -1,0 +1,33 @@
+# Two commands for a fresh machine (Python 3.11 and make): `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test ui bench bench-quick clean
+
+$(BIN)/python:
+	$(shell command -v $(PYTHON) || echo python3) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/loyalty demo
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+ui: $(STAMP)
+	DAGSTER_HOME=$${DAGSTER_HOME:-$(CURDIR)/.loyalty/dagster_home} $(BIN)/dagster dev -w workspace.yaml
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py --scale 1.0
+
+bench-quick: $(STAMP)
+	$(BIN)/python benchmarks/run.py --scale 0.1
+
+clean:
+	rm -rf $(VENV) .loyalty

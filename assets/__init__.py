@@ -1,0 +1,1 @@
+"""Dagster assets: thin wiring over the domain functions in loyalty_pipeline."""

@@ -1,0 +1,196 @@
+"""Ingestion: an uploaded CSV becomes validated users, then users and their passes."""
+
+
+from dataclasses import dataclass
+
+import polars as pl
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetIn,
+    AssetSpec,
+    Backoff,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    Output,
+    RetryPolicy,
+    TableColumn,
+    TableSchema,
+    asset,
+    multi_asset,
+)
+from assets.partitions import uploads_partitions
+from assets.resources import Clock, LoyaltyDatabase, LoyaltySettings
+from loyalty_pipeline.csv_reader import CsvFileError, RawCsv, read_csv
+from loyalty_pipeline.ingest import load_upload
+from loyalty_pipeline.names import InvalidName, split_upload_key, upload_path
+from loyalty_pipeline.programs import ProgramNotFound, get_program
+from loyalty_pipeline.validation import ValidatedUpload, validate_upload
+
+OWNERS = ["team:data-platform"]
+# Lost connections and lock timeouts are worth a retry; bad files and bad config are not (Failure).
+DATABASE_RETRY = RetryPolicy(max_retries=3, delay=5, backoff=Backoff.EXPONENTIAL)
+REJECT_SAMPLE = 20
+
+USERS_SCHEMA = TableSchema(columns=[
+    TableColumn("email", "text", description="trimmed, lower-cased; unique"),
+    TableColumn("first_name", "text"),
+    TableColumn("last_name", "text"),
+    TableColumn("birth_date", "date", description="null when the year is unknown"),
+    TableColumn("birth_month", "smallint"),
+    TableColumn("birth_day", "smallint"),
+    TableColumn("birth_date_set_at", "timestamptz", description="when the birthday last changed"),
+    TableColumn("phone_number", "text", description="E.164"),
+])
+PASSES_SCHEMA = TableSchema(columns=[
+    TableColumn("program_id", "uuid"),
+    TableColumn("user_id", "uuid"),
+    TableColumn("status", "text", description="active | inactive"),
+    TableColumn("points_balance", "integer"),
+])
+
+
+@dataclass
+class RawUpload:
+    key: str
+    file_name: str
+    csv: RawCsv
+
+
+def _markdown(frame: pl.DataFrame, limit: int = REJECT_SAMPLE) -> str:
+    if frame.height == 0:
+        return "_none_"
+    columns = frame.columns
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in frame.head(limit).iter_rows():
+        cells = ("" if v is None else str(v).replace("|", "\\|").replace("\n", " ")[:80] for v in row)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+@asset(
+    partitions_def=uploads_partitions,
+    group_name="ingestion",
+    owners=OWNERS,
+    description="An uploaded customer CSV (LOYALTY_UPLOADS_DIR/<program>/<file>.csv) read as text: "
+    "encoding detected, headers normalised, ragged records set aside.",
+)
+def raw_upload(context: AssetExecutionContext, settings: LoyaltySettings) -> Output[RawUpload]:
+    key = context.partition_key
+    try:
+        slug, file_name = split_upload_key(key)
+        path = upload_path(settings.uploads_path, key)
+        if not path.is_file():
+            raise Failure(description=f"{key}: file not found at {path}", allow_retries=False)
+        csv = read_csv(path, file_label=key)
+    except (InvalidName, CsvFileError) as exc:
+        raise Failure(description=str(exc), allow_retries=False) from exc
+    return Output(
+        RawUpload(key=key, file_name=file_name, csv=csv),
+        metadata={
+            "program": slug,
+            "path": str(path),
+            "sha256": csv.sha256,
+            "encoding": csv.encoding,
+            "rows_read": csv.rows_read,
+            "unknown_columns": ", ".join(csv.unknown_columns) or "none",
+            "nul_bytes_stripped": csv.nul_bytes_stripped,
+        },
+    )
+
+
+@asset(
+    partitions_def=uploads_partitions,
+    group_name="ingestion",
+    owners=OWNERS,
+    retry_policy=DATABASE_RETRY,
+    description="The upload's rows checked by a pandera schema: one row per email, dates and phones "
+    "normalised, rejects and warnings with reasons.",
+    check_specs=[
+        AssetCheckSpec("unique_emails", asset="validated_users", description="one row per email"),
+        AssetCheckSpec("reject_rate", asset="validated_users", description="share of rejected rows under the threshold"),
+    ],
+    metadata={"dagster/column_schema": USERS_SCHEMA},
+)
+def validated_users(context: AssetExecutionContext, raw_upload: RawUpload, database: LoyaltyDatabase,
+                    settings: LoyaltySettings, clock: Clock):
+    slug, _ = split_upload_key(raw_upload.key)
+    try:
+        with database.engine().connect() as conn:
+            program = get_program(conn, slug)
+    except ProgramNotFound as exc:
+        raise Failure(description=f"{raw_upload.key}: {exc}", allow_retries=False) from exc
+    today = clock.now().astimezone(program.zone(settings.timezone)).date()
+    validated = validate_upload(
+        raw_upload.csv, date_order=program.date_order, phone_region=program.default_phone_region, today=today
+    )
+    reject_rate = validated.rows_rejected / validated.rows_read if validated.rows_read else 0.0
+    rejects = validated.issues.filter(pl.col("severity") == "error")
+    yield Output(
+        validated,
+        metadata={
+            "rows_read": validated.rows_read,
+            "accepted": validated.rows_accepted,
+            "rejected": validated.rows_rejected,
+            "warnings": validated.warnings,
+            "unique_users": validated.users.height,
+            "reject_rate": MetadataValue.float(round(reject_rate, 4)),
+            "unknown_columns": ", ".join(validated.unknown_columns) or "none",
+            "first_rejects": MetadataValue.md(_markdown(rejects.select("line", "column", "value", "reason"))),
+            "first_warnings": MetadataValue.md(
+                _markdown(validated.issues.filter(pl.col("severity") == "warning").select("line", "column", "value", "reason"))
+            ),
+        },
+    )
+    yield AssetCheckResult(
+        check_name="unique_emails",
+        passed=validated.users["email"].is_unique().all(),
+        metadata={"users": validated.users.height},
+    )
+    yield AssetCheckResult(
+        check_name="reject_rate",
+        passed=reject_rate <= settings.max_reject_rate,
+        severity=AssetCheckSeverity.WARN,
+        metadata={"reject_rate": reject_rate, "threshold": settings.max_reject_rate},
+    )
+
+
+@multi_asset(
+    partitions_def=uploads_partitions,
+    group_name="ingestion",
+    retry_policy=DATABASE_RETRY,
+    ins={"validated_users": AssetIn()},
+    specs=[
+        AssetSpec("users", deps=["validated_users"], owners=OWNERS, group_name="ingestion",
+                  description="Customers, one per email, merged from every upload: a value in a new upload "
+                  "overwrites, a blank never erases.", metadata={"dagster/column_schema": USERS_SCHEMA}),
+        AssetSpec("passes", deps=["users"], owners=OWNERS, group_name="ingestion",
+                  description="passes_master: one pass per user and program; new ones start active with 0 points.",
+                  metadata={"dagster/column_schema": PASSES_SCHEMA}),
+    ],
+)
+def users_and_passes(context: AssetExecutionContext, validated_users: ValidatedUpload,
+                     database: LoyaltyDatabase, clock: Clock):
+    """Users and passes are written in one transaction, so they are one step with two assets."""
+    key = context.partition_key
+    slug, file_name = split_upload_key(key)
+    engine = database.engine()
+    try:
+        with engine.connect() as conn:
+            program = get_program(conn, slug)
+    except ProgramNotFound as exc:
+        raise Failure(description=f"{key}: {exc}", allow_retries=False) from exc
+    result = load_upload(
+        engine, key=key, file_name=file_name, sha256=validated_users.sha256, program=program,
+        validated=validated_users, now=clock.now(),
+    )
+    yield MaterializeResult(asset_key="users", metadata={
+        "users_created": result.users_created,
+        "users_updated": result.users_updated,
+        "birthdays_changed": result.birthdays_changed,
+        "accepted_rows": result.rows_accepted,
+    })
+    yield MaterializeResult(asset_key="passes", metadata={"passes_created": result.passes_created, "program": slug})

@@ -1,0 +1,34 @@
+"""Partition definitions: one partition per upload, and (day, program) for the birthday bot."""
+
+
+import math
+import os
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from dagster import DailyPartitionsDefinition, DynamicPartitionsDefinition, MultiPartitionsDefinition
+
+uploads_partitions = DynamicPartitionsDefinition(name="uploads")
+programs_partitions = DynamicPartitionsDefinition(name="programs")
+
+BIRTHDAY_START_DATE = os.environ.get("LOYALTY_BIRTHDAY_START_DATE", "2020-01-01")
+DEFAULT_TIMEZONE = os.environ.get("LOYALTY_TIMEZONE") or "UTC"
+EARLIEST_ZONE_HOURS = 14  # Pacific/Kiritimati, UTC+14: the first place where a day begins
+
+
+def _end_offset(timezone: str) -> int:
+    """Today's partition must exist on the day itself (offset 1), and so must the local date of a
+    program far east of the partition time zone, which can be up to two days ahead."""
+    offset = datetime.now(ZoneInfo(timezone)).utcoffset()
+    hours_ahead = EARLIEST_ZONE_HOURS - offset.total_seconds() / 3600
+    return 1 + math.ceil(hours_ahead / 24)
+
+
+birthday_partitions = MultiPartitionsDefinition(
+    {
+        "date": DailyPartitionsDefinition(
+            start_date=BIRTHDAY_START_DATE, timezone=DEFAULT_TIMEZONE, end_offset=_end_offset(DEFAULT_TIMEZONE)
+        ),
+        "program": programs_partitions,
+    }
+)

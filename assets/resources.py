@@ -1,0 +1,66 @@
+"""Resources the assets, sensors and schedules share. Each is configured from the environment
+(see loyalty_pipeline.definitions) and only hands out domain objects."""
+
+
+from functools import lru_cache
+from pathlib import Path
+
+from dagster import ConfigurableResource
+from pydantic import Field
+from sqlalchemy.engine import Engine
+
+from loyalty_pipeline.clock import now_utc
+from loyalty_pipeline.db import make_engine
+from loyalty_pipeline.notify import LogSender, WebhookSender
+
+
+@lru_cache(maxsize=8)
+def _engine(url: str) -> Engine:
+    # One pool per process and URL: resources are re-instantiated per run and per sensor tick.
+    return make_engine(url)
+
+
+class LoyaltyDatabase(ConfigurableResource):
+    """The application database (PostgreSQL, or the embedded SQLite file)."""
+
+    url: str = Field(description="SQLAlchemy URL (LOYALTY_DATABASE_URL)")
+
+    def engine(self) -> Engine:
+        return _engine(self.url)
+
+
+class LoyaltySettings(ConfigurableResource):
+    uploads_dir: str = Field(description="Root of <program_slug>/<file>.csv uploads (LOYALTY_UPLOADS_DIR)")
+    timezone: str = Field(default="UTC", description="Default time zone for programs without one (LOYALTY_TIMEZONE)")
+    max_reject_rate: float = Field(default=0.2, description="Reject rate above which the WARN check fails")
+
+    @property
+    def uploads_path(self) -> Path:
+        return Path(self.uploads_dir)
+
+
+class Clock(ConfigurableResource):
+    """The one source of "now"; `frozen_now` (ISO 8601) pins it for tests and replays."""
+
+    frozen_now: str | None = None
+
+    def now(self):
+        return now_utc(self.frozen_now)
+
+
+class NotificationSender(ConfigurableResource):
+    """Where birthday messages go: `log` appends JSON lines to a file, `webhook` POSTs them."""
+
+    kind: str = Field(default="log", description="log | webhook")
+    log_path: str = Field(default=".loyalty/notifications.jsonl")
+    webhook_url: str | None = None
+    timeout_seconds: float = 10.0
+
+    def sender(self):
+        if self.kind == "webhook":
+            if not self.webhook_url:
+                raise ValueError("NotificationSender kind=webhook needs webhook_url (LOYALTY_WEBHOOK_URL)")
+            return WebhookSender(self.webhook_url, timeout_seconds=self.timeout_seconds)
+        if self.kind == "log":
+            return LogSender(self.log_path)
+        raise ValueError(f"unknown notification sender kind {self.kind!r}: use log or webhook")

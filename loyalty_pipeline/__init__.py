@@ -1,0 +1,1 @@
+"""loyalty-pipeline: CSV ingestion and the birthday bot for a multi-tenant loyalty platform."""

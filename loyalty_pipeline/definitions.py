@@ -1,0 +1,51 @@
+"""The composition root: every asset, check, job, sensor, schedule and resource, configured
+from the environment. `dagster dev -w workspace.yaml` and the `loyalty` CLI both load `defs`."""
+
+from __future__ import annotations
+
+import os
+
+from dagster import Definitions, EnvVar, FilesystemIOManager, in_process_executor
+
+from assets.birthdays import birthday_log, birthday_notifications
+from assets.ingestion import raw_upload, users_and_passes, validated_users
+from assets.resources import Clock, LoyaltyDatabase, LoyaltySettings, NotificationSender
+from loyalty_pipeline.config import DEFAULT_HOME, Settings, dagster_home
+from schedules.schedules import birthday_job, birthday_schedule
+from schedules.sensors import ingest_upload_job, program_partitions_sensor, upload_sensor
+
+
+def _env(name: str, default):
+    """EnvVar when the variable is set (the UI then shows where a value came from), else the default."""
+    return EnvVar(name) if os.environ.get(name) else default
+
+
+def build_resources(settings: Settings | None = None) -> dict:
+    settings = settings or Settings.from_env()
+    return {
+        "database": LoyaltyDatabase(url=_env("LOYALTY_DATABASE_URL", settings.database_url)),
+        "settings": LoyaltySettings(
+            uploads_dir=_env("LOYALTY_UPLOADS_DIR", str(settings.uploads_dir)),
+            timezone=_env("LOYALTY_TIMEZONE", settings.timezone),
+            max_reject_rate=float(os.environ.get("LOYALTY_MAX_REJECT_RATE", "0.2")),
+        ),
+        "clock": Clock(frozen_now=os.environ.get("LOYALTY_FROZEN_NOW") or None),
+        "notification_sender": NotificationSender(
+            kind=os.environ.get("LOYALTY_NOTIFICATION_SENDER", "log"),
+            log_path=os.environ.get("LOYALTY_NOTIFICATION_LOG", str(DEFAULT_HOME / "notifications.jsonl")),
+            webhook_url=os.environ.get("LOYALTY_WEBHOOK_URL") or None,
+        ),
+        # Intermediate frames (raw and validated uploads) live beside the Dagster instance.
+        "io_manager": FilesystemIOManager(base_dir=str(dagster_home() / "storage")),
+    }
+
+
+defs = Definitions(
+    assets=[raw_upload, validated_users, users_and_passes, birthday_log, birthday_notifications],
+    jobs=[ingest_upload_job, birthday_job],
+    sensors=[upload_sensor, program_partitions_sensor],
+    schedules=[birthday_schedule],
+    resources=build_resources(),
+    # Runs are short and database-bound: one process per run instead of one per step (~2 s vs ~5 s a launch).
+    executor=in_process_executor,
+)

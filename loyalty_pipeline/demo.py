@@ -1,0 +1,80 @@
+"""`loyalty demo`: two sample programs, their messy CSVs, and today's birthday run, on whatever
+LOYALTY_DATABASE_URL points at (the embedded SQLite file by default)."""
+
+from __future__ import annotations
+
+import csv
+from datetime import date
+from pathlib import Path
+
+from sqlalchemy import text
+
+from loyalty_pipeline.clock import now_utc
+from loyalty_pipeline.config import DEFAULT_HOME, Settings
+from loyalty_pipeline.db import make_engine, migrate
+from loyalty_pipeline.programs import save_program
+from loyalty_pipeline.runs import dagster_instance, failure_reason, ingest_file, run_birthdays, upload_summary
+
+SAMPLE_DIR = Path(__file__).resolve().parent / "sample_data"
+PROGRAMS = {
+    "joes-pizza": dict(
+        name="Joe's Pizza", birthday_bot_enabled=True, birthday_reward_points=50,
+        birthday_message="Happy birthday {first_name}! {program_name} added {points} points to your pass.",
+        default_phone_region="US", date_order="MDY",
+    ),
+    "city-events": dict(
+        name="City Events", birthday_bot_enabled=True, birthday_reward_points=100,
+        birthday_message="Many happy returns, {first_name} - {points} points from {program_name}.",
+        default_phone_region="GB", date_order="DMY", timezone="Europe/London",
+    ),
+}
+
+
+def _birthdays_today_csv(today: date) -> Path:
+    """Static samples cannot know today's date, so the demo writes one more upload whose customers
+    are born today (one without a year, one already in the sample files)."""
+    path = DEFAULT_HOME / "demo" / "birthdays-today.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["email", "first_name", "last_name", "birth_date"])
+        writer.writerow(["ada.birthday@example.com", "Ada", "Lovelace", f"{today.month:02d}/{today.day:02d}/1990"])
+        writer.writerow(["noyear.birthday@example.com", "", "Anonymous", f"{today.month:02d}/{today.day:02d}"])
+    return path
+
+
+def run_demo(settings: Settings) -> int:
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    with engine.begin() as conn:
+        for slug, config in PROGRAMS.items():
+            save_program(conn, slug, **config)
+    instance = dagster_instance()
+    ok = True
+    uploads = [(SAMPLE_DIR / f"{slug}.csv", slug) for slug in PROGRAMS]
+    uploads.append((_birthdays_today_csv(now_utc().date()), "joes-pizza"))
+    for path, slug in uploads:
+        key, result = ingest_file(instance, settings, path, slug)
+        if result.success:
+            print(upload_summary(settings, key), end="\n\n")
+        else:
+            ok = False
+            print(f"{key}: FAILED - {failure_reason(result)}\n")
+    today = now_utc().date()
+    for slug, success, summary in run_birthdays(instance, settings, today, today, None):
+        ok = ok and success
+        print(f"birthday run {today}|{slug}: {'ok' if success else 'FAILED'} - {summary}")
+    with engine.connect() as conn:
+        rewarded = conn.execute(text("""
+            SELECT pr.slug, u.email, b.points, n.message FROM birthday_logs b
+            JOIN programs pr ON pr.id = b.program_id JOIN passes_master p ON p.id = b.pass_id
+            JOIN users u ON u.id = p.user_id JOIN notifications n ON n.birthday_log_id = b.id
+            WHERE b.reward_date = :today ORDER BY pr.slug, u.email"""), {"today": today}).all()
+        users = conn.execute(text("SELECT count(*) FROM users")).scalar_one()
+        passes = conn.execute(text("SELECT count(*) FROM passes_master")).scalar_one()
+    print(f"\nrewarded today ({today}):")
+    for slug, email, points, message in rewarded:
+        print(f"  {slug:<12} {email:<32} +{points:<4} {message}")
+    print(f"\ntotals: {users} users, {passes} passes on {settings.database_url}")
+    print("open the Dagster UI with `make ui` to see the runs")
+    return 0 if ok else 1

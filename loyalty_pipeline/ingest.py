@@ -1,0 +1,187 @@
+"""Loading a validated upload: users merged by email, one active pass per user in the program,
+the upload's issues and counts - all in one transaction, set-based."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+import polars as pl
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine
+
+from loyalty_pipeline.db import bulk_insert, create_temp_table, db_time, is_postgres
+from loyalty_pipeline.programs import Program
+from loyalty_pipeline.validation import ValidatedUpload
+
+_STAGE_USERS = [
+    ("line", "integer"),
+    ("email", "text PRIMARY KEY"),
+    ("first_name", "text"),
+    ("last_name", "text"),
+    ("birth_date", "date"),
+    ("birth_month", "smallint"),
+    ("birth_day", "smallint"),
+    ("phone_number", "text"),
+]
+_STAGE_ISSUES = [("line", "integer"), ("column", "text"), ("value", "text"), ("severity", "text"), ("reason", "text")]
+
+# A birthday as people read it: 1990-03-14, or --03-14 when the year is unknown.
+_BIRTHDAY_TEXT = {
+    "postgresql": "COALESCE(to_char({t}.birth_date, 'YYYY-MM-DD'), "
+                  "'--' || lpad({t}.birth_month::text, 2, '0') || '-' || lpad({t}.birth_day::text, 2, '0'))",
+    "sqlite": "COALESCE({t}.birth_date, printf('--%02d-%02d', {t}.birth_month, {t}.birth_day))",
+}
+
+# The incoming birthday differs from a stored one (month/day, or the year when both know it).
+_BIRTHDAY_CHANGED = """
+    {new}.birth_month IS NOT NULL AND {old}.birth_month IS NOT NULL AND (
+        {new}.birth_month <> {old}.birth_month OR {new}.birth_day <> {old}.birth_day
+        OR ({new}.birth_date IS NOT NULL AND {old}.birth_date IS NOT NULL AND {new}.birth_date <> {old}.birth_date))
+"""
+_BIRTHDAY_MOVES = "(EXCLUDED.birth_month IS NOT NULL AND users.birth_month IS NULL) OR (" + _BIRTHDAY_CHANGED.format(
+    new="EXCLUDED", old="users") + ")"
+
+_MERGE_USERS = f"""
+INSERT INTO users (email, first_name, last_name, birth_date, birth_month, birth_day,
+                   birth_date_set_at, phone_number, created_at, updated_at)
+SELECT email, first_name, last_name, birth_date, birth_month, birth_day,
+       CASE WHEN birth_month IS NOT NULL THEN :now END, phone_number, :now, :now
+FROM stage_users WHERE true
+ORDER BY email
+ON CONFLICT (email) DO UPDATE SET
+    first_name = COALESCE(EXCLUDED.first_name, users.first_name),
+    last_name = COALESCE(EXCLUDED.last_name, users.last_name),
+    phone_number = COALESCE(EXCLUDED.phone_number, users.phone_number),
+    birth_date = CASE
+        WHEN EXCLUDED.birth_month IS NULL THEN users.birth_date
+        WHEN EXCLUDED.birth_date IS NOT NULL THEN EXCLUDED.birth_date
+        WHEN EXCLUDED.birth_month = users.birth_month AND EXCLUDED.birth_day = users.birth_day THEN users.birth_date
+        ELSE NULL END,
+    birth_month = COALESCE(EXCLUDED.birth_month, users.birth_month),
+    birth_day = COALESCE(EXCLUDED.birth_day, users.birth_day),
+    birth_date_set_at = CASE WHEN {_BIRTHDAY_MOVES} THEN EXCLUDED.birth_date_set_at ELSE users.birth_date_set_at END,
+    updated_at = EXCLUDED.updated_at
+WHERE (EXCLUDED.first_name IS NOT NULL AND EXCLUDED.first_name IS DISTINCT FROM users.first_name)
+   OR (EXCLUDED.last_name IS NOT NULL AND EXCLUDED.last_name IS DISTINCT FROM users.last_name)
+   OR (EXCLUDED.phone_number IS NOT NULL AND EXCLUDED.phone_number IS DISTINCT FROM users.phone_number)
+   OR (EXCLUDED.birth_month IS NOT NULL AND (
+          EXCLUDED.birth_month IS DISTINCT FROM users.birth_month
+          OR EXCLUDED.birth_day IS DISTINCT FROM users.birth_day
+          OR (EXCLUDED.birth_date IS NOT NULL AND EXCLUDED.birth_date IS DISTINCT FROM users.birth_date)))
+"""
+
+_ENSURE_PASSES = """
+INSERT INTO passes_master (program_id, user_id, status, points_balance, created_at)
+SELECT :program_id, u.id, 'active', 0, :now
+FROM stage_users s JOIN users u ON u.email = s.email
+WHERE true
+ORDER BY u.id
+ON CONFLICT (program_id, user_id) DO NOTHING
+"""
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    upload_key: str
+    rows_read: int
+    rows_accepted: int
+    rows_rejected: int
+    warnings: int
+    users_created: int
+    users_updated: int
+    passes_created: int
+    birthdays_changed: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _stage(conn: Connection, validated: ValidatedUpload) -> None:
+    create_temp_table(conn, "stage_users", _STAGE_USERS)
+    bulk_insert(conn, "stage_users", validated.users.select([c for c, _ in _STAGE_USERS]))
+    create_temp_table(conn, "stage_issues", _STAGE_ISSUES)
+    bulk_insert(conn, "stage_issues", validated.issues.select([c for c, _ in _STAGE_ISSUES]))
+    if is_postgres(conn):
+        conn.exec_driver_sql("ANALYZE stage_users")
+
+
+def _record_birthday_changes(conn: Connection, key: str) -> int:
+    old_text = _BIRTHDAY_TEXT[conn.dialect.name].format(t="u")
+    new_text = _BIRTHDAY_TEXT[conn.dialect.name].format(t="s")
+    return conn.execute(
+        text(f"""
+            INSERT INTO upload_issues (upload_key, line, "column", value, severity, reason)
+            SELECT :key, s.line, 'birth_date', {new_text}, 'warning',
+                   'birthday changed from ' || {old_text} || ' to ' || {new_text}
+            FROM stage_users s JOIN users u ON u.email = s.email
+            WHERE {_BIRTHDAY_CHANGED.format(new="s", old="u")}
+            ON CONFLICT (upload_key, line, "column", reason) DO NOTHING
+        """),
+        {"key": key},
+    ).rowcount
+
+
+def load_upload(
+    engine: Engine, *, key: str, file_name: str, sha256: str, program: Program,
+    validated: ValidatedUpload, now: datetime,
+) -> IngestResult:
+    """Write one upload. A rerun of the same file changes nothing; a new version of the file
+    replaces the previous version's issue rows."""
+    with engine.begin() as conn:
+        ts = db_time(conn, now)
+        previous = conn.execute(text("SELECT sha256 FROM uploads WHERE key = :key"), {"key": key}).scalar()
+        if previous is not None and previous != sha256:
+            conn.execute(text("DELETE FROM upload_issues WHERE upload_key = :key"), {"key": key})
+        conn.execute(
+            text("""
+                INSERT INTO uploads (key, program_id, file_name, sha256, processed_at)
+                VALUES (:key, :program_id, :file_name, :sha256, :now)
+                ON CONFLICT (key) DO UPDATE SET sha256 = EXCLUDED.sha256, processed_at = EXCLUDED.processed_at
+            """),
+            {"key": key, "program_id": program.id, "file_name": file_name, "sha256": sha256, "now": ts},
+        )
+        _stage(conn, validated)
+        conn.execute(
+            text("""
+                INSERT INTO upload_issues (upload_key, line, "column", value, severity, reason)
+                SELECT :key, line, "column", value, severity, reason FROM stage_issues WHERE true
+                ON CONFLICT (upload_key, line, "column", reason) DO NOTHING
+            """),
+            {"key": key},
+        )
+        birthdays_changed = _record_birthday_changes(conn, key)
+        existing = conn.execute(
+            text("SELECT count(*) FROM stage_users s JOIN users u ON u.email = s.email")
+        ).scalar_one()
+        merged = conn.execute(text(_MERGE_USERS), {"now": ts}).rowcount
+        passes_created = conn.execute(text(_ENSURE_PASSES), {"program_id": program.id, "now": ts}).rowcount
+        created = validated.users.height - existing
+        warnings = conn.execute(
+            text("SELECT count(*) FROM upload_issues WHERE upload_key = :key AND severity = 'warning'"),
+            {"key": key},
+        ).scalar_one()
+        result = IngestResult(
+            upload_key=key,
+            rows_read=validated.rows_read,
+            rows_accepted=validated.rows_accepted,
+            rows_rejected=validated.rows_rejected,
+            warnings=warnings,
+            users_created=created,
+            users_updated=merged - created,
+            passes_created=passes_created,
+            birthdays_changed=birthdays_changed,
+        )
+        conn.execute(
+            text("""
+                UPDATE uploads SET rows_read = :rows_read, rows_accepted = :rows_accepted,
+                    rows_rejected = :rows_rejected, warnings = :warnings, users_created = :users_created,
+                    users_updated = :users_updated, passes_created = :passes_created
+                WHERE key = :upload_key
+            """),
+            {k: v for k, v in result.as_dict().items() if k != "birthdays_changed"},
+        )
+        if not is_postgres(conn):
+            conn.exec_driver_sql("DROP TABLE temp.stage_users")
+            conn.exec_driver_sql("DROP TABLE temp.stage_issues")
+    return result

@@ -1,0 +1,124 @@
+"""Programs (tenants) and the rules they configure in the `programs` table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from loyalty_pipeline.names import check_slug
+
+_COLUMNS = (
+    "id, slug, name, birthday_bot_enabled, birthday_reward_points, birthday_message, "
+    "default_phone_region, date_order, timezone, birthday_min_notice_days, "
+    "birthday_max_delay_days, birthday_send_hour"
+)
+
+
+class ProgramNotFound(LookupError):
+    pass
+
+
+class InvalidProgramConfig(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Program:
+    id: str
+    slug: str
+    name: str
+    birthday_bot_enabled: bool
+    birthday_reward_points: int
+    birthday_message: str
+    default_phone_region: str
+    date_order: str
+    timezone: str | None
+    birthday_min_notice_days: int
+    birthday_max_delay_days: int
+    birthday_send_hour: int
+
+    def zone(self, default_timezone: str) -> ZoneInfo:
+        return ZoneInfo(self.timezone or default_timezone)
+
+    def as_metadata(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "id"}
+
+
+def _program(row) -> Program:
+    values = dict(row._mapping)
+    values["id"] = str(values["id"])
+    values["birthday_bot_enabled"] = bool(values["birthday_bot_enabled"])
+    return Program(**values)
+
+
+def get_program(conn: Connection, slug: str) -> Program:
+    row = conn.execute(
+        text(f"SELECT {_COLUMNS} FROM programs WHERE slug = :slug"), {"slug": slug}
+    ).first()
+    if row is None:
+        raise ProgramNotFound(f"program {slug!r} does not exist in the programs table")
+    return _program(row)
+
+
+def list_programs(conn: Connection) -> list[Program]:
+    return [_program(row) for row in conn.execute(text(f"SELECT {_COLUMNS} FROM programs ORDER BY slug"))]
+
+
+def config_problems(program: Program, default_timezone: str) -> list[str]:
+    """What makes a program's birthday configuration unusable (the table is edited by hand and by
+    the front end, so the database constraints are not the only line of defence)."""
+    problems = []
+    if program.birthday_reward_points is None or program.birthday_reward_points < 0:
+        problems.append(f"birthday_reward_points must be >= 0, got {program.birthday_reward_points}")
+    if not (program.birthday_message or "").strip():
+        problems.append("birthday_message is empty")
+    try:
+        program.zone(default_timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append(f"timezone {program.timezone!r} is not an IANA time zone name")
+    if program.birthday_min_notice_days < 0 or program.birthday_max_delay_days < 0:
+        problems.append("birthday_min_notice_days and birthday_max_delay_days must be >= 0")
+    return problems
+
+
+def check_config(program: Program, default_timezone: str) -> None:
+    problems = config_problems(program, default_timezone)
+    if problems:
+        raise InvalidProgramConfig(f"program {program.slug!r} has invalid config: " + "; ".join(problems))
+
+
+_SETTABLE = {
+    "name", "birthday_bot_enabled", "birthday_reward_points", "birthday_message",
+    "default_phone_region", "date_order", "timezone", "birthday_min_notice_days",
+    "birthday_max_delay_days", "birthday_send_hour",
+}
+
+
+def save_program(conn: Connection, slug: str, name: str, **settings) -> Program:
+    """Create the program or update the given settings (used by the demo, tests and operators)."""
+    check_slug(slug)
+    unknown = set(settings) - _SETTABLE
+    if unknown:
+        raise ValueError(f"unknown program settings: {sorted(unknown)}")
+    values = {"slug": slug, "name": name, **settings}
+    columns = sorted(values)
+    # Column names come from the _SETTABLE whitelist above, values are bound parameters.
+    insert = text(
+        f"INSERT INTO programs ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)}) "
+        f"ON CONFLICT (slug) DO UPDATE SET {', '.join(f'{c} = EXCLUDED.{c}' for c in columns if c != 'slug')}"
+    )
+    conn.execute(insert, values)
+    return get_program(conn, slug)
+
+
+def program_slugs(conn: Connection) -> list[str]:
+    return [row[0] for row in conn.execute(text("SELECT slug FROM programs ORDER BY slug"))]
+
+
+__all__ = [
+    "Program", "ProgramNotFound", "InvalidProgramConfig", "get_program", "list_programs",
+    "config_problems", "check_config", "save_program", "program_slugs",
+]

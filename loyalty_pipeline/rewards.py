@@ -1,0 +1,234 @@
+"""The birthday bot's reward rule, as a few set-based statements per (program, date range).
+
+For each due date D of a program P, a pass is rewarded when P has the bot enabled, the pass is in
+P and active, its user's birthday falls on D (29 February falls on 28 February in other years),
+the pass existed by the end of D in P's time zone, the birthday was known N days before D
+(birthday_min_notice_days), and the pass has no reward in D's year nor one less than 365 days
+from D. Dates later than birthday_max_delay_days ago, or not yet reached, are skipped."""
+
+from __future__ import annotations
+
+import calendar
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import polars as pl
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine
+
+from loyalty_pipeline import templates
+from loyalty_pipeline.db import bulk_insert, create_temp_table, db_time, is_postgres
+from loyalty_pipeline.programs import Program, check_config, get_program
+
+REWARD_WINDOW_DAYS = 365
+LOCK_NAMESPACE = 7_311_202_602
+_NO_NOTICE_NEEDED = datetime(9999, 1, 1, tzinfo=timezone.utc)
+SAMPLE_SIZE = 5
+
+_REWARD_DAYS = [
+    ("reward_date", "date"),
+    ("year", "integer"),
+    ("birth_month", "smallint"),
+    ("birth_day", "smallint"),
+    ("created_cutoff", "timestamptz"),
+    ("notice_cutoff", "timestamptz"),
+    ("window_start", "date"),
+    ("window_end", "date"),
+]
+
+_CANDIDATES = """
+    FROM reward_days d
+    JOIN users u ON u.birth_month = d.birth_month AND u.birth_day = d.birth_day
+    JOIN passes_master p ON p.user_id = u.id AND p.program_id = :program_id
+    WHERE p.status = 'active'
+      AND p.created_at < d.created_cutoff
+      AND COALESCE(u.birth_date_set_at, u.created_at) < d.notice_cutoff
+"""
+_ALREADY_REWARDED = """
+    EXISTS (SELECT 1 FROM birthday_logs b
+            WHERE b.pass_id = p.id
+              AND (b.year = d.year OR b.reward_date BETWEEN d.window_start AND d.window_end))
+"""
+
+
+@dataclass
+class RewardResult:
+    program_slug: str
+    enabled: bool
+    dates: list[date]
+    skipped: dict[str, str] = field(default_factory=dict)  # ISO date -> why
+    eligible: int = 0
+    already_rewarded: int = 0
+    rewarded_now: int = 0
+    points_awarded: int = 0
+    per_date: dict[str, int] = field(default_factory=dict)  # ISO date -> rewarded now
+    sample_messages: list[str] = field(default_factory=list)
+    batch_id: str = ""
+    program: dict = field(default_factory=dict)
+
+
+def birthdays_on(day: date) -> list[tuple[int, int]]:
+    """The (month, day) birthdays celebrated on `day`."""
+    if day.month == 2 and day.day == 28 and not calendar.isleap(day.year):
+        return [(2, 28), (2, 29)]
+    return [(day.month, day.day)]
+
+
+def local_midnight(day: date, zone: ZoneInfo) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=zone).astimezone(timezone.utc)
+
+
+def due_dates(program: Program, dates: list[date], now: datetime, default_timezone: str) -> tuple[list[date], dict[str, str]]:
+    today = now.astimezone(program.zone(default_timezone)).date()
+    due, skipped = [], {}
+    for day in sorted(set(dates)):
+        late = (today - day).days
+        if late < 0:
+            skipped[day.isoformat()] = f"not due yet: {program.slug}'s local date is {today.isoformat()}"
+        elif late > program.birthday_max_delay_days:
+            skipped[day.isoformat()] = (
+                f"too late: {late} days after the birthday, more than birthday_max_delay_days="
+                f"{program.birthday_max_delay_days}"
+            )
+        else:
+            due.append(day)
+    return due, skipped
+
+
+def _reward_days(conn: Connection, program: Program, days: list[date], default_timezone: str) -> pl.DataFrame:
+    zone = program.zone(default_timezone)
+    as_text = (lambda m: m.isoformat(sep=" ")) if is_postgres(conn) else (lambda m: db_time(conn, m))
+    rows = []
+    for day in days:
+        notice = (
+            local_midnight(day - timedelta(days=program.birthday_min_notice_days - 1), zone)
+            if program.birthday_min_notice_days > 0 else _NO_NOTICE_NEEDED
+        )
+        for month, mday in birthdays_on(day):
+            rows.append({
+                "reward_date": day,
+                "year": day.year,
+                "birth_month": month,
+                "birth_day": mday,
+                "created_cutoff": as_text(local_midnight(day + timedelta(days=1), zone)),
+                "notice_cutoff": as_text(notice),
+                "window_start": day - timedelta(days=REWARD_WINDOW_DAYS - 1),
+                "window_end": day + timedelta(days=REWARD_WINDOW_DAYS - 1),
+            })
+    frame = pl.DataFrame(rows, schema={
+        "reward_date": pl.Date, "year": pl.Int32, "birth_month": pl.Int16, "birth_day": pl.Int16,
+        "created_cutoff": pl.Utf8, "notice_cutoff": pl.Utf8, "window_start": pl.Date, "window_end": pl.Date,
+    })
+    if not is_postgres(conn):
+        # sqlite3 stores what it is given: keep dates in the ISO text form the tables use.
+        frame = frame.with_columns(pl.col(pl.Date).dt.to_string("%Y-%m-%d"))
+    return frame
+
+
+def _lock_program(conn: Connection, program_slug: str) -> None:
+    """Serialise one program's reward transactions: the 365-day rule reads rows that a concurrent
+    partition of the same program may be writing. SQLite's BEGIN IMMEDIATE already serialises."""
+    if is_postgres(conn):
+        conn.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, :namespace))"),
+            {"key": f"birthday:{program_slug}", "namespace": LOCK_NAMESPACE},
+        )
+
+
+def _insert_logs(conn: Connection, program: Program, batch_id: str, now_param) -> int:
+    return conn.execute(
+        text(f"""
+            INSERT INTO birthday_logs (pass_id, program_id, year, reward_date, points, batch_id, created_at)
+            SELECT p.id, p.program_id, d.year, d.reward_date, :points, :batch_id, :now
+            {_CANDIDATES}
+              AND NOT {_ALREADY_REWARDED}
+            ON CONFLICT (pass_id, year) DO NOTHING
+        """),
+        {"program_id": program.id, "points": program.birthday_reward_points, "batch_id": batch_id, "now": now_param},
+    ).rowcount
+
+
+def _credit_balances(conn: Connection, batch_id: str) -> None:
+    conn.execute(
+        text("""
+            UPDATE passes_master SET points_balance = passes_master.points_balance + b.points
+            FROM (SELECT pass_id, sum(points) AS points FROM birthday_logs
+                  WHERE batch_id = :batch_id GROUP BY pass_id) b
+            WHERE b.pass_id = passes_master.id
+        """),
+        {"batch_id": batch_id},
+    )
+
+
+def _queue_notifications(conn: Connection, program: Program, batch_id: str, now_param) -> None:
+    message_sql, params = templates.sql_expression(
+        program.birthday_message,
+        {
+            "first_name": f"COALESCE(u.first_name, '{templates.MISSING_FIRST_NAME}')",
+            "program_name": "CAST(:program_name AS text)",
+            "points": "CAST(b.points AS text)",
+        },
+    )
+    conn.execute(
+        text(f"""
+            INSERT INTO notifications (pass_id, program_id, user_id, birthday_log_id, kind, message,
+                                       status, attempts, created_at)
+            SELECT b.pass_id, b.program_id, p.user_id, b.id, 'birthday', {message_sql}, 'pending', 0, :now
+            FROM birthday_logs b
+            JOIN passes_master p ON p.id = b.pass_id
+            JOIN users u ON u.id = p.user_id
+            WHERE b.batch_id = :batch_id
+        """),
+        {**params, "program_name": program.name, "batch_id": batch_id, "now": now_param},
+    )
+
+
+def award_birthdays(
+    engine: Engine, *, program_slug: str, dates: list[date], now: datetime,
+    default_timezone: str = "UTC", batch_id: str | None = None,
+) -> RewardResult:
+    """Award one program's birthdays for `dates` in one transaction; safe to rerun at any time."""
+    batch_id = batch_id or str(uuid.uuid4())
+    with engine.begin() as conn:
+        _lock_program(conn, program_slug)
+        program = get_program(conn, program_slug)
+        check_config(program, default_timezone)
+        result = RewardResult(program_slug=program_slug, enabled=program.birthday_bot_enabled,
+                              dates=sorted(set(dates)), batch_id=batch_id, program=program.as_metadata())
+        if not program.birthday_bot_enabled:
+            result.skipped = {d.isoformat(): "birthday bot disabled for this program" for d in result.dates}
+            return result
+        due, result.skipped = due_dates(program, dates, now, default_timezone)
+        if not due:
+            return result
+        create_temp_table(conn, "reward_days", _REWARD_DAYS)
+        bulk_insert(conn, "reward_days", _reward_days(conn, program, due, default_timezone))
+        counts = conn.execute(
+            text(f"SELECT count(*), COALESCE(sum(CASE WHEN {_ALREADY_REWARDED} THEN 1 ELSE 0 END), 0) {_CANDIDATES}"),
+            {"program_id": program.id},
+        ).one()
+        result.eligible, result.already_rewarded = int(counts[0]), int(counts[1])
+        now_param = db_time(conn, now)
+        result.rewarded_now = _insert_logs(conn, program, batch_id, now_param)
+        if result.rewarded_now:
+            _credit_balances(conn, batch_id)
+            _queue_notifications(conn, program, batch_id, now_param)
+        result.points_awarded = result.rewarded_now * program.birthday_reward_points
+        result.per_date = {
+            str(day): count for day, count in conn.execute(
+                text("SELECT reward_date, count(*) FROM birthday_logs WHERE batch_id = :b GROUP BY reward_date ORDER BY reward_date"),
+                {"b": batch_id},
+            )
+        }
+        result.sample_messages = [
+            row[0] for row in conn.execute(
+                text("SELECT n.message FROM notifications n JOIN birthday_logs b ON b.id = n.birthday_log_id "
+                     "WHERE b.batch_id = :b ORDER BY n.message LIMIT :n"),
+                {"b": batch_id, "n": SAMPLE_SIZE},
+            )
+        ]
+        if not is_postgres(conn):
+            conn.exec_driver_sql("DROP TABLE temp.reward_days")
+    return result

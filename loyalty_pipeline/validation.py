@@ -1,0 +1,211 @@
+"""Row validation: one pandera pass over the polars frame decides rejects, vectorised parsers
+decide warnings, and a second schema is the contract of the validated_users table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+import pandera.polars as pa
+import polars as pl
+
+from loyalty_pipeline.csv_reader import FIELDS, ISSUE_SCHEMA, RawCsv
+from loyalty_pipeline.dates import parse_birth_date_column
+from loyalty_pipeline.phones import normalize_phone_column
+
+MAX_EMAIL_LENGTH = 254
+MAX_CELL_LENGTH = 1000
+ISSUE_VALUE_LENGTH = 200
+# Deliberately permissive about characters (international addresses exist) and strict about
+# shape: one @, no spaces, a dotted domain ending in a 2+ letter top-level label.
+EMAIL_PATTERN = r"^[^\s@\"(),:;<>\[\]\\]+@[^\s@\"(),:;<>\[\]\\.]+(\.[^\s@\"(),:;<>\[\]\\.]+)*\.[^\W\d_]{2,}$"
+
+USER_COLUMNS = ("line", "email", "first_name", "last_name", "birth_date", "birth_month", "birth_day", "phone_number")
+
+
+def _not_null(data: pa.PolarsData) -> pl.LazyFrame:
+    return data.lazyframe.select(pl.col(data.key).is_not_null())
+
+
+def _no_double_dots(data: pa.PolarsData) -> pl.LazyFrame:
+    local = pl.col(data.key).str.split("@").list.first()
+    return data.lazyframe.select(
+        ~(pl.col(data.key).str.contains("..", literal=True) | local.str.starts_with(".") | local.str.ends_with("."))
+        .fill_null(True)
+    )
+
+
+_cell_length = pa.Check.str_length(max_value=MAX_CELL_LENGTH, error=f"cell longer than {MAX_CELL_LENGTH} characters")
+
+ROW_SCHEMA = pa.DataFrameSchema(
+    {
+        "email": pa.Column(
+            str,
+            nullable=True,
+            checks=[
+                pa.Check(_not_null, error="email is missing"),
+                pa.Check.str_length(max_value=MAX_EMAIL_LENGTH, error=f"email longer than {MAX_EMAIL_LENGTH} characters"),
+                pa.Check.str_matches(EMAIL_PATTERN, error="email is not a valid address"),
+                pa.Check(_no_double_dots, error="email is not a valid address"),
+            ],
+        ),
+        **{name: pa.Column(str, nullable=True, checks=[_cell_length]) for name in FIELDS if name != "email"},
+    },
+    name="upload_rows",
+)
+
+VALIDATED_USERS_SCHEMA = pa.DataFrameSchema(
+    {
+        "line": pa.Column(pl.Int64, pa.Check.ge(2)),
+        "email": pa.Column(
+            str,
+            checks=[
+                pa.Check.str_length(max_value=MAX_EMAIL_LENGTH),
+                pa.Check(lambda d: d.lazyframe.select(pl.col(d.key) == pl.col(d.key).str.strip_chars().str.to_lowercase()),
+                         error="email must be trimmed and lower-case"),
+            ],
+            unique=True,
+        ),
+        "first_name": pa.Column(str, nullable=True),
+        "last_name": pa.Column(str, nullable=True),
+        "birth_date": pa.Column(pl.Date, nullable=True),
+        "birth_month": pa.Column(pl.Int16, pa.Check.in_range(1, 12), nullable=True),
+        "birth_day": pa.Column(pl.Int16, pa.Check.in_range(1, 31), nullable=True),
+        "phone_number": pa.Column(str, pa.Check.str_matches(r"^\+[1-9]\d{5,14}$"), nullable=True),
+    },
+    strict=True,
+    name="validated_users",
+)
+
+
+@dataclass
+class ValidatedUpload:
+    users: pl.DataFrame  # VALIDATED_USERS_SCHEMA, one row per email
+    issues: pl.DataFrame  # ISSUE_SCHEMA: rejects (error) and warnings
+    rows_read: int
+    rows_rejected: int
+    sha256: str
+    encoding: str = "utf-8"
+    unknown_columns: list[str] = field(default_factory=list)
+
+    @property
+    def rows_accepted(self) -> int:
+        return self.rows_read - self.rows_rejected
+
+    @property
+    def warnings(self) -> int:
+        return self.issues.filter(pl.col("severity") == "warning").height
+
+
+def _normalised(rows: pl.DataFrame) -> pl.DataFrame:
+    def clean(name: str) -> pl.Expr:
+        value = pl.col(name).str.strip_chars()
+        return pl.when(value == "").then(None).otherwise(value).alias(name)
+
+    return rows.with_columns(
+        clean("email").str.to_lowercase(),
+        clean("first_name"),
+        clean("last_name"),
+        clean("birth_date"),
+        clean("phone_number"),
+    )
+
+
+def _rejects(rows: pl.DataFrame) -> pl.DataFrame:
+    try:
+        ROW_SCHEMA.validate(rows.drop("line"), lazy=True)
+    except pa.errors.SchemaErrors as errors:
+        cases = errors.failure_cases.filter(pl.col("index").is_not_null())
+        lines = rows.select(pl.col("line"), pl.int_range(pl.len(), dtype=pl.Int32).alias("index"))
+        return (
+            cases.join(lines, on="index")
+            .select(
+                "line",
+                "column",
+                pl.col("failure_case").str.slice(0, ISSUE_VALUE_LENGTH).alias("value"),
+                pl.lit("error").alias("severity"),
+                pl.col("check").alias("reason"),
+            )
+            .unique(subset=["line", "column", "reason"], keep="first")
+        )
+    return pl.DataFrame(schema=ISSUE_SCHEMA)
+
+
+def _warning(frame: pl.DataFrame, column: str, reason_column: str) -> pl.DataFrame:
+    return frame.filter(pl.col(reason_column).is_not_null()).select(
+        "line",
+        pl.lit(column).alias("column"),
+        pl.col(f"raw_{column}").str.slice(0, ISSUE_VALUE_LENGTH).alias("value"),
+        pl.lit("warning").alias("severity"),
+        pl.col(reason_column).alias("reason"),
+    )
+
+
+def validate_upload(raw: RawCsv, *, date_order: str, phone_region: str, today: date) -> ValidatedUpload:
+    rows = _normalised(raw.rows)
+    rejects = _rejects(rows)
+    accepted = rows.join(rejects.select("line").unique(), on="line", how="anti")
+
+    births = parse_birth_date_column(accepted["birth_date"], date_order, today)
+    phones = normalize_phone_column(accepted["phone_number"], phone_region)
+    parsed = pl.concat(
+        [
+            accepted.select("line", "email", "first_name", "last_name",
+                            pl.col("birth_date").alias("raw_birth_date"),
+                            pl.col("phone_number").alias("raw_phone_number")),
+            births,
+            phones,
+        ],
+        how="horizontal",
+    )
+    first_lines = parsed.group_by("email").agg(pl.col("line").min().alias("first_line"))
+    duplicates = (
+        parsed.join(first_lines, on="email")
+        .filter(pl.col("line") != pl.col("first_line"))
+        .select(
+            "line",
+            pl.lit("email").alias("column"),
+            pl.col("email").alias("value"),
+            pl.lit("warning").alias("severity"),
+            pl.format("duplicate email (first on line {}): later non-empty values win", "first_line").alias("reason"),
+        )
+    )
+    issues = pl.concat(
+        [
+            raw.issues,
+            rejects,
+            _warning(parsed, "birth_date", "birth_date_warning"),
+            _warning(parsed, "phone_number", "phone_warning"),
+            duplicates,
+        ],
+        how="vertical_relaxed",
+    ).sort("line", "column")
+
+    # A birthday is one fact: take date, month and day together from the last row that had one.
+    birthday = pl.when(pl.col("birth_month").is_not_null()).then(
+        pl.struct("birth_date", "birth_month", "birth_day")
+    )
+    users = (
+        parsed.sort("line")
+        .group_by("email", maintain_order=True)
+        .agg(
+            pl.col("line").last(),
+            pl.col("first_name").drop_nulls().last(),
+            pl.col("last_name").drop_nulls().last(),
+            birthday.drop_nulls().last().alias("birthday"),
+            pl.col("phone_number").drop_nulls().last(),
+        )
+        .unnest("birthday")
+        .with_columns(pl.col("birth_month").cast(pl.Int16), pl.col("birth_day").cast(pl.Int16))
+        .select(USER_COLUMNS)
+    )
+    users = VALIDATED_USERS_SCHEMA.validate(users)
+    return ValidatedUpload(
+        users=users,
+        issues=issues.select(list(ISSUE_SCHEMA)).cast(ISSUE_SCHEMA),
+        rows_read=raw.rows_read,
+        rows_rejected=raw.issues.height + rejects.select("line").n_unique(),
+        sha256=raw.sha256,
+        encoding=raw.encoding,
+        unknown_columns=raw.unknown_columns,
+    )

@@ -1,0 +1,1 @@
+"""Sensors and schedules: when the assets run."""

@@ -1,0 +1,107 @@
+"""Sensors: new upload files become partitions and runs; new programs become partitions."""
+
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+from dagster import (
+    DefaultSensorStatus,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    define_asset_job,
+    sensor,
+)
+
+from assets.partitions import programs_partitions, uploads_partitions
+from assets.resources import LoyaltyDatabase, LoyaltySettings
+from loyalty_pipeline.names import InvalidName, upload_key
+from loyalty_pipeline.programs import program_slugs
+
+# A file still being written changes size or mtime; one left alone this long is complete.
+SETTLE_SECONDS = 5
+
+ingest_upload_job = define_asset_job(
+    "ingest_upload_job",
+    selection=["raw_upload", "validated_users", "users", "passes"],
+    partitions_def=uploads_partitions,
+    description="Read, validate and load one uploaded CSV.",
+)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def scan_uploads(uploads_dir: Path, cursor: dict, now: float) -> tuple[list[tuple[str, str]], list[str], dict]:
+    """Complete upload files that are new or changed since `cursor`: ([(key, sha256)], problems, new cursor).
+    The cursor remembers size, mtime and sha256 per key so unchanged files are not hashed again."""
+    found, problems, seen = [], [], {}
+    if not uploads_dir.is_dir():
+        return found, problems, cursor
+    for program_dir in sorted(p for p in uploads_dir.iterdir() if p.is_dir()):
+        for path in sorted(program_dir.glob("*.csv")):
+            try:
+                key = upload_key(program_dir.name, path.name)
+            except InvalidName as exc:
+                problems.append(str(exc))
+                continue
+            stat = path.stat()
+            if now - stat.st_mtime < SETTLE_SECONDS:
+                if key in cursor:
+                    seen[key] = cursor[key]
+                continue  # still being written; look again next tick
+            previous = cursor.get(key)
+            if previous and previous[0] == stat.st_size and previous[1] == stat.st_mtime_ns:
+                seen[key] = previous
+                continue
+            sha = _sha256(path)
+            seen[key] = [stat.st_size, stat.st_mtime_ns, sha]
+            if not previous or previous[2] != sha:
+                found.append((key, sha))
+    return found, problems, seen
+
+
+@sensor(
+    job=ingest_upload_job,
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.STOPPED,
+    description="Watches LOYALTY_UPLOADS_DIR/<program_slug>/*.csv; each new or changed complete file "
+    "becomes an `uploads` partition and an ingestion run.",
+)
+def upload_sensor(context: SensorEvaluationContext, settings: LoyaltySettings):
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    found, problems, new_cursor = scan_uploads(settings.uploads_path, cursor, time.time())
+    for problem in problems:
+        context.log.warning(f"ignored upload: {problem}")
+    context.update_cursor(json.dumps(new_cursor))
+    if not found:
+        return SkipReason(f"no new or changed uploads ({len(problems)} ignored)")
+    existing = set(context.instance.get_dynamic_partitions("uploads"))
+    return SensorResult(
+        run_requests=[RunRequest(partition_key=key, run_key=f"{key}@{sha}") for key, sha in found],
+        dynamic_partitions_requests=[
+            uploads_partitions.build_add_request(sorted({k for k, _ in found} - existing))
+        ],
+    )
+
+
+@sensor(
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Adds a `programs` partition for every slug in the programs table.",
+)
+def program_partitions_sensor(context: SensorEvaluationContext, database: LoyaltyDatabase):
+    with database.engine().connect() as conn:
+        slugs = program_slugs(conn)
+    missing = sorted(set(slugs) - set(context.instance.get_dynamic_partitions("programs")))
+    if not missing:
+        return SkipReason("programs partitions up to date")
+    return SensorResult(dynamic_partitions_requests=[programs_partitions.build_add_request(missing)])

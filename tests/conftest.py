@@ -1,0 +1,100 @@
+"""Shared fixtures: every database test runs on the embedded SQLite file and on PostgreSQL.
+
+PostgreSQL tests use a throwaway database created on LOYALTY_TEST_POSTGRES_URL's server for the
+session. Without a reachable server they are skipped with the reason - except under CI=true,
+where a missing database is a failure, not a skip."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from loyalty_pipeline.db import make_engine, migrate
+from loyalty_pipeline.programs import save_program
+
+POSTGRES_URL = os.environ.get("LOYALTY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+APP_TABLES = ("notifications", "birthday_logs", "upload_issues", "uploads", "passes_master", "users", "programs")
+
+
+def _admin_engine():
+    return create_engine(make_url(POSTGRES_URL).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url():
+    """URL of a fresh database on the test server, dropped at the end of the session."""
+    admin = _admin_engine()
+    try:
+        with admin.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # any connection problem means "no server"
+        reason = f"PostgreSQL not reachable at {POSTGRES_URL}: {type(exc).__name__}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason} (CI=true: Postgres tests must run)", pytrace=False)
+        pytest.skip(reason)
+    name = f"loyalty_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name})
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def _postgres_schema(postgres_server_url):
+    engine = make_engine(postgres_server_url)
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request, tmp_path) -> str:
+    """An empty, migrated application database of each kind."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'loyalty.db'}"
+        engine = make_engine(url)
+        migrate(engine)
+        engine.dispose()
+        return url
+    engine = request.getfixturevalue("_postgres_schema")
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {', '.join(APP_TABLES)} CASCADE"))
+    return engine.url.render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def engine(db_url):
+    engine = make_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def now() -> datetime:
+    return datetime(2026, 11, 26, 10, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def program(engine):
+    with engine.begin() as conn:
+        return save_program(conn, "joes-pizza", "Joe's Pizza", birthday_bot_enabled=True,
+                            birthday_reward_points=50, date_order="MDY", default_phone_region="US")
+
+
+def write_csv(path: Path, text_or_bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text_or_bytes, bytes):
+        path.write_bytes(text_or_bytes)
+    else:
+        path.write_text(text_or_bytes, encoding="utf-8", newline="")
+    return path
