@@ -28,6 +28,7 @@ from loyalty_pipeline.csv_reader import CsvFileError, RawCsv, read_csv
 from loyalty_pipeline.ingest import load_upload
 from loyalty_pipeline.names import InvalidName, split_upload_key, upload_path
 from loyalty_pipeline.programs import ProgramNotFound, get_program
+from loyalty_pipeline.reports import write_issue_report
 from loyalty_pipeline.validation import ValidatedUpload, validate_upload
 
 OWNERS = ["team:data-platform"]
@@ -128,6 +129,7 @@ def validated_users(context: AssetExecutionContext, raw_upload: RawUpload, datab
         raw_upload.csv, date_order=program.date_order, phone_region=program.default_phone_region, today=today
     )
     reject_rate = validated.rows_rejected / validated.rows_read if validated.rows_read else 0.0
+    report = write_issue_report(validated.issues, settings.reports_path / f"{raw_upload.key}.issues.csv")
     rejects = validated.issues.filter(pl.col("severity") == "error")
     yield Output(
         validated,
@@ -139,6 +141,7 @@ def validated_users(context: AssetExecutionContext, raw_upload: RawUpload, datab
             "unique_users": validated.users.height,
             "reject_rate": MetadataValue.float(round(reject_rate, 4)),
             "unknown_columns": ", ".join(validated.unknown_columns) or "none",
+            "issues_report": MetadataValue.path(str(report)),
             "first_rejects": MetadataValue.md(_markdown(rejects.select("line", "column", "value", "reason"))),
             "first_warnings": MetadataValue.md(
                 _markdown(validated.issues.filter(pl.col("severity") == "warning").select("line", "column", "value", "reason"))

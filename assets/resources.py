@@ -31,12 +31,17 @@ class LoyaltyDatabase(ConfigurableResource):
 
 class LoyaltySettings(ConfigurableResource):
     uploads_dir: str = Field(description="Root of <program_slug>/<file>.csv uploads (LOYALTY_UPLOADS_DIR)")
+    reports_dir: str = Field(default=".loyalty/reports", description="Issue reports per upload (LOYALTY_REPORTS_DIR)")
     timezone: str = Field(default="UTC", description="Default time zone for programs without one (LOYALTY_TIMEZONE)")
     max_reject_rate: float = Field(default=0.2, description="Reject rate above which the WARN check fails")
 
     @property
     def uploads_path(self) -> Path:
         return Path(self.uploads_dir)
+
+    @property
+    def reports_path(self) -> Path:
+        return Path(self.reports_dir)
 
 
 class Clock(ConfigurableResource):

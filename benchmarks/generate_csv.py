@@ -2,7 +2,9 @@
 
     python benchmarks/generate_csv.py OUT.csv --rows 1000000 [--seed 42] [--bad-fraction 0.1]
 
-Generated files are meant for a program with date_order MDY and default region US.
+Generated files are meant for a program with date_order MDY and default region US. About
+bad_fraction of the rows are rejected by the pipeline (the summary gives the exact count), 1%
+repeat a recent row's address in another case, and the rest carry warnings at realistic rates.
 
 Randomness is an integer hash of (seed, stream, row index) evaluated by polars, not a stateful
 generator, so a row's content does not depend on chunk size, and plain integer arithmetic keeps
@@ -138,9 +140,8 @@ def _quoted(s: pl.Series) -> pl.Series:
     return pl.select(pl.when(needs).then(wrapped).otherwise(s)).to_series()
 
 
-def _pick(pool: list[str] | pl.Series, r: pl.Series) -> pl.Series:
-    pool = pool if isinstance(pool, pl.Series) else pl.Series(pool)
-    return pool.gather(r % len(pool))
+def _pick(pool: list[str], r: pl.Series) -> pl.Series:
+    return pl.Series(pool).gather(r % len(pool))
 
 
 def _chunk(start: int, stop: int, *, seed: int, bad_fraction: float, existing_fraction: float,
@@ -154,6 +155,7 @@ def _chunk(start: int, stop: int, *, seed: int, bad_fraction: float, existing_fr
     existing = _existing(n, existing_fraction)
     k = n % 10 + pl.select(pl.when(existing).then(0).otherwise(domain_offset)).to_series() * 10
     ns, ks = n.cast(pl.String), k.cast(pl.String)
+    # 90% canonical; the rest re-cased or padded, which the pipeline must normalise away.
     style = pl.select(pl.when(is_dup).then(2).otherwise(r(3) % 100 // 90 * (1 + r(4) % 3))).to_series()
     email = pl.select(
         pl.when(style == 0).then("user" + ns + "@example" + ks + ".com")
@@ -165,7 +167,8 @@ def _chunk(start: int, stop: int, *, seed: int, bad_fraction: float, existing_fr
 
     is_bad = r(5).cast(pl.Float64) / _M < bad_fraction
     kind = r(6) % 100
-    # Bad kinds: 0-54 malformed email, 55-89 missing email, 90-93 too long, 94-96 long cell, 97-99 extra field.
+    # Rejected rows by kind: 0-54 malformed email, 55-89 empty or blank email, 90-93 email over 254
+    # chars, 94-96 a cell over 1,000 chars, 97-99 an extra field. All other rows are accepted.
     bad_email = pl.select(
         pl.when(kind % 6 == 0).then("user" + ns + ".example" + ks + ".com")
         .when(kind % 6 == 1).then("user" + ns + "@@example" + ks + ".com")
@@ -186,7 +189,7 @@ def _chunk(start: int, stop: int, *, seed: int, bad_fraction: float, existing_fr
     last = _pick(LAST_NAMES, r(8))
     last = pl.select(pl.when(is_bad & (kind >= 94) & (kind < 97)).then(pl.lit(LONG_CELL)).otherwise(last)).to_series()
 
-    bucket = r(9) % 1000
+    bucket = r(9) % 1000  # 6% empty, 1.5% placeholders, 0.5% invalid (warnings, rows kept)
     valid_date = (r(10) % DATE_POOL) * n_formats + _FORMAT_BY_PERCENT.gather(r(11) % 100)
     base = DATE_POOL * n_formats
     date_idx = pl.select(
@@ -203,7 +206,7 @@ def _chunk(start: int, stop: int, *, seed: int, bad_fraction: float, existing_fr
     exchange = (200 + r(15) % 800).cast(pl.String)
     line = (r(16) % 10000).cast(pl.String).str.zfill(4)
     phone = _pick(pre, ps) + area + _pick(mid, ps) + exchange + _pick(post, ps) + line
-    pbucket = r(17) % 100
+    pbucket = r(17) % 100  # 10% empty, 3% invalid
     phone = pl.select(
         pl.when(pbucket < 10).then(pl.lit(""))
         .when(pbucket < 13).then(_pick(INVALID_PHONES, r(18)))

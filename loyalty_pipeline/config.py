@@ -18,6 +18,12 @@ class Settings:
     database_url: str
     uploads_dir: Path
     timezone: str
+    reports_dir: Path = DEFAULT_HOME / "reports"
+    max_reject_rate: float = 0.2
+    notification_sender: str = "log"
+    notification_log: Path = DEFAULT_HOME / "notifications.jsonl"
+    webhook_url: str | None = None
+    storage_dir: Path | None = None  # Dagster's intermediate files; None = DAGSTER_HOME/storage
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -25,6 +31,11 @@ class Settings:
             database_url=os.environ.get("LOYALTY_DATABASE_URL") or default_database_url(),
             uploads_dir=Path(os.environ.get("LOYALTY_UPLOADS_DIR") or DEFAULT_HOME / "uploads"),
             timezone=os.environ.get("LOYALTY_TIMEZONE") or "UTC",
+            reports_dir=Path(os.environ.get("LOYALTY_REPORTS_DIR") or DEFAULT_HOME / "reports"),
+            max_reject_rate=float(os.environ.get("LOYALTY_MAX_REJECT_RATE") or 0.2),
+            notification_sender=os.environ.get("LOYALTY_NOTIFICATION_SENDER") or "log",
+            notification_log=Path(os.environ.get("LOYALTY_NOTIFICATION_LOG") or DEFAULT_HOME / "notifications.jsonl"),
+            webhook_url=os.environ.get("LOYALTY_WEBHOOK_URL") or None,
         )
 
 

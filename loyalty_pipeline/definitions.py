@@ -10,33 +10,36 @@ from dagster import Definitions, EnvVar, FilesystemIOManager, in_process_executo
 from assets.birthdays import birthday_log, birthday_notifications
 from assets.ingestion import raw_upload, users_and_passes, validated_users
 from assets.resources import Clock, LoyaltyDatabase, LoyaltySettings, NotificationSender
-from loyalty_pipeline.config import DEFAULT_HOME, Settings, dagster_home
+from loyalty_pipeline.config import Settings, dagster_home
 from schedules.schedules import birthday_job, birthday_schedule
 from schedules.sensors import ingest_upload_job, program_partitions_sensor, upload_sensor
 
 
-def _env(name: str, default):
+def _env(name: str, default, from_env: bool):
     """EnvVar when the variable is set (the UI then shows where a value came from), else the default."""
-    return EnvVar(name) if os.environ.get(name) else default
+    return EnvVar(name) if from_env and os.environ.get(name) else default
 
 
-def build_resources(settings: Settings | None = None) -> dict:
+def build_resources(settings: Settings | None = None, *, frozen_now: str | None = None) -> dict:
+    """Resources from the environment, or from explicit `settings` (tests, benchmarks)."""
+    from_env = settings is None
     settings = settings or Settings.from_env()
     return {
-        "database": LoyaltyDatabase(url=_env("LOYALTY_DATABASE_URL", settings.database_url)),
+        "database": LoyaltyDatabase(url=_env("LOYALTY_DATABASE_URL", settings.database_url, from_env)),
         "settings": LoyaltySettings(
-            uploads_dir=_env("LOYALTY_UPLOADS_DIR", str(settings.uploads_dir)),
-            timezone=_env("LOYALTY_TIMEZONE", settings.timezone),
-            max_reject_rate=float(os.environ.get("LOYALTY_MAX_REJECT_RATE", "0.2")),
+            uploads_dir=_env("LOYALTY_UPLOADS_DIR", str(settings.uploads_dir), from_env),
+            reports_dir=_env("LOYALTY_REPORTS_DIR", str(settings.reports_dir), from_env),
+            timezone=_env("LOYALTY_TIMEZONE", settings.timezone, from_env),
+            max_reject_rate=settings.max_reject_rate,
         ),
-        "clock": Clock(frozen_now=os.environ.get("LOYALTY_FROZEN_NOW") or None),
+        "clock": Clock(frozen_now=frozen_now or (os.environ.get("LOYALTY_FROZEN_NOW") if from_env else None)),
         "notification_sender": NotificationSender(
-            kind=os.environ.get("LOYALTY_NOTIFICATION_SENDER", "log"),
-            log_path=os.environ.get("LOYALTY_NOTIFICATION_LOG", str(DEFAULT_HOME / "notifications.jsonl")),
-            webhook_url=os.environ.get("LOYALTY_WEBHOOK_URL") or None,
+            kind=settings.notification_sender,
+            log_path=str(settings.notification_log),
+            webhook_url=settings.webhook_url,
         ),
         # Intermediate frames (raw and validated uploads) live beside the Dagster instance.
-        "io_manager": FilesystemIOManager(base_dir=str(dagster_home() / "storage")),
+        "io_manager": FilesystemIOManager(base_dir=str(settings.storage_dir or dagster_home() / "storage")),
     }
 
 

@@ -149,55 +149,63 @@ def _national_number(frame: pl.DataFrame, md) -> pl.DataFrame:
 
 def _split_country_code(keys: pl.DataFrame, home) -> pl.DataFrame:
     """Columns key, cc, md_region, number, reference as _maybe_extract_country_code leaves them."""
-    digits = pl.col("key").str.strip_prefix("+")
+    frame = keys.with_columns(digits=pl.col("key").str.strip_prefix("+"))
+    digits = pl.col("digits")
     idd = home.international_prefix
     if idd:
-        has_idd = digits.str.contains(f"^(?:{idd})")
         after_idd = digits.str.replace(f"^(?:{idd})", "")
+        # An IDD followed by 0 is not taken as one (country codes never start with 0).
+        idd_used = digits.str.contains(f"^(?:{idd})") & ((after_idd == "") | ~after_idd.str.starts_with("0"))
     else:
-        has_idd, after_idd = pl.lit(False), digits
-    # An IDD followed by 0 is not treated as one (country codes never start with 0).
-    idd_used = has_idd & ((after_idd == "") | ~after_idd.str.starts_with("0"))
-    intl = (
-        pl.when(pl.col("key").str.starts_with("+")).then(digits)
-        .when(idd_used).then(after_idd)
-        .otherwise(None)
+        after_idd, idd_used = digits, pl.lit(False)
+    frame = frame.with_columns(
+        intl=pl.when(pl.col("key").str.starts_with("+")).then(digits).when(idd_used).then(after_idd)
     )
-    cc = pl.lit(None, dtype=pl.Utf8)
-    for width in (3, 2, 1):  # checked last wins, so the shortest code has priority
-        head = intl.str.slice(0, width)
-        cc = pl.when((intl.str.len_bytes() >= width) & head.is_in(_COUNTRY_CODES)).then(head).otherwise(cc)
-    intl_rows = (
-        keys.with_columns(intl=intl, cc=cc)
-        .filter(pl.col("intl").is_not_null())
-        .with_columns(
-            md_region=pl.col("cc").replace_strict(_MAIN_REGION, default=None),
-            number=pl.col("intl").str.slice(pl.col("cc").str.len_bytes()),
-            # Too short after the IDD, or an unknown country code: parse() raises.
-            reference=(pl.col("intl").str.len_bytes() <= _MIN_NSN) | pl.col("cc").is_null(),
-        )
+    columns = ["key", "cc", "md_region", "number", "reference"]
+    return pl.concat(
+        [
+            _international(frame.filter(pl.col("intl").is_not_null())).select(columns),
+            _national(frame.filter(pl.col("intl").is_null()), home).select(columns),
+        ]
     )
 
+
+def _international(frame: pl.DataFrame) -> pl.DataFrame:
+    intl = pl.col("intl")
+    cc = pl.lit(None, dtype=pl.Utf8)
+    for width in (3, 2, 1):  # built inside-out, so the shortest code is tried first
+        head = intl.str.slice(0, width)
+        cc = pl.when((intl.str.len_bytes() >= width) & head.is_in(_COUNTRY_CODES)).then(head).otherwise(cc)
+    return frame.with_columns(cc=cc).with_columns(
+        md_region=pl.col("cc").replace_strict(_MAIN_REGION, default=None),
+        number=intl.str.slice(pl.col("cc").str.len_bytes()),
+        # Too short after the IDD, or an unknown country code: parse() raises
+        # or retries without the '+'.
+        reference=(intl.str.len_bytes() <= _MIN_NSN) | pl.col("cc").is_null(),
+    )
+
+
+def _national(frame: pl.DataFrame, home) -> pl.DataFrame:
     home_cc = str(home.country_code)
-    national = keys.with_columns(intl=intl).filter(pl.col("intl").is_null()).with_columns(number=digits)
-    number = pl.col("number")
+    frame = frame.with_columns(cc=pl.lit(home_cc), md_region=pl.lit(home.id), number=pl.col("digits"))
+    starts_with_cc = pl.col("digits").str.starts_with(home_cc)
+    plain = frame.filter(~starts_with_cc).with_columns(reference=pl.lit(False))
+
+    number = pl.col("digits")
     without_cc, needs_reference = _strip_national_prefix(number.str.slice(len(home_cc)), home)
     _, too_long = _length_verdict(number, home)
     # The home country code written without '+' is dropped only when that
     # turns a malformed or over-long number into a well-formed one.
-    take_cc = number.str.starts_with(home_cc) & (
-        (~_matches_general(number, home) & _matches_general(without_cc, home)) | too_long
-    )
-    home_is_main = _MAIN_REGION[home_cc] == home.id
-    national = national.with_columns(
-        cc=pl.lit(home_cc),
-        md_region=pl.lit(home.id),
+    take_cc = (~_matches_general(number, home) & _matches_general(without_cc, home)) | too_long
+    # A country code shared with other regions switches to the main region's
+    # metadata (e.g. CA -> US); leave that to the reference path.
+    switches_metadata = _MAIN_REGION[home_cc] != home.id
+    with_cc = frame.filter(starts_with_cc).with_columns(
         number=pl.when(take_cc).then(without_cc).otherwise(number),
-        reference=number.str.starts_with(home_cc)
-        & (needs_reference | (take_cc & ((without_cc.str.len_bytes() < _MIN_NSN) | (not home_is_main)))),
+        reference=needs_reference
+        | (take_cc & ((without_cc.str.len_bytes() < _MIN_NSN) | switches_metadata)),
     )
-    columns = ["key", "cc", "md_region", "number", "reference"]
-    return pl.concat([intl_rows.select(columns), national.select(columns)])
+    return pl.concat([plain, with_cc])
 
 
 def _valid_keys(frame: pl.DataFrame, country_code: int) -> pl.DataFrame:

@@ -18,7 +18,6 @@ from loyalty_pipeline.programs import config_problems, list_programs
 birthday_job = define_asset_job(
     "birthday_job",
     selection=["birthday_log", "birthday_notifications"],
-    partitions_def=birthday_partitions,
     description="Award and deliver the birthday rewards of (day, program) partitions.",
 )
 

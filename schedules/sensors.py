@@ -27,7 +27,6 @@ SETTLE_SECONDS = 5
 ingest_upload_job = define_asset_job(
     "ingest_upload_job",
     selection=["raw_upload", "validated_users", "users", "passes"],
-    partitions_def=uploads_partitions,
     description="Read, validate and load one uploaded CSV.",
 )
 
