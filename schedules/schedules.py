@@ -11,7 +11,7 @@ from dagster import (
     schedule,
 )
 
-from assets.partitions import DEFAULT_TIMEZONE, birthday_partitions
+from assets.partitions import DEFAULT_TIMEZONE
 from assets.resources import LoyaltyDatabase, LoyaltySettings
 from loyalty_pipeline.programs import config_problems, list_programs
 
