@@ -5,8 +5,10 @@ from collections import defaultdict
 from datetime import date
 
 from dagster import (
+    AllPartitionMapping,
     AssetCheckResult,
     AssetCheckSpec,
+    AssetDep,
     AssetExecutionContext,
     BackfillPolicy,
     Failure,
@@ -95,7 +97,9 @@ def _metadata(result: RewardResult) -> dict:
     group_name="birthdays",
     owners=OWNERS,
     retry_policy=DATABASE_RETRY,
-    deps=["passes"],
+    # Every (day, program) partition reads all passes, whichever upload wrote them. Without this mapping
+    # Dagster maps partition keys one to one and refuses a UI backfill ("depends on non-existent partitions").
+    deps=[AssetDep("passes", partition_mapping=AllPartitionMapping())],
     description="birthday_logs: the birthday reward of each pass whose user's birthday is the partition's "
     "day, once per pass per year, with points credited and a message queued in the same transaction.",
     metadata={"dagster/column_schema": BIRTHDAY_LOGS_SCHEMA},

@@ -25,7 +25,8 @@ def cmd_init_db(args, settings: Settings) -> int:
 def cmd_ingest(args, settings: Settings) -> int:
     key, result = ingest_file(dagster_instance(), settings, Path(args.file), args.program)
     if not result.success:
-        raise RunError(f"{key}: {failure_reason(result)}")
+        reason = failure_reason(result)
+        raise RunError(reason if reason.startswith(key) else f"{key}: {reason}")
     print(upload_summary(settings, key))
     return 0
 

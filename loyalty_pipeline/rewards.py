@@ -166,7 +166,8 @@ def _queue_notifications(conn: Connection, program: Program, batch_id: str, now_
     message_sql, params = templates.sql_expression(
         program.birthday_message,
         {
-            "first_name": f"COALESCE(u.first_name, '{templates.MISSING_FIRST_NAME}')",
+            # As templates.render: a NULL or empty first name is missing.
+            "first_name": f"COALESCE(NULLIF(u.first_name, ''), '{templates.MISSING_FIRST_NAME}')",
             "program_name": "CAST(:program_name AS text)",
             "points": "CAST(b.points AS text)",
         },
@@ -190,7 +191,9 @@ def award_birthdays(
     default_timezone: str = "UTC", batch_id: str | None = None,
 ) -> RewardResult:
     """Award one program's birthdays for `dates` in one transaction; safe to rerun at any time."""
-    batch_id = batch_id or str(uuid.uuid4())
+    # batch_id names this transaction's rows (the balance update and notifications select them by it),
+    # so a caller's id - the Dagster run, which may award several programs or retry a step - is only a prefix.
+    batch_id = f"{batch_id}:{uuid.uuid4()}" if batch_id else str(uuid.uuid4())
     with engine.begin() as conn:
         _lock_program(conn, program_slug)
         program = get_program(conn, program_slug)

@@ -17,7 +17,7 @@ from loyalty_pipeline.programs import ProgramNotFound, get_program, program_slug
 
 
 # The CLI prints its own summary; the run's step logs stay in the instance for the UI.
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 def _engine(settings: Settings):
