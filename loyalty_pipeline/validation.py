@@ -29,10 +29,8 @@ def _not_null(data: pa.PolarsData) -> pl.LazyFrame:
 
 def _no_double_dots(data: pa.PolarsData) -> pl.LazyFrame:
     local = pl.col(data.key).str.split("@").list.first()
-    return data.lazyframe.select(
-        ~(pl.col(data.key).str.contains("..", literal=True) | local.str.starts_with(".") | local.str.ends_with("."))
-        .fill_null(True)
-    )
+    bad = pl.col(data.key).str.contains("..", literal=True) | local.str.starts_with(".") | local.str.ends_with(".")
+    return data.lazyframe.select((~bad).fill_null(True))  # a missing email is the not-null check's job
 
 
 _cell_length = pa.Check.str_length(max_value=MAX_CELL_LENGTH, error=f"cell longer than {MAX_CELL_LENGTH} characters")
@@ -179,7 +177,7 @@ def validate_upload(raw: RawCsv, *, date_order: str, phone_region: str, today: d
             duplicates,
         ],
         how="vertical_relaxed",
-    ).sort("line", "column")
+    ).sort("line", "column", "reason")
 
     # A birthday is one fact: take date, month and day together from the last row that had one.
     birthday = pl.when(pl.col("birth_month").is_not_null()).then(
