@@ -97,8 +97,10 @@ def sync_program_partitions(instance, settings: Settings) -> list[str]:
     return slugs
 
 
-def run_birthdays(instance, settings: Settings, start: date, end: date, program: str | None) -> list[tuple[str, bool, str]]:
-    """One run per program over [start, end] (the single-run backfill shape); (slug, ok, summary)."""
+def run_birthdays(instance, settings: Settings, start: date, end: date, program: str | None,
+                  resources: dict | None = None) -> list[tuple[str, bool, str]]:
+    """One run per program over [start, end] (the single-run backfill shape); (slug, ok, summary).
+    `resources` replaces the definitions' resources for the runs (tests pin the clock and database)."""
     from dagster import MultiPartitionKey
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
@@ -118,7 +120,8 @@ def run_birthdays(instance, settings: Settings, start: date, end: date, program:
         first = MultiPartitionKey({"date": start.isoformat(), "program": slug})
         last = MultiPartitionKey({"date": end.isoformat(), "program": slug})
         tags = {"program": slug, ASSET_PARTITION_RANGE_START_TAG: str(first), ASSET_PARTITION_RANGE_END_TAG: str(last)}
-        result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False, run_config=QUIET)
+        result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False, run_config=QUIET,
+                                        resources=resources)
         if not result.success:
             outcomes.append((slug, False, failure_reason(result)))
             continue

@@ -150,7 +150,12 @@ def test_delivery_only_takes_the_partition_dates_and_program(engine, program, no
         award_birthdays(engine, program_slug=slug, dates=[date(2026, 11, 25), DAY], now=now)
 
     sent = []
-    result = deliver(engine, type("Sender", (), {"send": lambda self, m: sent.append(m)})(), now)
+
+    class Collect:
+        def send(self, message):
+            sent.append(message)
+
+    result = deliver(engine, Collect(), now)
 
     assert result.sent == 1
     assert [m.pass_id for m in sent] == [today]

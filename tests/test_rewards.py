@@ -12,7 +12,9 @@ from sqlalchemy.exc import IntegrityError
 
 from loyalty_pipeline import rewards
 from loyalty_pipeline.outbox import deliver_pending
-from loyalty_pipeline.programs import InvalidProgramConfig, ProgramNotFound, config_problems, save_program
+from loyalty_pipeline.programs import (
+    InvalidProgramConfig, ProgramNotFound, config_problems, get_program, save_program,
+)
 from loyalty_pipeline.rewards import award_birthdays
 from tests.factories import balance, count, make_program, member, rewarded_passes, set_birthday, utc
 
@@ -150,13 +152,6 @@ def test_without_minimum_notice_a_birthday_set_that_morning_counts(engine, progr
     assert rewarded_passes(engine) == [(pass_id, "2026-11-26")]
 
 
-def _program(engine, slug="joes-pizza"):
-    from loyalty_pipeline.programs import get_program
-
-    with engine.connect() as conn:
-        return get_program(conn, slug)
-
-
 # --- once per pass per year ------------------------------------------------------------------------
 
 def test_birthday_moved_from_31_december_to_1_january_does_not_pay_twice_within_365_days(engine, program):
@@ -177,7 +172,8 @@ def test_one_reward_per_calendar_year_even_365_days_apart(engine, program):
     award(engine, date(2028, 1, 1))
     set_birthday(engine, pass_id, (12, 31), set_at=utc(2028, 6, 1))
     # 2028 is a leap year: 31 December is 365 days after 1 January, outside the window but the same year.
-    assert award(engine, date(2028, 12, 31)).rewarded_now == 0
+    result = award(engine, date(2028, 12, 31))
+    assert (result.rewarded_now, result.already_rewarded) == (0, 1)
     assert rewarded_passes(engine) == [(pass_id, "2028-01-01")]
 
 
@@ -244,7 +240,8 @@ def test_negative_points_cannot_be_stored(engine, program):
     with pytest.raises(IntegrityError):
         with engine.begin() as conn:
             save_program(conn, "joes-pizza", "Joe's Pizza", birthday_reward_points=-5)
-    assert _program(engine).birthday_reward_points == 50
+    with engine.connect() as conn:
+        assert get_program(conn, "joes-pizza").birthday_reward_points == 50
 
 
 # --- one transaction, safe to rerun ---------------------------------------------------------------
@@ -311,7 +308,7 @@ def test_failure_between_log_insert_and_balance_update_leaves_nothing_half_done(
     pass_id = member(engine, program, (11, 26), points_balance=10)
 
     def crash(conn, batch_id):
-        assert count_in(conn, "SELECT count(*) FROM birthday_logs") == 1  # the log row was written
+        assert conn.execute(text("SELECT count(*) FROM birthday_logs")).scalar_one() == 1  # the log row is written
         raise RuntimeError("injected crash after the log insert")
 
     monkeypatch.setattr(rewards, "_credit_balances", crash)
@@ -327,10 +324,6 @@ def test_failure_between_log_insert_and_balance_update_leaves_nothing_half_done(
     assert award(engine, date(2026, 11, 26), now=now).rewarded_now == 0
     assert balance(engine, pass_id) == 60
     assert count(engine, "SELECT count(*) FROM notifications") == 1
-
-
-def count_in(conn, sql):
-    return conn.execute(text(sql)).scalar_one()
 
 
 def test_a_batch_id_shared_by_two_reward_transactions_credits_each_row_once(engine, program, now):
