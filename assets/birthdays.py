@@ -38,6 +38,18 @@ BIRTHDAY_LOGS_SCHEMA = TableSchema(columns=[
     TableColumn("points", "integer"),
     TableColumn("batch_id", "text", description="the reward transaction that wrote the row"),
 ])
+NOTIFICATIONS_SCHEMA = TableSchema(columns=[
+    TableColumn("pass_id", "uuid"),
+    TableColumn("program_id", "uuid"),
+    TableColumn("user_id", "uuid"),
+    TableColumn("birthday_log_id", "uuid", description="the reward this message announces (one each)"),
+    TableColumn("kind", "text", description="birthday"),
+    TableColumn("message", "text", description="rendered from programs.birthday_message"),
+    TableColumn("status", "text", description="pending | sent | failed (after 5 attempts)"),
+    TableColumn("attempts", "integer"),
+    TableColumn("last_error", "text"),
+    TableColumn("sent_at", "timestamptz"),
+])
 
 
 def dates_by_program(context: AssetExecutionContext) -> dict[str, list[date]]:
@@ -163,6 +175,7 @@ def _combine(results: list[RewardResult]) -> RewardResult:
     deps=["birthday_log"],
     description="Delivery of the partition's pending birthday notifications through the configured sender "
     "(at-least-once; a row is marked failed after 5 attempts).",
+    metadata={"dagster/column_schema": NOTIFICATIONS_SCHEMA},
 )
 def birthday_notifications(context: AssetExecutionContext, database: LoyaltyDatabase,
                            notification_sender: NotificationSender, clock: Clock):

@@ -11,6 +11,7 @@ from assets.birthdays import birthday_log, birthday_notifications
 from assets.ingestion import raw_upload, users_and_passes, validated_users
 from assets.resources import Clock, LoyaltyDatabase, LoyaltySettings, NotificationSender
 from loyalty_pipeline.config import Settings, dagster_home
+from schedules.alerts import run_failure_alert_sensor
 from schedules.schedules import birthday_job, birthday_schedule
 from schedules.sensors import ingest_upload_job, program_partitions_sensor, upload_sensor
 
@@ -46,7 +47,7 @@ def build_resources(settings: Settings | None = None, *, frozen_now: str | None 
 defs = Definitions(
     assets=[raw_upload, validated_users, users_and_passes, birthday_log, birthday_notifications],
     jobs=[ingest_upload_job, birthday_job],
-    sensors=[upload_sensor, program_partitions_sensor],
+    sensors=[upload_sensor, program_partitions_sensor, run_failure_alert_sensor],
     schedules=[birthday_schedule],
     resources=build_resources(),
     # Runs are short and database-bound: one process per run instead of one per step (~2 s vs ~5 s a launch).

@@ -29,6 +29,8 @@ _DEFAULT_INSTANCE_YAML = """\
 # deploy/dagster.yaml is the PostgreSQL-backed production instance.
 telemetry:
   enabled: false
+nux:
+  enabled: false
 """
 
 

@@ -85,7 +85,10 @@ def upload_sensor(context: SensorEvaluationContext, settings: LoyaltySettings):
         return SkipReason(f"no new or changed uploads ({len(problems)} ignored)")
     existing = set(context.instance.get_dynamic_partitions("uploads"))
     return SensorResult(
-        run_requests=[RunRequest(partition_key=key, run_key=f"{key}@{sha}") for key, sha in found],
+        run_requests=[
+            RunRequest(partition_key=key, run_key=f"{key}@{sha}", tags={"program": key.split("/", 1)[0]})
+            for key, sha in found
+        ],
         dynamic_partitions_requests=[
             uploads_partitions.build_add_request(sorted({k for k, _ in found} - existing))
         ],

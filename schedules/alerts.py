@@ -1,0 +1,190 @@
+"""Alerting: when a run fails, POST a JSON alert to LOYALTY_ALERT_WEBHOOK_URL (if set).
+
+The payload carries what an on-call data engineer needs before opening the UI: the run id, the
+job, the asset(s) and partition it was materializing, which step failed with a short error
+summary, and a link to the run in the Dagster UI (LOYALTY_UI_URL, default http://localhost:3000).
+It also has a `text` field, so a Slack or Teams "incoming webhook" URL works as it is."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from datetime import datetime, timezone
+
+from dagster import (
+    DagsterEventType,
+    DefaultSensorStatus,
+    RunFailureSensorContext,
+    run_failure_sensor,
+)
+
+# Run tags Dagster sets (stable names; dagster._core.storage.tags is private).
+PARTITION_NAME_TAG = "dagster/partition"
+ASSET_PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
+ASSET_PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
+BACKFILL_ID_TAG = "dagster/backfill"
+
+WEBHOOK_ENV = "LOYALTY_ALERT_WEBHOOK_URL"
+UI_URL_ENV = "LOYALTY_UI_URL"
+DEFAULT_UI_URL = "http://localhost:3000"
+TIMEOUT_SECONDS = 10.0
+ATTEMPTS = 3
+ERROR_SUMMARY_CHARS = 500
+
+
+class AlertDeliveryError(RuntimeError):
+    """The webhook did not accept the alert after every attempt (shown on the sensor's tick)."""
+
+
+def _summary(message: str | None) -> str:
+    """The first meaningful line of an error message (not a traceback header), kept short."""
+    lines = [line.strip() for line in (message or "").strip().splitlines() if line.strip()]
+    if not lines:
+        return ""
+    text = lines[0] if len(lines) == 1 else next(
+        (line for line in lines if not line.startswith(("Traceback", "File ", "The above exception"))), lines[0]
+    )
+    return text[:ERROR_SUMMARY_CHARS]
+
+
+def _step_error(event) -> str:
+    """The one-line reason of a STEP_FAILURE event: a `Failure`'s description when the asset
+    raised one (those are written for people), else the innermost exception's message."""
+    data = event.step_failure_data
+    if data is None:
+        return _summary(event.message)
+    if data.user_failure_data and data.user_failure_data.description:
+        return _summary(data.user_failure_data.description)
+    error = data.error
+    while error is not None and error.cause is not None:
+        error = error.cause
+    return _summary(error.message if error else event.message)
+
+
+def _partition(tags: dict) -> str | None:
+    if tags.get(PARTITION_NAME_TAG):
+        return tags[PARTITION_NAME_TAG]
+    start, end = tags.get(ASSET_PARTITION_RANGE_START_TAG), tags.get(ASSET_PARTITION_RANGE_END_TAG)
+    if start and end:
+        return start if start == end else f"{start}...{end}"
+    return None
+
+
+def _program(tags: dict, partition: str | None) -> str | None:
+    """The tenant: the run's `program` tag, else read from the partition key (`<program>/<file>`
+    for uploads, `<date>|<program>` for birthday partitions and their ranges)."""
+    if tags.get("program"):
+        return tags["program"]
+    key = (partition or "").split("...")[0]
+    if "|" in key:
+        return key.split("|", 1)[1] or None
+    if "/" in key:
+        return key.split("/", 1)[0] or None
+    return None
+
+
+def _assets(context: RunFailureSensorContext) -> tuple[list[str], list[str]]:
+    """(assets the run was materializing, assets of the steps that failed)."""
+    run = context.dagster_run
+    failed_steps = {event.step_key for event in context.get_step_failure_events() if event.step_key}
+    planned: set[str] = {key.to_user_string() for key in (run.asset_selection or ())}
+    if not planned:
+        records = context.instance.get_records_for_run(
+            run_id=run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+        ).records
+        for record in records:
+            event = record.event_log_entry.dagster_event
+            if event and event.asset_key:
+                planned.add(event.asset_key.to_user_string())
+    failed: set[str] = set()
+    repository = context.repository_def
+    if repository is not None:
+        for key, assets_def in repository.assets_defs_by_key.items():
+            if assets_def.is_executable and assets_def.node_def.name in failed_steps:
+                failed.add(key.to_user_string())
+    if not failed:  # an asset's step key is its name unless it is one step of a multi-asset
+        failed = {step for step in failed_steps if not planned or step in planned}
+    return sorted(planned), sorted(failed)
+
+
+def _ended_at(context: RunFailureSensorContext) -> str:
+    record = context.instance.get_run_record_by_id(context.dagster_run.run_id)
+    ended = record.end_time if record and record.end_time else time.time()
+    return datetime.fromtimestamp(ended, tz=timezone.utc).isoformat()
+
+
+def build_alert(context: RunFailureSensorContext, ui_url: str | None = None) -> dict:
+    """The JSON alert for the failed run in `context`."""
+    if not isinstance(context, RunFailureSensorContext):  # e.g. from build_run_status_sensor_context
+        context = context.for_run_failure()
+    run = context.dagster_run
+    tags = dict(run.tags)
+    base = (ui_url or os.environ.get(UI_URL_ENV) or DEFAULT_UI_URL).rstrip("/")
+    step_failures = context.get_step_failure_events()
+    errors = [{"step": event.step_key, "error": _step_error(event)} for event in step_failures]
+    error = errors[0]["error"] if errors else _summary(context.failure_event.message)
+    assets, failed_assets = _assets(context)
+    partition = _partition(tags)
+    run_url = f"{base}/runs/{run.run_id}"
+    what = ", ".join(failed_assets or assets) or run.job_name
+    text = f"Dagster run failed: {what}" + (f" [{partition}]" if partition else "") + f": {error} <{run_url}>"
+    return {
+        "event": "run_failure",
+        "run_id": run.run_id,
+        "job": run.job_name,
+        "status": run.status.value,
+        "assets": assets,
+        "failed_assets": failed_assets,
+        "partition": partition,
+        "program": _program(tags, partition),
+        "backfill_id": tags.get(BACKFILL_ID_TAG),
+        "error": error,
+        "errors": errors,
+        "run_url": run_url,
+        "failed_at": _ended_at(context),
+        "text": text,
+    }
+
+
+def post_json(url: str, payload: dict, *, timeout: float = TIMEOUT_SECONDS, attempts: int = ATTEMPTS) -> int:
+    """POST `payload` as JSON; a few quick retries on connection errors and 5xx. Returns the status."""
+    body = json.dumps(payload).encode("utf-8")
+    last_error = "no attempt made"
+    for attempt in range(1, attempts + 1):
+        request = urllib.request.Request(
+            url, data=body, method="POST",
+            headers={"Content-Type": "application/json", "User-Agent": "loyalty-pipeline-alerts",
+                     "Idempotency-Key": f"run-failure:{payload.get('run_id')}"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.status
+        except urllib.error.HTTPError as exc:
+            last_error = f"HTTP {exc.code} {exc.reason}"
+            if exc.code < 500 and exc.code != 429:
+                break  # the receiver rejected the alert: retrying will not help
+        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            last_error = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
+        if attempt < attempts:
+            time.sleep(0.5 * 2 ** (attempt - 1))
+    raise AlertDeliveryError(f"alert for run {payload.get('run_id')} not delivered to the webhook: {last_error}")
+
+
+@run_failure_sensor(
+    name="run_failure_alert_sensor",
+    default_status=DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="When a run of this code location fails and LOYALTY_ALERT_WEBHOOK_URL is set, POSTs a JSON "
+    "alert (run id, asset(s), partition, error summary, link to the run in the UI at LOYALTY_UI_URL).",
+)
+def run_failure_alert_sensor(context: RunFailureSensorContext):
+    url = os.environ.get(WEBHOOK_ENV)
+    if not url:
+        context.log.info(f"run {context.dagster_run.run_id} failed; {WEBHOOK_ENV} is not set, no alert sent")
+        return  # returning nothing lets the sensor go on to the next failed run in the same tick
+    alert = build_alert(context)
+    status = post_json(url, alert)
+    context.log.info(f"alert for run {alert['run_id']} delivered (HTTP {status})")

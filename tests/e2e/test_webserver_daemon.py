@@ -1,0 +1,552 @@
+"""End to end, the way the data team runs it: `dagster-webserver` and `dagster-daemon` as separate
+processes on the production instance config (deploy/dagster.yaml, Postgres storage, queued runs),
+driven only through the webserver's GraphQL API, as the UI does.
+
+Dagster's storage and the application each get a fresh Postgres database; uploads, the Dagster
+home and the notification log live in a temporary folder. Every process the test starts is in its
+own process group and is stopped (SIGTERM, then SIGKILL) when the test ends, pass or fail.
+
+Timing: upload_sensor and the other sensors tick at most every 30 s and the backfill daemon loops
+every 30 s (fixed in Dagster), so the whole test takes about two to three minutes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from datetime import date, datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from loyalty_pipeline.db import make_engine, migrate
+from loyalty_pipeline.programs import save_program
+from tests.conftest import POSTGRES_URL, _admin_engine
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+LOCATION = "loyalty_pipeline.definitions"
+REPOSITORY = "__repository__"
+
+# What the code location must list at the least (the test also compares with `defs` itself).
+EXPECTED_ASSETS = {"raw_upload", "validated_users", "users", "passes", "birthday_log", "birthday_notifications"}
+EXPECTED_CHECKS = {
+    "validated_users:unique_emails", "validated_users:reject_rate", "birthday_log:no_pass_twice_a_year",
+    "birthday_log:pass_in_logged_program", "birthday_log:one_notification_per_log",
+}
+EXPECTED_SENSORS = {"upload_sensor", "program_partitions_sensor", "run_failure_alert_sensor"}
+EXPECTED_SCHEDULES = {"birthday_schedule"}
+EXPECTED_JOBS = {"ingest_upload_job", "birthday_job"}
+
+# The real date (partitions exist up to today) at noon; every date in the test is relative to it.
+TODAY = datetime.now(timezone.utc).date()
+FROZEN_NOW = datetime.combine(TODAY, datetime.min.time(), tzinfo=timezone.utc).replace(hour=12)
+BACKFILL_DAYS = [TODAY - timedelta(days=n) for n in range(10, 3, -1)]  # 7 days, all within max_delay (30)
+PROGRAMS = {"alpha-cafe": 10, "beta-books": 20}  # slug -> birthday points
+
+
+def _md(day: date) -> str:
+    return f"{day.month:02d}/{day.day:02d}"
+
+
+D = BACKFILL_DAYS
+# email -> (program, birth date cell); a@ is a customer of both programs.
+CSV_ROWS = {
+    "alpha-cafe": [
+        ("ann@example.com", "Ann", f"{_md(D[0])}/1990"),   # rewarded on D0
+        ("bob@example.com", "Bob", _md(D[3])),             # no year: rewarded on D3
+        ("cyd@example.com", "Cyd", f"{_md(D[6])}/1985"),   # rewarded on D6, the last day
+        ("dee@example.com", "Dee", f"{_md(TODAY - timedelta(days=2))}/1980"),  # after the range
+        ("eve@example.com", "Eve", ""),                     # no birthday
+    ],
+    "beta-books": [
+        ("ann@example.com", "Ann", f"{_md(D[0])}/1990"),   # rewarded on D0 in this program too
+        ("fay@example.com", "Fay", f"{_md(D[5])}/1991"),   # rewarded on D5
+        ("gus@example.com", "Gus", f"{_md(D[0] - timedelta(days=1))}/1970"),  # the day before the range
+    ],
+}
+EXPECTED_REWARDS = {
+    ("ann@example.com", "alpha-cafe", D[0], 10), ("bob@example.com", "alpha-cafe", D[3], 10),
+    ("cyd@example.com", "alpha-cafe", D[6], 10), ("ann@example.com", "beta-books", D[0], 20),
+    ("fay@example.com", "beta-books", D[5], 20),
+}
+GHOST = "ghost-program"  # an upload folder with no program row: its run fails and raises an alert
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+class Timeout(AssertionError):
+    pass
+
+
+def wait_for(what: str, probe, timeout: float, interval: float = 1.0, on_timeout=lambda: ""):
+    """Call `probe` until it returns something truthy; fail with `what` and the last value after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            last = probe()
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+            last = f"{type(exc).__name__}: {exc}"
+        else:
+            if last and not isinstance(last, str):
+                return last
+        if time.monotonic() > deadline:
+            raise Timeout(f"timed out after {timeout:.0f}s waiting for {what}; last seen: {last!r}\n{on_timeout()}")
+        time.sleep(interval)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class GraphQL:
+    def __init__(self, base_url: str):
+        self.url = f"{base_url}/graphql"
+
+    def __call__(self, query: str, variables: dict | None = None) -> dict:
+        body = json.dumps({"query": query, "variables": variables or {}}).encode()
+        request = urllib.request.Request(self.url, data=body, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                payload = json.load(response)
+        except urllib.error.HTTPError as exc:  # Dagster answers a PythonError with HTTP 500 and a JSON body
+            raise AssertionError(f"GraphQL HTTP {exc.code}: {exc.read().decode()[:2000]}") from None
+        if payload.get("errors"):
+            raise AssertionError(f"GraphQL errors: {payload['errors']}")
+        return payload["data"]
+
+
+class Process:
+    """A command in its own process group with its output in a log file; stop() ends the group."""
+
+    def __init__(self, name: str, args: list[str], env: dict, log_dir: Path):
+        self.name = name
+        self.log = log_dir / f"{name}.log"
+        self._handle = self.log.open("wb")
+        self.popen = subprocess.Popen(args, cwd=REPO, env=env, stdout=self._handle, stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def tail(self, lines: int = 40) -> str:
+        text_ = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return f"--- last lines of {self.name} ({self.log}) ---\n" + "\n".join(text_.splitlines()[-lines:])
+
+    def check_alive(self):
+        if self.popen.poll() is not None:
+            raise AssertionError(f"{self.name} exited with {self.popen.returncode}\n{self.tail()}")
+
+    def stop(self):
+        pgid = self.popen.pid  # start_new_session: the group id is the leader's pid
+        for sig, grace in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+            try:
+                os.killpg(pgid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                self.popen.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                continue
+            if not _group_alive(pgid):
+                break
+        if _group_alive(pgid):  # the leader exited but children (code server, run workers) remain
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self._handle.close()
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+class AlertReceiver:
+    """LOYALTY_ALERT_WEBHOOK_URL for the daemon: collects the JSON alerts it POSTs."""
+
+    def __init__(self):
+        self.alerts: list[dict] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                receiver.alerts.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# ---------------------------------------------------------------------------------------------
+# fixtures
+
+
+@pytest.fixture(scope="module")
+def databases():
+    """Two fresh databases on the test server: Dagster's storage and the application's."""
+    admin = _admin_engine()
+    try:
+        with admin.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        reason = f"PostgreSQL not reachable at {POSTGRES_URL}: {type(exc).__name__}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason} (CI=true: the end-to-end test must run)", pytrace=False)
+        pytest.skip(reason)
+    suffix = uuid.uuid4().hex[:10]
+    names = {"dagster": f"loyalty_e2e_{suffix}_dagster", "app": f"loyalty_e2e_{suffix}_app"}
+    with admin.connect() as conn:
+        for name in names.values():
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield {kind: make_url(POSTGRES_URL).set(database=name) for kind, name in names.items()}
+    finally:
+        with admin.connect() as conn:
+            for name in names.values():
+                conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name})
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def deployment(databases, tmp_path_factory):
+    """The app database with two programs, then the webserver and the daemon on deploy/dagster.yaml."""
+    root = tmp_path_factory.mktemp("e2e")
+    home, uploads = root / "dagster_home", root / "uploads"
+    home.mkdir()
+    uploads.mkdir()
+    shutil.copyfile(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
+
+    app_url = databases["app"].render_as_string(hide_password=False)
+    app = make_engine(app_url)
+    migrate(app)
+    with app.begin() as conn:
+        for slug, points in PROGRAMS.items():
+            save_program(conn, slug, slug.replace("-", " ").title(), birthday_bot_enabled=True,
+                         birthday_reward_points=points)
+
+    dagster_db = databases["dagster"]
+    port = _free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    receiver = AlertReceiver()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOYALTY_", "DAGSTER_"))}
+    env.update({
+        "DAGSTER_HOME": str(home),
+        "DAGSTER_PG_HOST": dagster_db.host or "127.0.0.1",
+        "DAGSTER_PG_PORT": str(dagster_db.port or 5432),
+        "DAGSTER_PG_USERNAME": dagster_db.username or "postgres",
+        "DAGSTER_PG_PASSWORD": dagster_db.password or "",
+        "DAGSTER_PG_DB": dagster_db.database,
+        "LOYALTY_DATABASE_URL": app_url,
+        "LOYALTY_UPLOADS_DIR": str(uploads),
+        "LOYALTY_TIMEZONE": "UTC",
+        "LOYALTY_FROZEN_NOW": FROZEN_NOW.isoformat(),
+        "LOYALTY_NOTIFICATION_LOG": str(root / "notifications.jsonl"),
+        "LOYALTY_ALERT_WEBHOOK_URL": receiver.url,
+        "LOYALTY_UI_URL": base_url,
+        "PYTHONUNBUFFERED": "1",
+    })
+    workspace = str(REPO / "workspace.yaml")
+    processes = []
+    try:
+        processes.append(Process("dagster-webserver", [str(BIN / "dagster-webserver"), "-w", workspace,
+                                                       "-h", "127.0.0.1", "-p", str(port)], env, root))
+        processes.append(Process("dagster-daemon", [str(BIN / "dagster-daemon"), "run", "-w", workspace], env, root))
+        yield {"gql": GraphQL(base_url), "base_url": base_url, "uploads": uploads, "app": app, "root": root,
+               "receiver": receiver, "processes": processes}
+    finally:
+        for process in reversed(processes):
+            process.stop()
+        receiver.close()
+        app.dispose()
+
+
+def _logs(deployment) -> str:
+    return "\n".join(p.tail() for p in deployment["processes"])
+
+
+# ---------------------------------------------------------------------------------------------
+# GraphQL documents (the same ones the UI sends, trimmed to what the test reads)
+
+WORKSPACE = """{ workspaceOrError { __typename ... on PythonError { message }
+  ... on Workspace { locationEntries { name loadStatus locationOrLoadError { __typename
+    ... on PythonError { message stack }
+    ... on RepositoryLocation { repositories { name jobs { name } sensors { name } schedules { name }
+      assetNodes { assetKey { path } groupName description metadataEntries { label }
+        owners { __typename ... on TeamAssetOwner { team } ... on UserAssetOwner { email } }
+        assetChecksOrError { __typename ... on AssetChecks { checks { name } } } }
+} } } } } } }"""
+INSTANCE = """{ instance { runQueuingSupported runLauncher { name } info
+  runQueueConfig { maxConcurrentRuns tagConcurrencyLimitsYaml }
+  daemonHealth { allDaemonStatuses { daemonType healthy required } } } }"""
+SENSOR = """query($s: SensorSelector!) { sensorOrError(sensorSelector: $s) { __typename
+  ... on Sensor { sensorState { status ticks(limit: 5) { status timestamp } } } ... on PythonError { message } } }"""
+START_SENSOR = """mutation($s: SensorSelector!) { startSensor(sensorSelector: $s) { __typename
+  ... on Sensor { sensorState { status } } ... on PythonError { message } } }"""
+RUNS = """query($f: RunsFilter) { runsOrError(filter: $f) { __typename
+  ... on Runs { results { runId jobName status tags { key value } } } ... on PythonError { message } } }"""
+PARTITION_KEYS = """query($a: AssetKeyInput!) { assetNodeOrError(assetKey: $a) { __typename
+  ... on AssetNode { partitionKeysByDimension(endIdx: 0) { name partitionKeys } } } }"""
+LAUNCH_BACKFILL = """mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) { __typename
+  ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message }
+  ... on InvalidSubsetError { message } ... on UnauthorizedError { message } } }"""
+BACKFILL = """query($id: String!) { partitionBackfillOrError(backfillId: $id) { __typename
+  ... on PartitionBackfill { status numPartitions error { message } } ... on PythonError { message } } }"""
+TERMINAL_RUN = {"SUCCESS", "FAILURE", "CANCELED"}
+TERMINAL_BACKFILL = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
+
+
+def _sensor_selector(name: str) -> dict:
+    return {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "sensorName": name}
+
+
+def _runs(gql, tags: dict) -> list[dict]:
+    data = gql(RUNS, {"f": {"tags": [{"key": k, "value": v} for k, v in tags.items()]}})["runsOrError"]
+    assert data["__typename"] == "Runs", data
+    return [{**run, "tags": {t["key"]: t["value"] for t in run["tags"]}} for run in data["results"]]
+
+
+def _rewards(app) -> set[tuple]:
+    with app.connect() as conn:
+        rows = conn.execute(text("""
+            SELECT u.email, pr.slug, b.reward_date, b.points FROM birthday_logs b
+            JOIN passes_master p ON p.id = b.pass_id JOIN users u ON u.id = p.user_id
+            JOIN programs pr ON pr.id = b.program_id""")).all()
+    return {tuple(row) for row in rows}
+
+
+def _snapshot(app) -> dict:
+    with app.connect() as conn:
+        return {
+            "logs": sorted(map(tuple, conn.execute(text("SELECT id, pass_id, year, reward_date, points FROM birthday_logs")).all())),
+            "notifications": sorted(map(tuple, conn.execute(text("SELECT id, status, attempts FROM notifications")).all())),
+            "balances": sorted(map(tuple, conn.execute(text("SELECT id, points_balance FROM passes_master")).all())),
+        }
+
+
+def _launch_backfill(deployment, title: str) -> str:
+    names = [f"{day.isoformat()}|{slug}" for day in BACKFILL_DAYS for slug in PROGRAMS]
+    data = deployment["gql"](LAUNCH_BACKFILL, {"p": {
+        "partitionNames": names,
+        "assetSelection": [{"path": ["birthday_log"]}, {"path": ["birthday_notifications"]}],
+        "title": title,
+    }})["launchPartitionBackfill"]
+    assert data["__typename"] == "LaunchBackfillSuccess", f"backfill not launched: {data}"
+    return data["backfillId"]
+
+
+def _wait_backfill(deployment, backfill_id: str, timeout: float = 150) -> dict:
+    gql = deployment["gql"]
+
+    def done():
+        for process in deployment["processes"]:
+            process.check_alive()
+        backfill = gql(BACKFILL, {"id": backfill_id})["partitionBackfillOrError"]
+        return backfill if backfill.get("status") in TERMINAL_BACKFILL else f"status {backfill.get('status')}"
+
+    backfill = wait_for(f"backfill {backfill_id} to finish", done, timeout, interval=2,
+                        on_timeout=lambda: _logs(deployment))
+    assert backfill["status"] == "COMPLETED_SUCCESS", f"backfill {backfill_id}: {backfill}\n{_logs(deployment)}"
+    assert backfill["numPartitions"] == len(BACKFILL_DAYS) * len(PROGRAMS)
+    runs = _runs(gql, {"dagster/backfill": backfill_id})
+    assert all(run["status"] == "SUCCESS" for run in runs), runs
+    return {"backfill": backfill, "runs": runs}
+
+
+# ---------------------------------------------------------------------------------------------
+# the test
+
+
+def test_webserver_and_daemon_end_to_end(deployment):
+    gql, uploads, app = deployment["gql"], deployment["uploads"], deployment["app"]
+    started = time.monotonic()
+    timings = {}
+
+    # 0. Both processes are up: the webserver serves GraphQL, the daemon heartbeats, on Postgres storage.
+    def location_loaded():
+        for process in deployment["processes"]:
+            process.check_alive()
+        entries = gql(WORKSPACE)["workspaceOrError"]["locationEntries"]
+        return entries if entries and all(e["loadStatus"] == "LOADED" for e in entries) else str(entries)
+
+    entries = wait_for("the webserver to load the code location", location_loaded, 120,
+                       on_timeout=lambda: _logs(deployment))
+    instance = gql(INSTANCE)["instance"]
+    assert "PostgresRunStorage" in instance["info"] and "PostgresEventLogStorage" in instance["info"]
+    assert "PostgresScheduleStorage" in instance["info"], instance["info"]
+    assert instance["runQueuingSupported"] and instance["runQueueConfig"]["maxConcurrentRuns"] == 10
+    assert "key: program" in instance["runQueueConfig"]["tagConcurrencyLimitsYaml"]
+
+    def daemons_healthy():
+        statuses = gql(INSTANCE)["instance"]["daemonHealth"]["allDaemonStatuses"]
+        needed = {"SENSOR", "SCHEDULER", "BACKFILL", "QUEUED_RUN_COORDINATOR"}
+        healthy = {s["daemonType"] for s in statuses if s["healthy"]}
+        return needed <= healthy or f"healthy: {sorted(healthy)}"
+
+    wait_for("the daemon's sensor, scheduler, backfill and run-queue daemons to be healthy", daemons_healthy, 90,
+             interval=2, on_timeout=lambda: _logs(deployment))
+    timings["up"] = time.monotonic() - started
+
+    # 1. The code location loads with no errors and lists every asset, check, sensor, schedule and job.
+    assert len(entries) == 1 and entries[0]["name"] == LOCATION, entries
+    location = entries[0]["locationOrLoadError"]
+    assert location["__typename"] == "RepositoryLocation", f"code location failed to load: {location}"
+    (repository,) = location["repositories"]
+    assets = {"/".join(node["assetKey"]["path"]) for node in repository["assetNodes"]}
+    checks = {
+        f"{'/'.join(node['assetKey']['path'])}:{check['name']}"
+        for node in repository["assetNodes"] for check in node["assetChecksOrError"].get("checks", [])
+    }
+    sensors = {s["name"] for s in repository["sensors"]}
+    schedules = {s["name"] for s in repository["schedules"]}
+    jobs = {j["name"] for j in repository["jobs"]}
+    groups = {"/".join(n["assetKey"]["path"]): n["groupName"] for n in repository["assetNodes"]}
+    assert EXPECTED_ASSETS <= assets and EXPECTED_CHECKS <= checks, (assets, checks)
+    assert EXPECTED_SENSORS <= sensors and EXPECTED_SCHEDULES <= schedules and EXPECTED_JOBS <= jobs
+    assert {groups[a] for a in ("raw_upload", "validated_users", "users", "passes")} == {"ingestion"}
+    assert {groups[a] for a in ("birthday_log", "birthday_notifications")} == {"birthdays"}
+    # What the data team reads in the catalog: a description and an owner on every asset, and the
+    # column schema of every asset that is a database table.
+    nodes = {"/".join(n["assetKey"]["path"]): n for n in repository["assetNodes"]}
+    assert all(n["description"] and n["owners"] for n in nodes.values()), \
+        {k: (n["description"], n["owners"]) for k, n in nodes.items()}
+    for table in ("validated_users", "users", "passes", "birthday_log", "birthday_notifications"):
+        labels = {entry["label"] for entry in nodes[table]["metadataEntries"]}
+        assert "dagster/column_schema" in labels, f"{table} has no column schema: {labels}"
+    from loyalty_pipeline.definitions import defs  # exactly what the code defines, no more, no less
+
+    graph = defs.resolve_asset_graph()
+    assert assets == {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert checks == {f"{k.asset_key.to_user_string()}:{k.name}" for k in graph.asset_check_keys}
+    assert sensors == {s.name for s in defs.sensors} and schedules == {s.name for s in defs.schedules}
+
+    # The failure alert's cursor starts at its first tick: let it tick before anything can fail.
+    def ticked(name):
+        return lambda: gql(SENSOR, {"s": _sensor_selector(name)})["sensorOrError"]["sensorState"]["ticks"]
+
+    wait_for("the first tick of run_failure_alert_sensor", ticked("run_failure_alert_sensor"), 90, interval=2,
+             on_timeout=lambda: _logs(deployment))
+
+    # 2. Drop CSVs (two programs, plus one for a program that does not exist), turn upload_sensor on.
+    settled = time.time() - 60  # upload_sensor waits until a file is 5 s old: make it older
+    for slug, rows in {**CSV_ROWS, GHOST: [("zed@example.com", "Zed", "")]}.items():
+        path = uploads / slug / "customers.csv"
+        path.parent.mkdir(parents=True)
+        path.write_text("email,first_name,birth_date\n" + "".join(f"{e},{n},{b}\n" for e, n, b in rows))
+        os.utime(path, (settled, settled))
+    started_sensor = gql(START_SENSOR, {"s": _sensor_selector("upload_sensor")})["startSensor"]
+    assert started_sensor.get("sensorState", {}).get("status") == "RUNNING", started_sensor
+
+    expected_keys = {f"{slug}/customers.csv" for slug in (*PROGRAMS, GHOST)}
+
+    def ingestion_finished():
+        runs = _runs(gql, {"dagster/sensor_name": "upload_sensor"})
+        keys = {run["tags"].get("dagster/partition") for run in runs}
+        done = keys == expected_keys and all(run["status"] in TERMINAL_RUN for run in runs)
+        return runs if done else f"{[(r['tags'].get('dagster/partition'), r['status']) for r in runs]}"
+
+    runs = wait_for("upload_sensor's three ingestion runs to finish", ingestion_finished, 120, interval=2,
+                    on_timeout=lambda: _logs(deployment))
+    timings["ingestion"] = time.monotonic() - started
+    status = {run["tags"]["dagster/partition"]: run["status"] for run in runs}
+    assert status == {"alpha-cafe/customers.csv": "SUCCESS", "beta-books/customers.csv": "SUCCESS",
+                      f"{GHOST}/customers.csv": "FAILURE"}, status
+    assert all(run["jobName"] == "ingest_upload_job" for run in runs)
+    upload_keys = gql(PARTITION_KEYS, {"a": {"path": ["raw_upload"]}})["assetNodeOrError"]
+    assert set(upload_keys["partitionKeysByDimension"][0]["partitionKeys"]) == expected_keys, upload_keys
+    with app.connect() as conn:
+        users = {row[0] for row in conn.execute(text("SELECT email FROM users"))}
+        passes = dict(conn.execute(text(
+            "SELECT pr.slug, count(*) FROM passes_master p JOIN programs pr ON pr.id = p.program_id GROUP BY pr.slug")).all())
+        uploads_done = {row[0] for row in conn.execute(text("SELECT key FROM uploads"))}
+    assert users == {e for rows in CSV_ROWS.values() for e, _, _ in rows}, users
+    assert passes == {slug: len(rows) for slug, rows in CSV_ROWS.items()}, passes
+    assert uploads_done == {f"{slug}/customers.csv" for slug in PROGRAMS}
+
+    # 3. Backfill birthday_log (and its notifications, i.e. birthday_job's assets) over 7 days x 2 programs.
+    # The customers above joined "today" (the frozen clock); a backfill rewards only passes that existed on
+    # the day, so make them long-standing customers first.
+    with app.begin() as conn:
+        conn.execute(text("UPDATE passes_master SET created_at = created_at - interval '90 days'"))
+        conn.execute(text("UPDATE users SET created_at = created_at - interval '90 days', "
+                          "birth_date_set_at = birth_date_set_at - interval '90 days'"))
+
+    def programs_partitions():
+        dims = gql(PARTITION_KEYS, {"a": {"path": ["birthday_log"]}})["assetNodeOrError"]["partitionKeysByDimension"]
+        keys = next(d["partitionKeys"] for d in dims if d["name"] == "program")
+        return set(PROGRAMS) <= set(keys) or f"programs partitions: {keys}"
+
+    wait_for("program_partitions_sensor to add the programs partitions", programs_partitions, 90, interval=2,
+             on_timeout=lambda: _logs(deployment))
+    first = _wait_backfill(deployment, _launch_backfill(deployment, "e2e backfill"))
+    timings["backfill"] = time.monotonic() - started
+    assert _rewards(app) == EXPECTED_REWARDS
+    # BackfillPolicy.single_run(): one run per program, each over the whole date range.
+    assert len(first["runs"]) == len(PROGRAMS), [r["tags"] for r in first["runs"]]
+    ranges = {(r["tags"].get("dagster/asset_partition_range_start"), r["tags"].get("dagster/asset_partition_range_end"))
+              for r in first["runs"]}
+    assert ranges == {(f"{D[0].isoformat()}|{slug}", f"{D[-1].isoformat()}|{slug}") for slug in PROGRAMS}, ranges
+    after_first = _snapshot(app)
+    assert all(status == "sent" for _, status, _ in after_first["notifications"]), after_first["notifications"]
+    assert len(after_first["notifications"]) == len(EXPECTED_REWARDS)
+    with app.connect() as conn:
+        balances = dict(conn.execute(text("""SELECT u.email || ' ' || pr.slug, p.points_balance FROM passes_master p
+            JOIN users u ON u.id = p.user_id JOIN programs pr ON pr.id = p.program_id WHERE p.points_balance > 0""")).all())
+    assert balances == {f"{email} {slug}": points for email, slug, _, points in EXPECTED_REWARDS}
+    sent_lines = (deployment["root"] / "notifications.jsonl").read_text().splitlines()
+    assert len(sent_lines) == len(EXPECTED_REWARDS)
+
+    # 4. The same backfill again: it runs, and adds nothing.
+    second = _wait_backfill(deployment, _launch_backfill(deployment, "e2e backfill, again"))
+    timings["rerun"] = time.monotonic() - started
+    assert len(second["runs"]) == len(PROGRAMS)
+    assert _snapshot(app) == after_first, "a second backfill must not add logs, notifications or points"
+    assert (deployment["root"] / "notifications.jsonl").read_text().splitlines() == sent_lines
+
+    # 5. The failed ingestion run raised a JSON alert through run_failure_alert_sensor.
+    (ghost_run,) = [r for r in runs if r["status"] == "FAILURE"]
+    receiver = deployment["receiver"]
+    wait_for("the failure alert of the ghost-program run", lambda: receiver.alerts, 90, interval=2,
+             on_timeout=lambda: _logs(deployment))
+    (alert,) = receiver.alerts
+    assert alert["run_id"] == ghost_run["runId"]
+    assert alert["partition"] == f"{GHOST}/customers.csv" and alert["program"] == GHOST
+    assert alert["failed_assets"] == ["validated_users"]
+    assert f"'{GHOST}' does not exist" in alert["error"], alert
+    assert alert["run_url"] == f"{deployment['base_url']}/runs/{ghost_run['runId']}"
+    with urllib.request.urlopen(alert["run_url"], timeout=30) as page:
+        assert page.status == 200, "the alert's link opens the run page in the UI"
+
+    timings["total"] = time.monotonic() - started
+    print("e2e timings (s since start): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))

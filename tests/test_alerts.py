@@ -1,0 +1,165 @@
+"""The run-failure alert: a real failing run on a test instance, the sensor invoked on it, and the
+JSON it POSTs checked as received by a local HTTP server."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from dagster import Definitions, build_run_status_sensor_context, in_process_executor, instance_for_test
+
+from assets.ingestion import raw_upload, users_and_passes, validated_users
+from loyalty_pipeline.db import make_engine, migrate
+from loyalty_pipeline.definitions import build_resources
+from schedules.alerts import AlertDeliveryError, _program, build_alert, post_json, run_failure_alert_sensor
+from schedules.sensors import ingest_upload_job
+from tests.conftest import write_csv
+
+# build_run_status_sensor_context(repository_def=...) is marked beta in Dagster 1.13.
+pytestmark = pytest.mark.filterwarnings("ignore::dagster.BetaWarning")
+
+
+class _Receiver:
+    """A webhook on 127.0.0.1 that records each POST and answers with the next queued status."""
+
+    def __init__(self, statuses=()):
+        self.requests: list[dict] = []
+        self.statuses = list(statuses)
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's naming)
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.requests.append({"headers": dict(self.headers), "body": json.loads(body)})
+                status = receiver.statuses.pop(0) if receiver.statuses else 200
+                self.send_response(status)
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def failed_run(tmp_path_factory):
+    """A real failed ingestion run (once for the module): the CSV sits in the folder of a program
+    that does not exist."""
+    tmp_path = tmp_path_factory.mktemp("alerts")
+    db_url = f"sqlite:///{tmp_path / 'loyalty.db'}"
+    engine = make_engine(db_url)
+    migrate(engine)
+    engine.dispose()
+    uploads = tmp_path / "uploads"
+    write_csv(uploads / "ghost-program" / "customers.csv", "email\nann@example.com\n")
+    key = "ghost-program/customers.csv"
+    with pytest.MonkeyPatch.context() as env, instance_for_test() as instance:
+        env.setenv("LOYALTY_DATABASE_URL", db_url)
+        env.setenv("LOYALTY_UPLOADS_DIR", str(uploads))
+        env.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+        defs = Definitions(
+            assets=[raw_upload, validated_users, users_and_passes],
+            jobs=[ingest_upload_job],
+            sensors=[run_failure_alert_sensor],
+            resources=build_resources(),
+            executor=in_process_executor,
+        )
+        instance.add_dynamic_partitions("uploads", [key])
+        result = defs.resolve_job_def("ingest_upload_job").execute_in_process(
+            instance=instance, partition_key=key, raise_on_error=False, tags={"program": "ghost-program"}
+        )
+        assert not result.success
+        yield build_run_status_sensor_context(
+            sensor_name=run_failure_alert_sensor.name,
+            dagster_event=result.get_run_failure_event(),
+            dagster_instance=instance,
+            dagster_run=result.dagster_run,
+            repository_def=defs.get_repository_def(),
+        )
+
+
+def test_failed_run_posts_json_alert(failed_run, monkeypatch):
+    monkeypatch.setenv("LOYALTY_UI_URL", "https://dagster.example.com/")
+    with _Receiver() as receiver:
+        monkeypatch.setenv("LOYALTY_ALERT_WEBHOOK_URL", receiver.url)
+        run_failure_alert_sensor(failed_run)
+    assert len(receiver.requests) == 1, "exactly one alert per failed run"
+    request = receiver.requests[0]
+    assert request["headers"]["Content-Type"] == "application/json"
+    alert = request["body"]
+    run_id = failed_run.dagster_run.run_id
+    assert alert["event"] == "run_failure"
+    assert alert["run_id"] == run_id
+    assert alert["job"] == "ingest_upload_job"
+    assert alert["status"] == "FAILURE"
+    assert alert["partition"] == "ghost-program/customers.csv"
+    assert alert["program"] == "ghost-program"
+    assert alert["assets"] == ["passes", "raw_upload", "users", "validated_users"]
+    assert alert["failed_assets"] == ["validated_users"], "the asset whose step failed"
+    assert "'ghost-program' does not exist" in alert["error"], alert["error"]
+    assert "\n" not in alert["error"] and len(alert["error"]) <= 500, "a one-line summary"
+    assert alert["errors"] == [{"step": "validated_users", "error": alert["error"]}]
+    assert alert["run_url"] == f"https://dagster.example.com/runs/{run_id}", "trailing slash of LOYALTY_UI_URL dropped"
+    assert alert["failed_at"]
+    assert "validated_users" in alert["text"] and alert["run_url"] in alert["text"], "Slack-style text line"
+
+
+def test_ui_url_defaults_to_local_dagster(failed_run, monkeypatch):
+    monkeypatch.delenv("LOYALTY_UI_URL", raising=False)
+    alert = build_alert(failed_run)
+    assert alert["run_url"] == f"http://localhost:3000/runs/{failed_run.dagster_run.run_id}"
+
+
+def test_no_webhook_configured_sends_nothing(failed_run, monkeypatch):
+    with _Receiver() as receiver:
+        monkeypatch.delenv("LOYALTY_ALERT_WEBHOOK_URL", raising=False)
+        assert run_failure_alert_sensor(failed_run) is None
+    assert receiver.requests == []
+
+
+def test_webhook_5xx_is_retried_then_delivered(failed_run, monkeypatch):
+    with _Receiver(statuses=[503]) as receiver:
+        monkeypatch.setenv("LOYALTY_ALERT_WEBHOOK_URL", receiver.url)
+        run_failure_alert_sensor(failed_run)
+    assert len(receiver.requests) == 2
+    assert receiver.requests[0]["body"] == receiver.requests[1]["body"]
+    assert receiver.requests[1]["headers"]["Idempotency-Key"] == f"run-failure:{failed_run.dagster_run.run_id}"
+
+
+@pytest.mark.parametrize("tags, partition, program", [
+    ({"program": "joes-pizza"}, "2026-11-26|joes-pizza", "joes-pizza"),
+    ({}, "joes-pizza/customers.csv", "joes-pizza"),
+    ({}, "2026-11-26|city-events", "city-events"),
+    ({}, "2026-11-01|city-events...2026-11-25|city-events", "city-events"),
+    ({}, None, None),
+])
+def test_program_from_tag_or_partition(tags, partition, program):
+    assert _program(tags, partition) == program
+
+
+def test_rejected_alert_fails_the_tick_with_a_reason():
+    with _Receiver(statuses=[400, 400, 400]) as receiver:
+        with pytest.raises(AlertDeliveryError, match="HTTP 400"):
+            post_json(receiver.url, {"run_id": "r1"})
+    assert len(receiver.requests) == 1, "a 4xx is not retried"
+
+
+def test_unreachable_webhook_fails_the_tick_with_a_reason():
+    with _Receiver() as receiver:
+        url = receiver.url
+    with pytest.raises(AlertDeliveryError, match="not delivered"):
+        post_json(url, {"run_id": "r1"}, timeout=1, attempts=2)
