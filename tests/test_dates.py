@@ -223,6 +223,11 @@ def test_column_parses_each_distinct_value_once(monkeypatch):
     assert sorted(seen) == ["03/14", "1990-03-14"]
 
 
+def test_empty_column_gives_empty_frame():
+    frame = parse_birth_date_column(pl.Series([], dtype=pl.Utf8), "MDY", TODAY)
+    assert frame.shape == (0, 4)
+
+
 def test_column_of_only_nulls_keeps_length_and_types():
     frame = parse_birth_date_column(pl.Series([None, None], dtype=pl.Utf8), "DMY", TODAY)
     assert frame.height == 2
