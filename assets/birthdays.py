@@ -21,6 +21,8 @@ from dagster import (
 )
 from sqlalchemy import text
 
+import polars as pl
+
 from assets.ingestion import DATABASE_RETRY, OWNERS, _markdown
 from assets.partitions import birthday_partitions
 from assets.resources import Clock, LoyaltyDatabase, LoyaltySettings, NotificationSender
@@ -28,7 +30,15 @@ from loyalty_pipeline.outbox import deliver_pending
 from loyalty_pipeline.programs import InvalidProgramConfig, ProgramNotFound
 from loyalty_pipeline.rewards import RewardResult, award_birthdays
 
-import polars as pl
+# Both assets: one partition per (day, program); a backfill is one run per program for its whole
+# date range, which the reward SQL handles in a few statements.
+BIRTHDAY_PARTITIONED = dict(
+    partitions_def=birthday_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    group_name="birthdays",
+    owners=OWNERS,
+    retry_policy=DATABASE_RETRY,
+)
 
 BIRTHDAY_LOGS_SCHEMA = TableSchema(columns=[
     TableColumn("pass_id", "uuid"),
@@ -104,11 +114,7 @@ def _metadata(result: RewardResult) -> dict:
 
 
 @asset(
-    partitions_def=birthday_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    group_name="birthdays",
-    owners=OWNERS,
-    retry_policy=DATABASE_RETRY,
+    **BIRTHDAY_PARTITIONED,
     # Every (day, program) partition reads all passes, whichever upload wrote them. Without this mapping
     # Dagster maps partition keys one to one and refuses a UI backfill ("depends on non-existent partitions").
     deps=[AssetDep("passes", partition_mapping=AllPartitionMapping())],
@@ -167,11 +173,7 @@ def _combine(results: list[RewardResult]) -> RewardResult:
 
 
 @asset(
-    partitions_def=birthday_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    group_name="birthdays",
-    owners=OWNERS,
-    retry_policy=DATABASE_RETRY,
+    **BIRTHDAY_PARTITIONED,
     deps=["birthday_log"],
     description="Delivery of the partition's pending birthday notifications through the configured sender "
     "(at-least-once; a row is marked failed after 5 attempts).",
