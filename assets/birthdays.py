@@ -25,7 +25,7 @@ import polars as pl
 
 from assets.ingestion import DATABASE_RETRY, OWNERS, _markdown
 from assets.partitions import birthday_partitions
-from assets.resources import Clock, LoyaltyDatabase, LoyaltySettings, NotificationSender
+from assets.resources import Clock, LoyaltyDatabase, LoyaltySettings, NotificationSender, only_transient_errors_retry
 from loyalty_pipeline.outbox import deliver_pending
 from loyalty_pipeline.programs import InvalidProgramConfig, ProgramNotFound
 from loyalty_pipeline.rewards import RewardResult, award_birthdays
@@ -133,10 +133,11 @@ def birthday_log(context: AssetExecutionContext, database: LoyaltyDatabase, sett
     failures, results = [], []
     for program_slug, days in dates_by_program(context).items():
         try:
-            result = award_birthdays(engine, program_slug=program_slug, dates=days, now=now,
-                                     default_timezone=settings.timezone, batch_id=context.run_id)
-        except (ProgramNotFound, InvalidProgramConfig) as exc:
-            failures.append(str(exc))
+            with only_transient_errors_retry(program_slug):
+                result = award_birthdays(engine, program_slug=program_slug, dates=days, now=now,
+                                         default_timezone=settings.timezone, batch_id=context.run.run_id)
+        except (ProgramNotFound, InvalidProgramConfig, Failure) as exc:
+            failures.append(getattr(exc, "description", None) or str(exc))
             continue
         results.append(result)
         context.log.info(

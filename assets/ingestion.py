@@ -1,6 +1,7 @@
 """Ingestion: an uploaded CSV becomes validated users, then users and their passes."""
 
 
+import re
 from dataclasses import dataclass
 
 import polars as pl
@@ -23,7 +24,7 @@ from dagster import (
     multi_asset,
 )
 from assets.partitions import uploads_partitions
-from assets.resources import Clock, LoyaltyDatabase, LoyaltySettings
+from assets.resources import Clock, LoyaltyDatabase, LoyaltySettings, only_transient_errors_retry
 from loyalty_pipeline.csv_reader import CsvFileError, RawCsv, read_csv
 from loyalty_pipeline.ingest import load_upload
 from loyalty_pipeline.names import InvalidName, split_upload_key, upload_path
@@ -61,13 +62,22 @@ class RawUpload:
     csv: RawCsv
 
 
+# Cells are customers' text: nothing in them may become a link, an image or HTML in the UI.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
+
+
+def _escape_markdown(value: str) -> str:
+    flat = " ".join(value.split()).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", flat)
+
+
 def _markdown(frame: pl.DataFrame, limit: int = REJECT_SAMPLE) -> str:
     if frame.height == 0:
         return "_none_"
     columns = frame.columns
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in frame.head(limit).iter_rows():
-        cells = ("" if v is None else str(v).replace("|", "\\|").replace("\n", " ")[:80] for v in row)
+        cells = ("" if v is None else _escape_markdown(str(v)[:80]) for v in row)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -186,10 +196,11 @@ def users_and_passes(context: AssetExecutionContext, validated_users: ValidatedU
             program = get_program(conn, slug)
     except ProgramNotFound as exc:
         raise Failure(description=f"{key}: {exc}", allow_retries=False) from exc
-    result = load_upload(
-        engine, key=key, file_name=file_name, sha256=validated_users.sha256, program=program,
-        validated=validated_users, now=clock.now(),
-    )
+    with only_transient_errors_retry(key):
+        result = load_upload(
+            engine, key=key, file_name=file_name, sha256=validated_users.sha256, program=program,
+            validated=validated_users, now=clock.now(),
+        )
     yield MaterializeResult(asset_key="users", metadata={
         "users_created": result.users_created,
         "users_updated": result.users_updated,

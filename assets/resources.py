@@ -2,15 +2,17 @@
 (see loyalty_pipeline.definitions) and only hands out domain objects."""
 
 
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, Failure
 from pydantic import Field
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
 from loyalty_pipeline.clock import now_utc
-from loyalty_pipeline.db import make_engine
+from loyalty_pipeline.db import is_transient, make_engine
 from loyalty_pipeline.notify import LogSender, WebhookSender
 
 
@@ -27,6 +29,19 @@ class LoyaltyDatabase(ConfigurableResource):
 
     def engine(self) -> Engine:
         return _engine(self.url)
+
+
+@contextmanager
+def only_transient_errors_retry(what: str):
+    """Let lost connections, deadlocks and lock timeouts reach the retry policy; turn a statement
+    that fails the same way every time into one clear, final failure."""
+    try:
+        yield
+    except DBAPIError as error:
+        if is_transient(error):
+            raise
+        detail = str(error.orig).strip().splitlines()[0] if str(error.orig).strip() else type(error.orig).__name__
+        raise Failure(description=f"{what}: {type(error.orig).__name__}: {detail}", allow_retries=False) from error
 
 
 class LoyaltySettings(ConfigurableResource):

@@ -13,6 +13,7 @@ from typing import Iterator, Sequence
 import polars as pl
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "sql"
 
@@ -147,3 +148,26 @@ def create_temp_table(conn: Connection, name: str, columns: Sequence[tuple[str, 
     else:
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{name}")
         conn.exec_driver_sql(f"CREATE TEMP TABLE {name} ({body})")
+
+
+# SQLSTATE classes where the server or the connection failed, not the statement: connection
+# exceptions, transaction rollbacks (deadlock, serialization), insufficient resources, operator
+# intervention (terminated backend, shutdown); 55P03 is a lock timeout.
+_TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57")
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether retrying the same work later can succeed (a retry policy should only cover these)."""
+    if not isinstance(error, DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    original = error.orig
+    sqlstate = getattr(original, "sqlstate", None)
+    if sqlstate:
+        return sqlstate[:2] in _TRANSIENT_SQLSTATE_CLASSES or sqlstate == "55P03"
+    sqlite_error = getattr(original, "sqlite_errorname", None)
+    if sqlite_error:
+        return sqlite_error.startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))
+    # No SQLSTATE at all: the driver could not reach the server or lost it mid-statement.
+    return isinstance(error, (OperationalError, InterfaceError))

@@ -10,7 +10,8 @@ import re
 from pathlib import Path
 
 SLUG_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?")
-FILE_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}\.csv", re.IGNORECASE)
+# re.ASCII: with IGNORECASE alone, [A-Za-z] also matches the Kelvin sign, long s and dotless i.
+FILE_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}\.csv", re.IGNORECASE | re.ASCII)
 
 
 class InvalidName(ValueError):

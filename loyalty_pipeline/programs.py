@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from loyalty_pipeline.names import check_slug
+from loyalty_pipeline.names import InvalidName, check_slug
 
 _COLUMNS = (
     "id, slug, name, birthday_bot_enabled, birthday_reward_points, birthday_message, "
@@ -118,7 +118,19 @@ def program_slugs(conn: Connection) -> list[str]:
     return [row[0] for row in conn.execute(text("SELECT slug FROM programs ORDER BY slug"))]
 
 
+def valid_program_slugs(conn: Connection, warn=lambda message: None) -> list[str]:
+    """Slugs usable as partition keys and folder names. The front end writes `programs` directly,
+    so a slug like 'a|b' (ambiguous in 'date|program' keys) is skipped with a warning."""
+    valid = []
+    for slug in program_slugs(conn):
+        try:
+            valid.append(check_slug(slug))
+        except InvalidName as exc:
+            warn(f"{exc}; the program gets no birthday partitions until its slug is fixed")
+    return valid
+
+
 __all__ = [
     "Program", "ProgramNotFound", "InvalidProgramConfig", "get_program", "list_programs",
-    "config_problems", "check_config", "save_program", "program_slugs",
+    "config_problems", "check_config", "save_program", "program_slugs", "valid_program_slugs",
 ]

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from loyalty_pipeline.config import Settings, dagster_home
 from loyalty_pipeline.db import make_engine
 from loyalty_pipeline.names import InvalidName, check_slug, upload_key, upload_path
-from loyalty_pipeline.programs import ProgramNotFound, get_program, program_slugs
+from loyalty_pipeline.programs import ProgramNotFound, get_program, valid_program_slugs
 
 
 # The CLI prints its own summary; the run's step logs stay in the instance for the UI.
@@ -50,6 +50,15 @@ def dagster_instance():
     return DagsterInstance.get()
 
 
+def _root_message(error) -> str:
+    """The first meaningful line of the innermost cause (SQLAlchemy appends a docs link line)."""
+    while error.cause is not None:
+        error = error.cause
+    lines = [line.strip() for line in error.message.strip().splitlines()]
+    meaningful = [line for line in lines if line and not line.startswith("(Background on this error")]
+    return meaningful[0] if meaningful else "run failed"
+
+
 def failure_reason(result) -> str:
     """The first step failure's message, as short as the error allows."""
     for event in result.all_events:
@@ -58,8 +67,7 @@ def failure_reason(result) -> str:
             if data.user_failure_data and data.user_failure_data.description:
                 return data.user_failure_data.description
             if data.error:
-                cause = data.error.cause or data.error
-                return cause.message.strip().splitlines()[-1]
+                return _root_message(data.error)
     return "run failed (see the Dagster UI for the logs)"
 
 
@@ -92,7 +100,7 @@ def ingest_file(instance, settings: Settings, file: Path, slug: str):
 
 def sync_program_partitions(instance, settings: Settings) -> list[str]:
     with _engine(settings).connect() as conn:
-        slugs = program_slugs(conn)
+        slugs = valid_program_slugs(conn)
     missing = sorted(set(slugs) - set(instance.get_dynamic_partitions("programs")))
     if missing:
         instance.add_dynamic_partitions("programs", missing)

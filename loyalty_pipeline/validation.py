@@ -16,9 +16,18 @@ from loyalty_pipeline.phones import normalize_phone_column
 MAX_EMAIL_LENGTH = 254
 MAX_CELL_LENGTH = 1000
 ISSUE_VALUE_LENGTH = 200
+# Warning reasons quote the cell (up to MAX_CELL_LENGTH characters, 4 UTF-8 bytes each), and the reason is
+# part of upload_issues' unique btree index (2,704 bytes at most): a long cell must not fail the whole load.
+ISSUE_REASON_LENGTH = 500
 # Deliberately permissive about characters (international addresses exist) and strict about
 # shape: one @, no spaces, a dotted domain ending in a 2+ letter top-level label.
-EMAIL_PATTERN = r"^[^\s@\"(),:;<>\[\]\\]+@[^\s@\"(),:;<>\[\]\\.]+(\.[^\s@\"(),:;<>\[\]\\.]+)*\.[^\W\d_]{2,}$"
+# Control and invisible format characters (zero-width space, RTL override) are never part of an address.
+# (Written as ranges both Python's re, which pandera compiles, and polars' Rust regex accept.)
+_NOT_IN_EMAIL = (
+    r"\s@\"(),:;<>\[\]\\\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e"
+    r"\u2060-\u206f\ufeff\ufff9-\ufffb"
+)
+EMAIL_PATTERN = rf"^[^{_NOT_IN_EMAIL}]+@[^{_NOT_IN_EMAIL}.]+(\.[^{_NOT_IN_EMAIL}.]+)*\.[^\W\d_]{{2,}}$"
 
 USER_COLUMNS = ("line", "email", "first_name", "last_name", "birth_date", "birth_month", "birth_day", "phone_number")
 
@@ -135,7 +144,7 @@ def _warning(frame: pl.DataFrame, column: str, reason_column: str) -> pl.DataFra
         pl.lit(column).alias("column"),
         pl.col(f"raw_{column}").str.slice(0, ISSUE_VALUE_LENGTH).alias("value"),
         pl.lit("warning").alias("severity"),
-        pl.col(reason_column).alias("reason"),
+        pl.col(reason_column).str.slice(0, ISSUE_REASON_LENGTH).alias("reason"),
     )
 
 

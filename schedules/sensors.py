@@ -19,7 +19,7 @@ from dagster import (
 from assets.partitions import programs_partitions, uploads_partitions
 from assets.resources import LoyaltyDatabase, LoyaltySettings
 from loyalty_pipeline.names import InvalidName, upload_key
-from loyalty_pipeline.programs import program_slugs
+from loyalty_pipeline.programs import valid_program_slugs
 
 # A file still being written changes size or mtime; one left alone this long is complete.
 SETTLE_SECONDS = 5
@@ -45,12 +45,21 @@ def scan_uploads(uploads_dir: Path, cursor: dict, now: float) -> tuple[list[tupl
     found, problems, seen = [], [], {}
     if not uploads_dir.is_dir():
         return found, problems, cursor
+    root = uploads_dir.resolve()
     for program_dir in sorted(p for p in uploads_dir.iterdir() if p.is_dir()):
+        if program_dir.resolve().parent != root:
+            problems.append(f"{program_dir.name}: links outside the uploads directory")
+            continue
         for path in sorted(program_dir.glob("*.csv")):
             try:
                 key = upload_key(program_dir.name, path.name)
             except InvalidName as exc:
                 problems.append(str(exc))
+                continue
+            # A symlink could make the pipeline read (or hang on) any file the process can open.
+            real = path.resolve()
+            if real.parent != program_dir.resolve() or not real.is_file():
+                problems.append(f"{key}: links outside the uploads directory or is not a regular file")
                 continue
             stat = path.stat()
             if now - stat.st_mtime < SETTLE_SECONDS:
@@ -102,7 +111,7 @@ def upload_sensor(context: SensorEvaluationContext, settings: LoyaltySettings):
 )
 def program_partitions_sensor(context: SensorEvaluationContext, database: LoyaltyDatabase):
     with database.engine().connect() as conn:
-        slugs = program_slugs(conn)
+        slugs = valid_program_slugs(conn, context.log.warning)
     missing = sorted(set(slugs) - set(context.instance.get_dynamic_partitions("programs")))
     if not missing:
         return SkipReason("programs partitions up to date")

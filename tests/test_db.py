@@ -1,0 +1,40 @@
+"""Migrations and error classification on both databases."""
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from loyalty_pipeline.db import is_transient, make_engine, migrate
+
+
+def test_migrations_are_recorded_and_idempotent(engine):
+    assert migrate(engine) == []  # the fixture already applied everything
+    with engine.connect() as conn:
+        versions = conn.execute(text("SELECT version FROM schema_migrations ORDER BY version")).scalars().all()
+    assert versions == ["001_foundation", "002_birthday_bot"]
+
+
+def test_ids_and_defaults_come_from_the_database(engine):
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO programs (slug, name) VALUES ('joes-pizza', 'Joe''s Pizza')"))
+        row = conn.execute(text("SELECT id, birthday_bot_enabled, birthday_reward_points, birthday_message, "
+                                "date_order, birthday_max_delay_days, birthday_send_hour FROM programs")).one()
+    assert len(str(row.id)) == 36 and str(row.id).count("-") == 4
+    assert (bool(row.birthday_bot_enabled), row.birthday_reward_points, row.date_order) == (False, 0, "MDY")
+    assert row.birthday_message == "Happy Birthday! We added points to your pass."
+    assert (row.birthday_max_delay_days, row.birthday_send_hour) == (30, 9)
+
+
+def test_a_failing_statement_is_not_transient(engine):
+    with pytest.raises(DBAPIError) as error:
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO programs (slug, name, birthday_reward_points) VALUES ('x', 'X', -5)"))
+    assert not is_transient(error.value)
+
+
+def test_an_unreachable_server_is_transient():
+    engine = make_engine("postgresql://postgres@127.0.0.1:1/none?connect_timeout=2")
+    with pytest.raises(DBAPIError) as error:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    assert is_transient(error.value)
