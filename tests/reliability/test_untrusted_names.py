@@ -1,0 +1,261 @@
+"""Names from outside - program slugs, upload file names, partition keys, directory entries in
+LOYALTY_UPLOADS_DIR - never make the pipeline read or write outside LOYALTY_UPLOADS_DIR, and a bad
+one is rejected with a clear one-line message (control characters escaped, never echoed raw)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from dagster import build_sensor_context, instance_for_test, materialize
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import text
+
+from assets.ingestion import raw_upload, users_and_passes, validated_users
+from loyalty_pipeline import cli
+from loyalty_pipeline.config import Settings
+from loyalty_pipeline.db import make_engine, migrate
+from loyalty_pipeline.definitions import build_resources
+from loyalty_pipeline.names import InvalidName, check_file_name, check_slug, split_upload_key, upload_key, upload_path
+from loyalty_pipeline.programs import save_program
+from schedules.sensors import program_partitions_sensor, scan_uploads, upload_sensor
+from tests.reliability.helpers import NOW, PROPERTY_SETTINGS, record
+
+HOSTILE_SLUGS = ["../etc", "..", ".", "a/b", "/abs", "joes pizza", "Joes", "joes-pizza/../../x", "a\\b", "x\x1b[2Jy",
+                 "x\ny", "x\ty", "x\x00y", "-x", "x-", "é", "joes_pizza", "a|b", "a,b", "", " joes", "x" * 65]
+HOSTILE_FILE_NAMES = ["../x.csv", "a/b.csv", "/etc/passwd.csv", "a b.csv", "tab\t.csv", "esc\x1b[2J.csv", "new\nline.csv",
+                      ".hidden.csv", "-rf.csv", "évil.csv", "\u212a.csv", "x.cſv", "x.csv.exe", "x.txt", "..csv",
+                      "a..b.csv", "nul\x00.csv", "x" * 201 + ".csv", "a\\..\\b.csv", "CON .csv", "x.csv "]
+CONTROL = [chr(c) for c in range(32)] + ["\x7f"]
+
+
+def _escaped(message: str) -> bool:
+    return not any(ch in message for ch in CONTROL if ch != " ")
+
+
+@pytest.mark.parametrize("slug", HOSTILE_SLUGS)
+def test_hostile_slugs_are_rejected_with_a_clear_message(slug):
+    record(cases_tried=1)
+    with pytest.raises(InvalidName) as error:
+        check_slug(slug)
+    assert str(error.value).startswith(f"invalid program slug {slug!r}") and _escaped(str(error.value))
+
+
+@pytest.mark.parametrize("name", HOSTILE_FILE_NAMES)
+def test_hostile_file_names_are_rejected_with_a_clear_message(name):
+    record(cases_tried=1)
+    with pytest.raises(InvalidName) as error:
+        check_file_name(name)
+    assert str(error.value).startswith(f"invalid upload file name {name!r}") and _escaped(str(error.value))
+
+
+@PROPERTY_SETTINGS
+@given(slug=st.one_of(st.text(max_size=12), st.sampled_from(HOSTILE_SLUGS), st.from_regex(r"[a-z0-9-]{1,10}", fullmatch=True)),
+       name=st.one_of(st.text(max_size=14), st.sampled_from(HOSTILE_FILE_NAMES),
+                      st.from_regex(r"[A-Za-z0-9._/-]{1,10}\.csv", fullmatch=True)))
+def test_any_accepted_name_stays_inside_the_uploads_dir(tmp_path, slug, name):
+    record(cases_tried=1)
+    try:
+        key = upload_key(slug, name)
+    except InvalidName as error:
+        assert str(error).startswith(("invalid program slug", "invalid upload file name")) and _escaped(str(error))
+        return
+    assert key.isascii() and key.count("/") == 1 and ".." not in key and " " not in key and _escaped(key)
+    assert split_upload_key(key) == (slug, name)
+    root = (tmp_path / "uploads").resolve()
+    assert root in upload_path(root, key).parents
+
+
+# --- through `loyalty ingest` -----------------------------------------------------------------
+
+@pytest.fixture
+def cli_world(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'loyalty.db'}"
+    engine = make_engine(url)
+    migrate(engine)
+    with engine.begin() as conn:
+        save_program(conn, "joes-pizza", "Joe's Pizza")
+    for name, value in {"LOYALTY_DATABASE_URL": url, "LOYALTY_UPLOADS_DIR": str(tmp_path / "uploads"),
+                        "LOYALTY_REPORTS_DIR": str(tmp_path / "reports"), "DAGSTER_HOME": str(tmp_path / "dagster_home")}.items():
+        monkeypatch.setenv(name, value)
+    yield tmp_path, engine
+    engine.dispose()
+
+
+def _files(root: Path) -> set[Path]:
+    return {p for p in root.rglob("*") if p.is_file() and "dagster_home" not in p.parts and p.suffix != ".db"
+            and not p.name.endswith(("-wal", "-shm"))}
+
+
+def _ingest(capsys, *argv) -> tuple[int, str]:
+    code = cli.main(["ingest", *argv])
+    return code, capsys.readouterr().err
+
+
+CLI_SLUGS = ["../etc", "..", "a/b", "/abs", "joes pizza", "joes-pizza/../../x", "x\x1b[2Jy", "x\ny", "a\\b"]
+CLI_FILE_NAMES = ["a b.csv", "tab\t.csv", "esc\x1b[2J.csv", "new\nline.csv", ".hidden.csv", "-rf.csv", "évil.csv",
+                  "\u212a.csv", "x.csv.exe", "a..b.csv"]
+
+
+def test_cli_rejects_hostile_slugs_and_writes_nothing(cli_world, capsys):
+    tmp_path, engine = cli_world
+    source = tmp_path / "incoming" / "march.csv"
+    source.parent.mkdir()
+    source.write_text("email\nann@x.com\n")
+    before = _files(tmp_path)
+    for slug in CLI_SLUGS:
+        record(cases_tried=1)
+        code, err = _ingest(capsys, str(source), "--program", slug)
+        assert code == 2, slug
+        assert err.count("\n") == 1 and err.startswith(f"loyalty ingest: invalid program slug {slug!r}"), err
+        assert _escaped(err.rstrip("\n"))
+    assert _files(tmp_path) == before
+    assert not (tmp_path / "uploads").exists()
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM uploads")).scalar_one() == 0
+
+
+def test_cli_rejects_hostile_file_names_and_writes_nothing(cli_world, capsys):
+    tmp_path, engine = cli_world
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    for name in CLI_FILE_NAMES:
+        (incoming / name).write_text("email\nann@x.com\n")
+    before = _files(tmp_path)
+    for name in CLI_FILE_NAMES:
+        record(cases_tried=1)
+        code, err = _ingest(capsys, str(incoming / name), "--program", "joes-pizza")
+        assert code == 2, name
+        assert err.count("\n") == 1 and err.startswith(f"loyalty ingest: invalid upload file name {name!r}"), err
+        assert _escaped(err.rstrip("\n"))
+    assert _files(tmp_path) == before
+    assert not (tmp_path / "uploads").exists()
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM uploads")).scalar_one() == 0
+
+
+def test_cli_console_script_escapes_control_characters(cli_world):
+    """The real `loyalty` entry point, as an operator runs it."""
+    record(cases_tried=1)
+    tmp_path, _ = cli_world
+    source = tmp_path / "march.csv"
+    source.write_text("email\nann@x.com\n")
+    loyalty = Path(sys.executable).with_name("loyalty")
+    command = [str(loyalty)] if loyalty.exists() else [sys.executable, "-m", "loyalty_pipeline.cli"]
+    result = subprocess.run([*command, "ingest", str(source), "--program", "evil\x1b]0;pwned\x07/../.."],
+                            capture_output=True, text=True, timeout=120, env=os.environ.copy())
+    assert result.returncode == 2
+    assert result.stderr.startswith("loyalty ingest: invalid program slug 'evil\\x1b]0;pwned\\x07/../..'")
+    assert result.stderr.count("\n") == 1 and "\x1b" not in result.stderr and "\x07" not in result.stderr
+
+
+# --- through the upload sensor and the raw_upload asset -----------------------------------------
+
+@pytest.fixture
+def sensor_world(tmp_path):
+    url = f"sqlite:///{tmp_path / 'loyalty.db'}"
+    engine = make_engine(url)
+    migrate(engine)
+    with engine.begin() as conn:
+        save_program(conn, "joes-pizza", "Joe's Pizza")
+    settings = Settings(database_url=url, uploads_dir=tmp_path / "uploads", timezone="UTC",
+                        reports_dir=tmp_path / "reports", storage_dir=tmp_path / "storage")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.csv").write_text("email\nsecret@outside.com\n")
+    uploads = settings.uploads_dir
+    entries = {
+        "joes-pizza/good.csv": "email\ngood@x.com\n",
+        "Bad Slug/x.csv": "email\nbad1@x.com\n",
+        "-lead/x.csv": "email\nbad2@x.com\n",
+        "esc\x1b[31m/x.csv": "email\nbad3@x.com\n",
+        "joes-pizza/a b.csv": "email\nbad4@x.com\n",
+        "joes-pizza/ctrl\x07.csv": "email\nbad5@x.com\n",
+        "joes-pizza/.hidden.csv": "email\nbad6@x.com\n",
+        "joes-pizza/ünï.csv": "email\nbad7@x.com\n",
+    }
+    for relative, content in entries.items():
+        path = uploads / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+    (uploads / "joes-pizza" / "escape.csv").symlink_to(outside / "secret.csv")
+    (uploads / "linked").symlink_to(outside, target_is_directory=True)
+    (outside / "linked-file.csv").write_text("email\nlinked@outside.com\n")
+    past = time.time() - 60
+    for path in uploads.rglob("*"):
+        os.utime(path, (past, past), follow_symlinks=False)
+        if path.is_file():
+            os.utime(path, (past, past))
+    yield settings, engine, outside
+    engine.dispose()
+
+
+def test_upload_sensor_skips_bad_names_with_escaped_reasons(sensor_world):
+    record(cases_tried=1)
+    settings, engine, _ = sensor_world
+    found, problems, _ = scan_uploads(settings.uploads_dir, {}, time.time())
+    keys = {key for key, _ in found}
+    assert "joes-pizza/good.csv" in keys
+    assert all(split_upload_key(key) for key in keys)  # every requested key is a valid name
+    names = [p for p in problems if p.startswith(("invalid program slug", "invalid upload file name"))]
+    links = [p for p in problems if "links outside the uploads directory" in p]
+    assert (len(names), len(links)) == (7, 2) and len(problems) == 9
+    assert all(_escaped(p) for p in problems)
+    with instance_for_test() as instance:
+        context = build_sensor_context(instance=instance, resources=build_resources(settings))
+        result = upload_sensor(context)
+        requested = sorted(r.partition_key for r in result.run_requests)
+    assert set(requested) == keys
+
+
+def test_partitions_that_resolve_outside_the_uploads_dir_fail_clearly_and_write_nothing(sensor_world):
+    """Whatever the sensor requests (or someone adds by hand in the UI), raw_upload reads nothing
+    outside LOYALTY_UPLOADS_DIR: symlinks are resolved first, bad keys are refused."""
+    record(cases_tried=1)
+    settings, engine, _ = sensor_world
+    keys = {
+        "joes-pizza/escape.csv": "points outside the uploads directory",
+        "linked/linked-file.csv": "points outside the uploads directory",
+        "joes-pizza/../../outside/secret.csv": "invalid upload file name",
+    }
+    with instance_for_test() as instance:
+        instance.add_dynamic_partitions("uploads", list(keys))
+        for key, reason in keys.items():
+            result = materialize([raw_upload, validated_users, users_and_passes], partition_key=key, instance=instance,
+                                 raise_on_error=False, resources=build_resources(settings, frozen_now=NOW.isoformat()))
+            assert not result.success
+            failures = [e for e in result.all_events if e.is_step_failure]
+            assert len(failures) == 1
+            description = failures[0].step_failure_data.user_failure_data.description
+            assert reason in description and len(description.splitlines()) == 1
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM users")).scalar_one() == 0
+        assert conn.execute(text("SELECT count(*) FROM uploads")).scalar_one() == 0
+
+
+def test_upload_sensor_does_not_read_files_outside_the_uploads_dir(sensor_world):
+    record(cases_tried=1)
+    settings, _, _ = sensor_world
+    found, problems, _ = scan_uploads(settings.uploads_dir, {}, time.time())
+    assert {key for key, _ in found} == {"joes-pizza/good.csv"}
+    assert sum("outside" in p for p in problems) == 2
+
+
+def test_program_partitions_sensor_skips_invalid_slugs_from_the_programs_table(tmp_path):
+    record(cases_tried=1)
+    url = f"sqlite:///{tmp_path / 'loyalty.db'}"
+    engine = make_engine(url)
+    migrate(engine)
+    with engine.begin() as conn:  # the front end writes programs directly; the table only checks slug <> ''
+        conn.execute(text("INSERT INTO programs (slug, name) VALUES ('good', 'G'), ('a|b', 'B'), ('../x', 'C'), ('x,y', 'D')"))
+    settings = Settings(database_url=url, uploads_dir=tmp_path / "uploads", timezone="UTC")
+    with instance_for_test() as instance:
+        result = program_partitions_sensor(build_sensor_context(instance=instance, resources=build_resources(settings)))
+        added = [k for request in result.dynamic_partitions_requests for k in request.partition_keys]
+    engine.dispose()
+    assert added == ["good"]

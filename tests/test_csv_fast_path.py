@@ -1,0 +1,105 @@
+"""The polars fast path of read_csv must give exactly what the csv-module loop gives: the same
+rows, line numbers, issues and counts for any file; it only decides when it may run."""
+
+from unittest import mock
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from loyalty_pipeline import csv_reader
+from loyalty_pipeline.csv_reader import read_csv
+from tests.conftest import write_csv
+
+CELLS = ["", "a", "b c", " x ", "é", "😀", "Ann", '"q"', '"a,b"', '"l1\nl2"', '"l1\r\nl2"', '"x""y"', '""',
+         'a"b', '"a"b', ' "s"', '"', "a,b", "\t", "x\r", '"c\r"', "=1+2"]
+HEADERS = ["email,first_name", "Email,DOB,Mobile,Surname,First Name", "email", "dob,email,x", "email,,extra"]
+ENDINGS = ["\n", "\r\n", "\r"]
+
+
+def _python_only(path):
+    with mock.patch.object(csv_reader, "_fast_records", lambda *args: None):
+        return read_csv(path)
+
+
+def _same(fast, slow):
+    assert fast.rows.to_dicts() == slow.rows.to_dicts()
+    assert fast.rows.schema == slow.rows.schema
+    assert fast.issues.to_dicts() == slow.issues.to_dicts()
+    assert (fast.rows_read, fast.encoding, fast.unknown_columns, fast.nul_bytes_stripped) == (
+        slow.rows_read, slow.encoding, slow.unknown_columns, slow.nul_bytes_stripped)
+
+
+@st.composite
+def csv_texts(draw):
+    header = draw(st.sampled_from(HEADERS))
+    width = len(header.split(","))
+    regular = draw(st.booleans())  # half the examples are well-formed, so the fast path runs too
+    ending = "\n" if regular else draw(st.sampled_from(ENDINGS))
+    records = []
+    for _ in range(draw(st.integers(0, 12))):
+        if not regular and draw(st.integers(0, 9)) == 0:
+            records.append("")  # a blank row
+            continue
+        n = width if regular else draw(st.integers(max(1, width - 1), width + 2))
+        pool = [c for c in CELLS if c.count('"') % 2 == 0 and '"a"b' != c and ' "s"' != c] if regular else CELLS
+        records.append(",".join(draw(st.sampled_from(pool)) for _ in range(n)))
+    text = header + ending + ending.join(records) + (ending if draw(st.booleans()) else "")
+    return text, draw(st.sampled_from(["utf-8", "utf-8-sig", "cp1252"]))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(csv_texts())
+def test_fast_path_reads_exactly_what_the_csv_module_reads(tmp_path, sample):
+    text, encoding = sample
+    data = text.encode(encoding, errors="replace")
+    path = write_csv(tmp_path / "f.csv", data)
+    try:
+        slow = _python_only(path)
+    except csv_reader.CsvFileError as error:
+        try:
+            read_csv(path)
+        except csv_reader.CsvFileError as again:
+            assert str(again) == str(error)
+            return
+        raise AssertionError("the fast path accepted a file the csv module rejects")
+    _same(read_csv(path), slow)
+
+
+def test_a_well_formed_export_takes_the_fast_path(tmp_path):
+    text = ('Email,First Name,DOB,Mobile\r\n'
+            'a@x.com,"Smith, ""Jo""\r\nsecond line",03/14/1990,2125550100\r\n'
+            'b@x.com,Bo,"March 14, 1990",\r\n'
+            'c@x.com,,,\r\n')
+    path = write_csv(tmp_path / "a.csv", text)
+    fast = read_csv(path)
+    assert fast.parser == "polars"
+    assert fast.rows["line"].to_list() == [2, 3, 4]
+    _same(fast, _python_only(path))
+
+
+def test_blank_short_and_ragged_records_read_the_same_on_the_fast_path(tmp_path):
+    for text in ["email,first_name\na@x.com,A\n\nb@x.com,B\n",         # a blank row keeps its line number
+                 "email,first_name\n\n\na@x.com,A\n\n",                  # blank rows first and last
+                 "email,first_name\na@x.com,A,extra\nb@x.com,B,\n",    # ragged: rejected / harmless
+                 "email,first_name\na@x.com\n\"\"\nb@x.com,B, \t\n",  # short record, "" row, blank surplus
+                 "email,first_name\r\na@x.com,\"x\r\ny\",\"z,\"\r\n"]:  # ragged with quoted cells
+        path = write_csv(tmp_path / "b.csv", text)
+        raw = read_csv(path)
+        assert raw.parser == "polars"
+        _same(raw, _python_only(path))
+
+
+def test_files_the_fast_path_cannot_vouch_for_use_the_csv_module(tmp_path):
+    for text in ['email,first_name\na@x.com,Jo"hn\n',                # a quote inside an unquoted field
+                 'email,first_name\na@x.com,"Jo"hn\n',               # text after a closing quote
+                 'email,first_name\na@x.com,"John\n',                # an unterminated quote
+                 "email,first_name\ra@x.com,A\r"]:                   # old Mac line ends
+        path = write_csv(tmp_path / "b.csv", text)
+        raw = read_csv(path)
+        assert raw.parser == "python"
+        _same(raw, _python_only(path))
+
+
+def test_a_very_long_field_reads_the_same_either_way(tmp_path):
+    path = write_csv(tmp_path / "c.csv", "email,first_name\na@x.com," + "x" * 200_000 + "\nb@x.com,B\n")
+    _same(read_csv(path), _python_only(path))

@@ -1,0 +1,56 @@
+"""award_birthdays reaches the candidates of a long date range from the program's passes and those
+of a few days from the birthday index (Postgres; SQLite always uses the birthday index). Both
+ways must reward exactly the same passes, whatever mix of rules applies."""
+
+from __future__ import annotations
+
+import random
+from datetime import date, timedelta
+
+import pytest
+
+from loyalty_pipeline import rewards
+from loyalty_pipeline.rewards import award_birthdays
+from tests.factories import make_program, member, rewarded_passes, utc
+
+START = date(2027, 2, 10)
+DAYS = [START + timedelta(days=i) for i in range(40)]  # across 28 February in a non-leap year
+NOW = utc(2027, 3, 22, 12)
+
+
+def _population(engine, seed: int):
+    rng = random.Random(seed)
+    program = make_program(engine, birthday_min_notice_days=rng.choice([0, 3]), birthday_max_delay_days=60)
+    other = make_program(engine, "other-place", name="Other")
+    for _ in range(120):
+        day = START + timedelta(days=rng.randrange(-5, 45))
+        birthday = (2, 29) if rng.random() < 0.05 else (day.month, day.day)
+        member(
+            engine, rng.choice([program, program, other]), birthday if rng.random() < 0.9 else None,
+            year=rng.choice([1990, None]) if birthday != (2, 29) else 2000,
+            status=rng.choice(["active"] * 9 + ["inactive"]),
+            pass_created_at=utc(2027, 2, rng.randrange(1, 28)) if rng.random() < 0.2 else utc(2020, 1, 1),
+            birth_date_set_at=utc(2027, 2, rng.randrange(1, 28)) if rng.random() < 0.2 else utc(2020, 1, 1),
+        )
+    return program
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_both_ways_in_reward_the_same_passes(engine, db_url, seed, monkeypatch):
+    program = _population(engine, seed)
+    # A few passes were rewarded last year close to the range: the 365-day rule must see them.
+    award_birthdays(engine, program_slug=program.slug, dates=[d - timedelta(days=360) for d in DAYS[:10]],
+                    now=utc(2026, 3, 1, 12))
+    before = set(rewarded_passes(engine))
+
+    outcomes = {}
+    for name, limit in (("birthday index", 10_000), ("program's passes", 0)):
+        monkeypatch.setattr(rewards, "BIRTHDAY_FIRST_MAX_DAYS", limit)
+        with engine.begin() as conn:  # start from the same state for each way in
+            conn.exec_driver_sql("DELETE FROM notifications WHERE created_at >= '2027-01-01'")
+            conn.exec_driver_sql("DELETE FROM birthday_logs WHERE reward_date >= '2027-01-01'")
+        result = award_birthdays(engine, program_slug=program.slug, dates=DAYS, now=NOW)
+        outcomes[name] = (set(rewarded_passes(engine)) - before, result.eligible, result.already_rewarded,
+                          result.rewarded_now)
+    assert outcomes["birthday index"] == outcomes["program's passes"]
+    assert outcomes["birthday index"][3] > 0
