@@ -32,7 +32,14 @@ Birthdays
   one program and one date (median of 5 partitions of different programs and dates), then the
   same partitions again (nothing to do). The backfill is 365 days x 10 programs through Dagster in
   the single-run backfill policy's shape: one in-process run of `birthday_log` per program over the
-  whole date range (what `loyalty backfill` and a UI backfill launch), in a child process.
+  whole date range (what `loyalty backfill` and a UI backfill launch), in a child process. At
+  --scale 0.1 one program is backfilled and its time multiplied by ten (a run's Dagster cost does
+  not shrink with the data).
+
+Dagster instance: a temporary SQLite-backed instance in the work directory (as `loyalty` and the
+tests use); --dagster-storage postgres gives the runs a database of their own on the same server,
+as deploy/dagster.yaml does. The targets are defined at --scale 1.0; bench-quick is a smoke run.
+See benchmarks/README.md for the results and the profile notes.
 """
 
 from __future__ import annotations
