@@ -79,7 +79,7 @@ _ENSURE_PASSES = """
 INSERT INTO passes_master (program_id, user_id, status, points_balance, created_at)
 SELECT :program_id, u.id, 'active', 0, :now
 FROM {source} JOIN users u ON u.email = s.email
-WHERE {missing}
+WHERE true
 ORDER BY u.id
 ON CONFLICT (program_id, user_id) DO NOTHING
 """
@@ -196,7 +196,7 @@ def load_upload(
                      "SELECT count(*) FILTER (WHERE inserted), count(*) FROM merged"),
                 {"now": ts},
             ).one()
-            pass_source, missing_pass = _PASS_CANDIDATES, "true"
+            pass_source = _PASS_CANDIDATES
         else:  # SQLite: BEGIN IMMEDIATE serialises writers, so the users seen before the merge are exact
             birthdays_changed = _record_birthday_changes(conn, key)
             existing = conn.execute(
@@ -204,9 +204,9 @@ def load_upload(
             ).scalar_one()
             merged = conn.execute(text(_MERGE_USERS.format(source="stage_users WHERE true")), {"now": ts}).rowcount
             created = validated.users.height - existing
-            pass_source, missing_pass = "stage_users s", "true"
+            pass_source = "stage_users s"
         passes_created = conn.execute(
-            text(_ENSURE_PASSES.format(source=pass_source, missing=missing_pass)), {"program_id": program.id, "now": ts}
+            text(_ENSURE_PASSES.format(source=pass_source)), {"program_id": program.id, "now": ts}
         ).rowcount
         warnings = conn.execute(
             text("SELECT count(*) FROM upload_issues WHERE upload_key = :key AND severity = 'warning'"),
