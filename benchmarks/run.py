@@ -18,9 +18,10 @@ Ingestion
   back with the details they already have, the other half are new) is then materialized in process
   (`dagster.materialize([raw_upload, validated_users, users_and_passes], partition_key=...)`) in a
   child process, which reports its own wall time and peak RSS (ru_maxrss of the ingest process
-  itself). The same partition is then materialized again (nothing changed). Both are divided by a
-  bare COPY of the same accepted rows (file B's validated users) into an empty copy of `users`
-  with all its indexes and defaults, best of three, in the same database and the same run.
+  itself). The same partition is then materialized again (nothing changed). This pair is repeated
+  (--repeats, default 3) on file-level copies of the same database state and the medians count.
+  Both are divided by a bare COPY of the same accepted rows (file B's validated users) into an
+  empty copy of `users` with all its indexes and defaults, the best of three, in the same run.
   The seed-style baseline parses 20,000 rows (x scale) of file B one by one in Python (csv,
   dateutil, phonenumbers) and sends one autocommitted upsert statement per row (user and pass in
   one statement) to a copy of the tables in the state file B meets; its time is extrapolated to the
@@ -56,7 +57,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -324,12 +325,12 @@ def accepted_users_csv(path: Path) -> tuple[bytes, int]:
     return buffer.getvalue(), users.height
 
 
-def copy_baseline(url: str, payload: bytes, columns: list[str]) -> list[float]:
+def copy_baseline(url: str, payload: bytes, columns: list[str], repeats: int = COPY_REPEATS) -> list[float]:
     """A bare COPY of the accepted rows into an empty table shaped like users (indexes, defaults)."""
     times = []
     cols = ", ".join(columns)
     with psycopg_conn(url) as conn:
-        for _ in range(COPY_REPEATS):
+        for _ in range(repeats):
             conn.execute("DROP TABLE IF EXISTS bench_copy_users")
             conn.execute("CREATE TABLE bench_copy_users (LIKE users INCLUDING ALL)")
             conn.execute("CHECKPOINT")
@@ -434,11 +435,25 @@ def seed_style_baseline(url: str, path: Path, sample_rows: int) -> dict:
     return {"rows": processed, "upserts": upserts, "seconds": seconds}
 
 
-def ingestion_cases(scale: float, work: Path, bench_id: str, measurements: dict) -> dict:
+def clone_database(source: str, target: str) -> str:
+    """A file-level copy of `source` (CREATE DATABASE ... TEMPLATE): each repeat of the measured
+    ingest starts from exactly the same state without ingesting file A again."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    with admin_engine().connect() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": source})
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{target}"'))
+        conn.execute(text(f'CREATE DATABASE "{target}" TEMPLATE "{source}"'))
+    return make_url(ADMIN_URL).set(database=target).render_as_string(hide_password=False)
+
+
+def ingestion_cases(scale: float, work: Path, bench_id: str, measurements: dict, repeats: int) -> dict:
     from benchmarks.generate_csv import generate_csv
 
     rows = int(FULL_ROWS * scale)
     name = f"loyalty_bench_{bench_id}_ingest"
+    databases = [name]
     url = create_database(name)
     try:
         setup_program(url)
@@ -448,10 +463,10 @@ def ingestion_cases(scale: float, work: Path, bench_id: str, measurements: dict)
         file_b = generate_csv(uploads / "second.csv", rows, seed=SEED, existing_emails_fraction=0.5,
                               email_domain_offset=1)
         measurements["files"] = {"first": file_a, "second": file_b}
-        task = {"kind": "ingest", "db_url": url, "work_dir": str(work), **CHILD_EXTRA}
+        task = {"kind": "ingest", "work_dir": str(work), **CHILD_EXTRA}
 
         log("file A through Dagster (fills users with the half file B shares)")
-        first = run_child({**task, "key": f"{PROGRAM}/first.csv"})
+        first = run_child({**task, "db_url": url, "key": f"{PROGRAM}/first.csv"})
         measurements["ingest_first_into_empty"] = first
         with psycopg_conn(url) as conn:
             conn.execute("VACUUM ANALYZE")  # what autovacuum would have done since that upload
@@ -462,36 +477,45 @@ def ingestion_cases(scale: float, work: Path, bench_id: str, measurements: dict)
         seed["extrapolated_seconds"] = seed["seconds"] / seed["rows"] * rows
         measurements["seed_style"] = seed
 
-        checkpoint(url)
-        log("file B through Dagster (measured)")
-        second = run_child({**task, "key": f"{PROGRAM}/second.csv"})
-        measurements["ingest"] = second
-
-        checkpoint(url)
-        log("file B again (nothing changed)")
-        again = run_child({**task, "key": f"{PROGRAM}/second.csv"})
-        measurements["reingest"] = again
-
-        log("COPY baseline of the same accepted rows")
         payload, accepted = accepted_users_csv(uploads / "second.csv")
         columns = ["email", "first_name", "last_name", "birth_date", "birth_month", "birth_day", "phone_number"]
-        copies = copy_baseline(url, payload, columns)
+        ingests, reingests, copies = [], [], []
+        for repeat in range(repeats):
+            # Every repeat starts from the state file B meets (a copy of this database).
+            copy_name = f"{name}_{repeat}"
+            databases.append(copy_name)
+            copy_url = clone_database(name, copy_name)
+            checkpoint(copy_url)
+            log(f"file B through Dagster (measured, {repeat + 1}/{repeats})")
+            ingests.append(run_child({**task, "db_url": copy_url, "key": f"{PROGRAM}/second.csv"}))
+            checkpoint(copy_url)
+            log("file B again (nothing changed)")
+            reingests.append(run_child({**task, "db_url": copy_url, "key": f"{PROGRAM}/second.csv"}))
+            log("COPY baseline of the same accepted rows")
+            copies += copy_baseline(copy_url, payload, columns, max(1, COPY_REPEATS // repeats))
+            if repeat == repeats - 1:
+                with psycopg_conn(copy_url) as conn:
+                    measurements["database_after"] = {
+                        t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                        for t in ("users", "passes_master", "upload_issues")
+                    }
+            drop_database(copy_name)
+        ingest = statistics.median(r["seconds"] for r in ingests)
+        reingest = statistics.median(r["seconds"] for r in reingests)
         copy_seconds = min(copies)
+        measurements["ingest"] = {"seconds": ingest, "runs": ingests}
+        measurements["reingest"] = {"seconds": reingest, "runs": reingests}
         measurements["copy_baseline"] = {"rows": accepted, "bytes": len(payload), "seconds": copies,
                                          "best": copy_seconds, "rows_per_s": round(accepted / copy_seconds)}
-        with psycopg_conn(url) as conn:
-            measurements["database_after"] = {
-                t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-                for t in ("users", "passes_master", "upload_issues")
-            }
         return {
-            "ingest_vs_copy": second["seconds"] / copy_seconds,
-            "reingest_vs_copy": again["seconds"] / copy_seconds,
-            "seed_style_vs_ours": seed["extrapolated_seconds"] / second["seconds"],
-            "ingest_peak_rss": second["maxrss_bytes"] / 1e9,
+            "ingest_vs_copy": ingest / copy_seconds,
+            "reingest_vs_copy": reingest / copy_seconds,
+            "seed_style_vs_ours": seed["extrapolated_seconds"] / ingest,
+            "ingest_peak_rss": max(r["maxrss_bytes"] for r in ingests) / 1e9,
         }
     finally:
-        drop_database(name)
+        for database in databases:
+            drop_database(database)
 
 
 # --- birthday cases ------------------------------------------------------------------------------
@@ -630,8 +654,9 @@ def report(values: dict, scale: float, machine: dict, measurements: dict) -> dic
     info = []
     if "ingest" in measurements:
         m = measurements
-        info.append(f"ingest {m['ingest']['seconds']:.2f} s ({rows / m['ingest']['seconds']:,.0f} rows/s), "
-                    f"again {m['reingest']['seconds']:.2f} s, COPY {m['copy_baseline']['best']:.2f} s "
+        info.append(f"ingest {m['ingest']['seconds']:.2f} s ({rows / m['ingest']['seconds']:,.0f} rows/s; runs "
+                    f"{[round(r['seconds'], 2) for r in m['ingest']['runs']]}), again {m['reingest']['seconds']:.2f} s "
+                    f"(runs {[round(r['seconds'], 2) for r in m['reingest']['runs']]}), COPY {m['copy_baseline']['best']:.2f} s "
                     f"({m['copy_baseline']['rows']:,} rows), seed-style {m['seed_style']['extrapolated_seconds']:.0f} s "
                     f"(extrapolated from {m['seed_style']['rows']:,} rows in {m['seed_style']['seconds']:.2f} s), "
                     f"first ingest into empty users {m['ingest_first_into_empty']['seconds']:.2f} s")
@@ -660,6 +685,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dagster-storage", choices=("sqlite", "postgres"), default="sqlite",
                         help="the runs' Dagster instance: a temp SQLite one (as `loyalty` and the tests use), "
                              "or a database of its own on the same server (as deploy/dagster.yaml)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="measured ingests, each from a copy of the same database state; the median "
+                             "counts (default 3, 2 below --scale 0.5)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--emit-partition-subsets", action="store_true",
                         help="set DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=1 for the runs (one planned "
@@ -670,6 +698,10 @@ def main(argv: list[str] | None = None) -> int:
         return child_main(json.loads(args.child))
     if not 0 < args.scale <= 1.0:
         parser.error("--scale must be in (0, 1]")
+    if args.repeats is None:
+        args.repeats = 3 if args.scale >= 0.5 else 2
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
 
     bench_id = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
     work = Path(tempfile.mkdtemp(prefix="loyalty_bench_"))
@@ -691,7 +723,7 @@ def main(argv: list[str] | None = None) -> int:
             CHILD_EXTRA["dagster_url"] = make_url(create_database(dagster_db)).set(
                 drivername="postgresql+psycopg2").render_as_string(hide_password=False)
         if args.only in (None, "ingestion"):
-            values.update(ingestion_cases(args.scale, work, bench_id, measurements))
+            values.update(ingestion_cases(args.scale, work, bench_id, measurements, args.repeats))
         if args.only in (None, "birthday"):
             values.update(birthday_cases(args.scale, work, bench_id, measurements))
     finally:
