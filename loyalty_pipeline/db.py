@@ -31,6 +31,9 @@ _SQLITE_REWRITES = [
     # SQLite has no ADD COLUMN IF NOT EXISTS; schema_migrations already guarantees it runs once.
     (re.compile(r"ADD COLUMN IF NOT EXISTS"), "ADD COLUMN"),
 ]
+# Constraint changes that SQLite cannot make without rebuilding the table; they tune Postgres' write
+# path, and SQLite's foreign-key checks on the embedded database cost little.
+_POSTGRES_ONLY = re.compile(r"^ALTER TABLE \w+ (DROP CONSTRAINT|ALTER COLUMN)")
 MIGRATION_LOCK_KEY = 7_311_202_601
 
 
@@ -108,6 +111,8 @@ def migrate(engine: Engine) -> list[str]:
             if version in applied:
                 continue
             for statement in _statements(path.read_text(encoding="utf-8")):
+                if not is_postgres(conn) and _POSTGRES_ONLY.match(statement):
+                    continue
                 conn.exec_driver_sql(_for_dialect(conn, statement))
             conn.execute(text("INSERT INTO schema_migrations (version) VALUES (:v)"), {"v": version})
             applied_now.append(version)
@@ -148,6 +153,15 @@ def create_temp_table(conn: Connection, name: str, columns: Sequence[tuple[str, 
     else:
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{name}")
         conn.exec_driver_sql(f"CREATE TEMP TABLE {name} ({body})")
+
+
+def create_temp_table_as(conn: Connection, name: str, query: str, params: dict) -> None:
+    """A scratch table filled by `query`, living for this transaction only."""
+    if is_postgres(conn):
+        conn.execute(text(f"CREATE TEMP TABLE {name} ON COMMIT DROP AS {query}"), params)
+    else:
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{name}")
+        conn.execute(text(f"CREATE TEMP TABLE {name} AS {query}"), params)
 
 
 # SQLSTATE classes where the server or the connection failed, not the statement: connection
