@@ -31,9 +31,9 @@ _SQLITE_REWRITES = [
     # SQLite has no ADD COLUMN IF NOT EXISTS; schema_migrations already guarantees it runs once.
     (re.compile(r"ADD COLUMN IF NOT EXISTS"), "ADD COLUMN"),
 ]
-# Constraint changes that SQLite cannot make without rebuilding the table; they tune Postgres' write
-# path, and SQLite's foreign-key checks on the embedded database cost little.
-_POSTGRES_ONLY = re.compile(r"^ALTER TABLE \w+ (DROP CONSTRAINT|ALTER COLUMN)")
+# Functions, and column changes that SQLite cannot make without rebuilding the table: they tune
+# Postgres' write path (the embedded SQLite database keeps its foreign keys and random ids).
+_POSTGRES_ONLY = re.compile(r"^(CREATE (OR REPLACE )?FUNCTION|ALTER TABLE \w+ (DROP CONSTRAINT|ALTER COLUMN))")
 MIGRATION_LOCK_KEY = 7_311_202_601
 
 

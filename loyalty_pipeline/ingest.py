@@ -75,21 +75,36 @@ ON CONFLICT (email) DO UPDATE SET
 WHERE {_CHANGES.format(new="EXCLUDED", old="users")}
 """
 
+# Every accepted row's user gets an active pass in the program; `source` yields their user_id.
 _ENSURE_PASSES = """
 INSERT INTO passes_master (program_id, user_id, status, points_balance, created_at)
-SELECT :program_id, u.id, 'active', 0, :now
-FROM {source} JOIN users u ON u.email = s.email
+SELECT :program_id, s.user_id, 'active', 0, :now
+FROM {source}
 WHERE true
-ORDER BY u.id
+ORDER BY s.user_id
 ON CONFLICT (program_id, user_id) DO NOTHING
 """
-# Postgres: only users without a pass reach the insert, the others would each cost an arbiter probe
-# and a join with users. A user the match did not find is new, so has no pass yet; one it found is
-# checked by the id it found (a pass for that id means nothing to do, and a deleted user's passes are
-# gone with it). A pass created concurrently meanwhile is settled by ON CONFLICT, as before.
-_NO_PASS_YET = "NOT EXISTS (SELECT 1 FROM passes_master p WHERE p.program_id = :program_id AND p.user_id = {id})"
-_PASS_CANDIDATES = f"""(SELECT email FROM stage_match m
-      WHERE m.user_id IS NULL OR {_NO_PASS_YET.format(id="m.user_id")}) s"""
+_USERS_OF_STAGED_ROWS = "(SELECT u.id AS user_id FROM stage_users st JOIN users u ON u.email = st.email) s"
+
+# Postgres: the users this upload creates get their passes in the merge statement itself, from the
+# ids it returns - no second join of the staged rows with users by email, and no conflict to check,
+# since nobody else can see those users yet. The users the match found get a pass unless they
+# already hold one (a deleted user is skipped). A user that another upload created after the match
+# is only found by email again: that join runs when the merge created fewer users than were new.
+_MERGE_USERS_AND_NEW_PASSES = """
+WITH merged AS ({merge} RETURNING id, xmax = 0 AS inserted),
+new_passes AS (
+    INSERT INTO passes_master (program_id, user_id, status, points_balance, created_at)
+    SELECT :program_id, id, 'active', 0, :now FROM merged WHERE inserted ORDER BY id
+    RETURNING 1)
+SELECT (SELECT count(*) FROM merged WHERE inserted), (SELECT count(*) FROM merged), (SELECT count(*) FROM new_passes)
+"""
+_PASSES_STILL_MISSING = """(
+    SELECT m.user_id FROM stage_match m JOIN users u ON u.id = m.user_id
+    WHERE m.user_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM passes_master p WHERE p.program_id = :program_id AND p.user_id = m.user_id)
+    UNION ALL
+    SELECT u.id FROM stage_match m JOIN users u ON u.email = m.email
+    WHERE m.user_id IS NULL AND :created_elsewhere) s"""
 
 # Postgres: one join of the staged rows with users classifies them (new, changed, unchanged, birthday
 # changed), so the merge touches only rows it changes - ON CONFLICT DO UPDATE locks and WAL-logs every
@@ -190,13 +205,15 @@ def load_upload(
             birthdays_changed = _record_birthday_changes(conn, key, "(SELECT * FROM stage_match WHERE birthday_changed) s")
             # Counted from the merge itself: a row is new when no version of it existed before
             # (xmax = 0), so a concurrent upload creating the same users cannot be counted twice.
-            created, merged = conn.execute(
-                text(f"WITH merged AS ({_MERGE_USERS.format(source='stage_match WHERE needs_merge')} "
-                     "RETURNING xmax = 0 AS inserted) "
-                     "SELECT count(*) FILTER (WHERE inserted), count(*) FROM merged"),
-                {"now": ts},
+            created, merged, passes_created = conn.execute(
+                text(_MERGE_USERS_AND_NEW_PASSES.format(merge=_MERGE_USERS.format(source="stage_match WHERE needs_merge"))),
+                {"now": ts, "program_id": program.id},
             ).one()
-            pass_source = _PASS_CANDIDATES
+            unmatched = conn.execute(text("SELECT count(*) FROM stage_match WHERE user_id IS NULL")).scalar_one()
+            passes_created += conn.execute(
+                text(_ENSURE_PASSES.format(source=_PASSES_STILL_MISSING)),
+                {"program_id": program.id, "now": ts, "created_elsewhere": created < unmatched},
+            ).rowcount
         else:  # SQLite: BEGIN IMMEDIATE serialises writers, so the users seen before the merge are exact
             birthdays_changed = _record_birthday_changes(conn, key)
             existing = conn.execute(
@@ -204,10 +221,9 @@ def load_upload(
             ).scalar_one()
             merged = conn.execute(text(_MERGE_USERS.format(source="stage_users WHERE true")), {"now": ts}).rowcount
             created = validated.users.height - existing
-            pass_source = "stage_users s"
-        passes_created = conn.execute(
-            text(_ENSURE_PASSES.format(source=pass_source)), {"program_id": program.id, "now": ts}
-        ).rowcount
+            passes_created = conn.execute(
+                text(_ENSURE_PASSES.format(source=_USERS_OF_STAGED_ROWS)), {"program_id": program.id, "now": ts}
+            ).rowcount
         warnings = conn.execute(
             text("SELECT count(*) FROM upload_issues WHERE upload_key = :key AND severity = 'warning'"),
             {"key": key},

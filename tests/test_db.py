@@ -11,7 +11,7 @@ def test_migrations_are_recorded_and_idempotent(engine):
     assert migrate(engine) == []  # the fixture already applied everything
     with engine.connect() as conn:
         versions = conn.execute(text("SELECT version FROM schema_migrations ORDER BY version")).scalars().all()
-    assert versions == ["001_foundation", "002_birthday_bot", "003_reward_write_path"]
+    assert versions == ["001_foundation", "002_birthday_bot", "003_reward_write_path", "004_time_ordered_ids"]
 
 
 def test_ids_and_defaults_come_from_the_database(engine):
@@ -23,6 +23,21 @@ def test_ids_and_defaults_come_from_the_database(engine):
     assert (bool(row.birthday_bot_enabled), row.birthday_reward_points, row.date_order) == (False, 0, "MDY")
     assert row.birthday_message == "Happy Birthday! We added points to your pass."
     assert (row.birthday_max_delay_days, row.birthday_send_hour) == (30, 9)
+
+
+def test_bulk_written_ids_grow_with_time_on_postgres(_postgres_schema):
+    # Time-ordered (version 7) ids keep bulk inserts at one edge of the primary-key indexes.
+    ids = []
+    with _postgres_schema.begin() as conn:
+        conn.execute(text("TRUNCATE users CASCADE"))
+        for n in range(3):
+            ids.append(conn.execute(text("INSERT INTO users (email) VALUES (:e) RETURNING id"),
+                                    {"e": f"u{n}@x.com"}).scalar_one())
+            conn.execute(text("SELECT pg_sleep(0.002)"))
+        conn.execute(text("TRUNCATE users CASCADE"))
+    assert [i.version for i in ids] == [7, 7, 7]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == 3
 
 
 def test_a_failing_statement_is_not_transient(engine):

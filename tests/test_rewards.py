@@ -95,6 +95,20 @@ def test_only_passes_of_the_partition_program_are_rewarded(engine, program):
     assert rewarded_passes(engine, other) == [(theirs, "2026-11-26")]
 
 
+def test_deleting_a_user_removes_their_pass_rewards_and_queued_messages(engine, program):
+    kept = member(engine, program, (11, 26))
+    gone = member(engine, program, (11, 26))
+    award(engine, date(2026, 11, 26))
+    assert count(engine, "SELECT count(*) FROM notifications") == 2
+
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM users WHERE id = (SELECT user_id FROM passes_master WHERE id = :p)"), {"p": gone})
+
+    assert rewarded_passes(engine) == [(kept, "2026-11-26")]
+    assert count(engine, "SELECT count(*) FROM notifications WHERE pass_id = :p", p=gone) == 0
+    assert count(engine, "SELECT count(*) FROM notifications WHERE pass_id = :p", p=kept) == 1
+
+
 # --- when the pass and the birthday became known ---------------------------------------------------
 
 def test_pass_created_late_on_d_in_the_program_time_zone_counts_as_existing_on_d(engine):
