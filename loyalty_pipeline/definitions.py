@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import os
 
-from dagster import Definitions, EnvVar, FilesystemIOManager, in_process_executor
+from dagster import Definitions, EnvVar, in_process_executor
 
 from assets.birthdays import birthday_log, birthday_notifications
 from assets.ingestion import raw_upload, users_and_passes, validated_users
+from assets.io_managers import FrameStorage
 from assets.resources import Clock, LoyaltyDatabase, LoyaltySettings, NotificationSender
 from loyalty_pipeline.config import Settings, dagster_home
 from schedules.alerts import run_failure_alert_sensor
@@ -40,7 +41,7 @@ def build_resources(settings: Settings | None = None, *, frozen_now: str | None 
             webhook_url=settings.webhook_url,
         ),
         # Intermediate frames (raw and validated uploads) live beside the Dagster instance.
-        "io_manager": FilesystemIOManager(base_dir=str(settings.storage_dir or dagster_home() / "storage")),
+        "io_manager": FrameStorage(base_dir=str(settings.storage_dir or dagster_home() / "storage")),
     }
 
 
