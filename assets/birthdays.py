@@ -91,37 +91,22 @@ def _checks(engine, program_slug: str, days: list[date]) -> list[tuple[str, int]
         return [(name, conn.execute(text(sql), params).scalar_one()) for name, sql in queries.items()]
 
 
-# A single-run backfill attaches its metadata to every partition it materializes (365 copies for a
-# year); past a month, the per-date table goes to the run's log once instead.
-PER_DATE_TABLE_MAX_DATES = 31
-
-
-def _per_date_table(result: RewardResult) -> str:
+def _metadata(result: RewardResult) -> dict:
     per_date = pl.DataFrame(
         {"date": [d.isoformat() for d in result.dates],
          "rewarded_now": [result.per_date.get(d.isoformat(), 0) for d in result.dates],
          "note": [result.skipped.get(d.isoformat(), "") for d in result.dates]}
     )
-    return _markdown(per_date.filter((pl.col("rewarded_now") > 0) | (pl.col("note") != "")), limit=400)
-
-
-def _metadata(result: RewardResult) -> dict:
-    if len(result.dates) <= PER_DATE_TABLE_MAX_DATES:
-        per_date = _per_date_table(result)
-        skipped = "\n".join(f"- {day}: {why}" for day, why in result.skipped.items()) or "_nothing skipped_"
-    else:
-        per_date = (f"{len(result.dates)} dates from {result.dates[0]} to {result.dates[-1]}: "
-                    f"{result.rewarded_now} rewarded on {len(result.per_date)} of them; "
-                    "the per-date table is in the run's log.")
-        skipped = f"{len(result.skipped)} date(s) skipped; the reasons are in the run's log."
     return {
         "enabled": result.enabled,
         "eligible_passes": result.eligible,
         "rewarded_now": result.rewarded_now,
         "already_rewarded_this_year": result.already_rewarded,
         "points_awarded": result.points_awarded,
-        "skipped": MetadataValue.md(skipped),
-        "per_date": MetadataValue.md(per_date),
+        "skipped": MetadataValue.md(
+            "\n".join(f"- {day}: {why}" for day, why in result.skipped.items()) or "_nothing skipped_"),
+        "per_date": MetadataValue.md(_markdown(per_date.filter(
+            (pl.col("rewarded_now") > 0) | (pl.col("note") != "")), limit=400)),
         "sample_messages": MetadataValue.md("\n".join(f"- {m}" for m in result.sample_messages) or "_none_"),
         "program_config": MetadataValue.json(result.program),
         "batch_id": result.batch_id,
@@ -159,8 +144,6 @@ def birthday_log(context: AssetExecutionContext, database: LoyaltyDatabase, sett
             f"{program_slug}: {result.rewarded_now} rewarded, {result.already_rewarded} already rewarded, "
             f"{len(result.skipped)} day(s) skipped"
         )
-        if len(result.dates) > PER_DATE_TABLE_MAX_DATES:
-            context.log.info(f"{program_slug} per date:\n{_per_date_table(result)}")
     if failures:
         raise Failure(description="; ".join(failures), allow_retries=False)
     merged = results[0] if len(results) == 1 else _combine(results)
