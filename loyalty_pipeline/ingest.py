@@ -201,6 +201,8 @@ def load_upload(
         )
         if postgres:
             conn.exec_driver_sql(_MATCH_USERS)
+            # Row counts and null fractions are all the later plans need: a small sample gives them.
+            conn.exec_driver_sql("SET LOCAL default_statistics_target = 10")
             conn.exec_driver_sql("ANALYZE stage_match")
             birthdays_changed = _record_birthday_changes(conn, key, "(SELECT * FROM stage_match WHERE birthday_changed) s")
             # Counted from the merge itself: a row is new when no version of it existed before
