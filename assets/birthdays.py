@@ -4,6 +4,7 @@
 from collections import defaultdict
 from datetime import date
 
+import polars as pl
 from dagster import (
     AllPartitionMapping,
     AssetCheckResult,
@@ -18,14 +19,20 @@ from dagster import (
     TableColumn,
     TableSchema,
     asset,
+    define_asset_job,
 )
 from sqlalchemy import text
 
-import polars as pl
-
-from assets.ingestion import DATABASE_RETRY, OWNERS, _markdown
+from assets.metadata import OWNERS, markdown_table
 from assets.partitions import birthday_partitions
-from assets.resources import Clock, LoyaltyDatabase, LoyaltySettings, NotificationSender, only_transient_errors_retry
+from assets.resources import (
+    DATABASE_RETRY,
+    Clock,
+    LoyaltyDatabase,
+    LoyaltySettings,
+    NotificationSender,
+    only_transient_errors_retry,
+)
 from loyalty_pipeline.outbox import deliver_pending
 from loyalty_pipeline.programs import InvalidProgramConfig, ProgramNotFound
 from loyalty_pipeline.rewards import RewardResult, award_birthdays
@@ -105,7 +112,7 @@ def _metadata(result: RewardResult) -> dict:
         "points_awarded": result.points_awarded,
         "skipped": MetadataValue.md(
             "\n".join(f"- {day}: {why}" for day, why in result.skipped.items()) or "_nothing skipped_"),
-        "per_date": MetadataValue.md(_markdown(per_date.filter(
+        "per_date": MetadataValue.md(markdown_table(per_date.filter(
             (pl.col("rewarded_now") > 0) | (pl.col("note") != "")), limit=400)),
         "sample_messages": MetadataValue.md("\n".join(f"- {m}" for m in result.sample_messages) or "_none_"),
         "program_config": MetadataValue.json(result.program),
@@ -200,3 +207,10 @@ def birthday_notifications(context: AssetExecutionContext, database: LoyaltyData
             metadata={**totals},
         )
     return MaterializeResult(metadata={**totals, "last_error": last_error or "none", "sender": notification_sender.kind})
+
+
+birthday_job = define_asset_job(
+    "birthday_job",
+    selection=["birthday_log", "birthday_notifications"],
+    description="Award and deliver the birthday rewards of (day, program) partitions.",
+)

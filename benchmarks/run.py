@@ -245,7 +245,7 @@ def child_ingest(task: dict) -> dict:
                          resources=resources, run_config=QUIET, raise_on_error=False)
     seconds = time.perf_counter() - started
     if not result.success:
-        from loyalty_pipeline.runs import failure_reason
+        from loyalty_pipeline.run_results import failure_reason
 
         raise RuntimeError(f"ingest of {key} failed: {failure_reason(result)}")
     return {"seconds": seconds, "metadata": _metadata(result)}
@@ -254,7 +254,7 @@ def child_ingest(task: dict) -> dict:
 def child_backfill(task: dict) -> dict:
     """The single-run backfill policy's runs: one run of birthday_log per program over the whole range."""
     from dagster import Definitions, MultiPartitionKey, define_asset_job, in_process_executor
-    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+    from loyalty_pipeline.dagster_internals import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
     from assets.birthdays import birthday_log, birthday_notifications
     from loyalty_pipeline.definitions import build_resources
@@ -279,7 +279,7 @@ def child_backfill(task: dict) -> dict:
         run_started = time.perf_counter()
         result = resolved.execute_in_process(instance=instance, tags=tags, raise_on_error=False, run_config=QUIET)
         if not result.success:
-            from loyalty_pipeline.runs import failure_reason
+            from loyalty_pipeline.run_results import failure_reason
 
             raise RuntimeError(f"backfill run for {slug} failed: {failure_reason(result)}")
         metadata = _metadata(result)

@@ -7,19 +7,13 @@ from dagster import (
     RunRequest,
     ScheduleEvaluationContext,
     SkipReason,
-    define_asset_job,
     schedule,
 )
 
+from assets.birthdays import birthday_job
 from assets.partitions import DEFAULT_TIMEZONE
 from assets.resources import LoyaltyDatabase, LoyaltySettings
 from loyalty_pipeline.programs import config_problems, list_programs
-
-birthday_job = define_asset_job(
-    "birthday_job",
-    selection=["birthday_log", "birthday_notifications"],
-    description="Award and deliver the birthday rewards of (day, program) partitions.",
-)
 
 
 def due_partitions(programs, now, default_timezone: str) -> list[tuple[str, str]]:

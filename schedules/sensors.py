@@ -12,10 +12,10 @@ from dagster import (
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
-    define_asset_job,
     sensor,
 )
 
+from assets.ingestion import ingest_upload_job
 from assets.partitions import programs_partitions, uploads_partitions
 from assets.resources import LoyaltyDatabase, LoyaltySettings
 from loyalty_pipeline.names import InvalidName, upload_key
@@ -23,12 +23,6 @@ from loyalty_pipeline.programs import valid_program_slugs
 
 # A file still being written changes size or mtime; one left alone this long is complete.
 SETTLE_SECONDS = 5
-
-ingest_upload_job = define_asset_job(
-    "ingest_upload_job",
-    selection=["raw_upload", "validated_users", "users", "passes"],
-    description="Read, validate and load one uploaded CSV.",
-)
 
 
 def _sha256(path: Path) -> str:

@@ -9,14 +9,16 @@ from __future__ import annotations
 import os
 import uuid
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
+from dagster import instance_for_test
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from loyalty_pipeline.config import Settings
 from loyalty_pipeline.db import make_engine, migrate
 from loyalty_pipeline.programs import save_program
+from tests.factories import HttpReceiver, answers, write_csv  # noqa: F401 (write_csv: kept importable from here)
 
 POSTGRES_URL = os.environ.get("LOYALTY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 APP_TABLES = ("notifications", "birthday_logs", "upload_issues", "uploads", "passes_master", "users", "programs")
@@ -91,10 +93,31 @@ def program(engine):
                             birthday_reward_points=50, date_order="MDY", default_phone_region="US")
 
 
-def write_csv(path: Path, text_or_bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(text_or_bytes, bytes):
-        path.write_bytes(text_or_bytes)
-    else:
-        path.write_text(text_or_bytes, encoding="utf-8", newline="")
-    return path
+@pytest.fixture
+def settings(db_url, tmp_path) -> Settings:
+    """Settings on the test database, with every folder under tmp_path."""
+    return Settings(database_url=db_url, uploads_dir=tmp_path / "uploads", timezone="UTC",
+                    reports_dir=tmp_path / "reports", storage_dir=tmp_path / "storage")
+
+
+@pytest.fixture
+def instance():
+    """A throwaway Dagster instance."""
+    with instance_for_test() as instance:
+        yield instance
+
+
+@pytest.fixture
+def http_receiver():
+    """http_receiver(*plan) or http_receiver(answer=...) starts a local webhook endpoint
+    (tests.factories.HttpReceiver); each is stopped at teardown."""
+    started: list[HttpReceiver] = []
+
+    def start(*plan, answer=None) -> HttpReceiver:
+        receiver = HttpReceiver(answer or answers(*(plan or (200,))))
+        started.append(receiver)
+        return receiver
+
+    yield start
+    for receiver in started:
+        receiver.stop()

@@ -4,12 +4,21 @@ rule depends on (birthdays, when they were set, when a pass was created, its sta
 from __future__ import annotations
 
 import itertools
+import json
+import threading
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
+from dagster import materialize
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
+from assets.ingestion import raw_upload, users_and_passes, validated_users
+from loyalty_pipeline.config import Settings
 from loyalty_pipeline.db import db_time
+from loyalty_pipeline.definitions import build_resources
 from loyalty_pipeline.programs import Program, save_program
 
 LONG_AGO = datetime(2020, 1, 1, tzinfo=timezone.utc)
@@ -90,3 +99,83 @@ def count(engine: Engine, sql: str, **params) -> int:
 
 def balance(engine: Engine, pass_id: str) -> int:
     return count(engine, "SELECT points_balance FROM passes_master WHERE id = :p", p=pass_id)
+
+
+@dataclass
+class ReceivedPost:
+    headers: dict
+    body: bytes
+
+    def json(self):
+        return json.loads(self.body)
+
+
+class HttpReceiver:
+    """A webhook endpoint on 127.0.0.1 (a free port) for the tests of the code that POSTs: records
+    each request and answers with `answer(request)`, which returns a status, (status, body) or
+    (status, body, headers), or "hang" to stall until stop(). Use the `http_receiver` fixture;
+    a module-scoped fixture may start one itself and must stop() it."""
+
+    def __init__(self, answer):
+        self.requests: list[ReceivedPost] = []
+        self.release = threading.Event()
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's naming)
+                request = ReceivedPost(dict(self.headers), self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                with receiver.lock:
+                    receiver.requests.append(request)
+                    reply = answer(request)
+                if reply == "hang":
+                    receiver.release.wait(10)
+                    reply = 200
+                reply = reply if isinstance(reply, tuple) else (reply,)
+                status, body, headers = reply + ((b"ok", {})[len(reply) - 1:])
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+def answers(*plan):
+    """An `answer` giving each POST the next entry of `plan`; the last one repeats."""
+    queue = list(plan)
+    return lambda request: queue.pop(0) if len(queue) > 1 else queue[0]
+
+
+def write_csv(path: Path, text_or_bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text_or_bytes, bytes):
+        path.write_bytes(text_or_bytes)
+    else:
+        path.write_text(text_or_bytes, encoding="utf-8", newline="")
+    return path
+
+
+INGESTION = [raw_upload, validated_users, users_and_passes]
+
+
+def run_upload(instance, settings: Settings, key: str, content):
+    """Write `content` as the upload `key` and materialize the ingestion assets for it."""
+    write_csv(settings.uploads_dir / key, content)
+    instance.add_dynamic_partitions("uploads", [key])
+    return materialize(INGESTION, partition_key=key, instance=instance, raise_on_error=False,
+                       resources=build_resources(settings, frozen_now="2026-11-26T10:00:00+00:00"))

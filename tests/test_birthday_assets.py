@@ -21,14 +21,16 @@ from dagster import (
     materialize,
 )
 
-from assets.birthdays import birthday_log, birthday_notifications
+from assets.birthdays import birthday_job, birthday_log, birthday_notifications
 from assets.resources import Clock, NotificationSender
 from loyalty_pipeline.config import Settings
 from loyalty_pipeline.definitions import build_resources
 from loyalty_pipeline.programs import Program, list_programs
 from loyalty_pipeline.rewards import award_birthdays
-from loyalty_pipeline.runs import failure_reason, run_birthdays
-from schedules.schedules import birthday_job, birthday_schedule, due_partitions
+from loyalty_pipeline.dagster_internals import IN_MEMORY_EVENT_LOG
+from loyalty_pipeline.run_results import failure_reason
+from loyalty_pipeline.runs import run_birthdays
+from schedules.schedules import birthday_schedule, due_partitions
 from schedules.sensors import program_partitions_sensor
 from tests.factories import balance, make_program, member, rewarded_passes, set_birthday, utc
 
@@ -38,8 +40,7 @@ MESSAGE = "Happy birthday {first_name}! {program_name} added {points} points."
 
 # The default per-run SQLite event logs cost ~20 ms an event (a 30-day range run logs ~150); the
 # in-memory event log keeps dynamic partitions, asset checks and materializations all the same.
-FAST_EVENT_LOG = {"event_log_storage": {"module": "dagster._core.storage.event_log",
-                                        "class": "InMemoryEventLogStorage"}}
+FAST_EVENT_LOG = {"event_log_storage": IN_MEMORY_EVENT_LOG}
 
 
 @pytest.fixture

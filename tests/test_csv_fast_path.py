@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from loyalty_pipeline import csv_reader
 from loyalty_pipeline.csv_reader import read_csv
-from tests.conftest import write_csv
+from tests.factories import write_csv
 
 CELLS = ["", "a", "b c", " x ", "é", "😀", "Ann", '"q"', '"a,b"', '"l1\nl2"', '"l1\r\nl2"', '"x""y"', '""',
          'a"b', '"a"b', ' "s"', '"', "a,b", "\t", "x\r", '"c\r"', "=1+2"]

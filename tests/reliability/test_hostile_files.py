@@ -255,11 +255,11 @@ def test_the_ingestion_assets_store_formulas_verbatim_and_write_a_neutralised_re
 def test_customer_text_in_run_metadata_cannot_inject_markdown_links_or_images():
     import polars as pl
 
-    from assets.ingestion import _markdown
+    from assets.metadata import markdown_table
 
     record(cases_tried=1)
     frame = pl.DataFrame({"line": [2, 3, 4], "value": [
         "[verify your account](http://evil.example/login)", "![](http://evil.example/pixel.png)",
         "<img src=x onerror=alert(1)>"]})
-    rendered = _markdown(frame)
+    rendered = markdown_table(frame)
     assert "](http" not in rendered and "<img" not in rendered
