@@ -68,10 +68,15 @@ def db_url(request, tmp_path) -> str:
         migrate(engine)
         engine.dispose()
         return url
-    engine = request.getfixturevalue("_postgres_schema")
-    with engine.begin() as conn:
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def postgres_url(_postgres_schema) -> str:
+    """The empty PostgreSQL application database alone, for what only PostgreSQL does."""
+    with _postgres_schema.begin() as conn:
         conn.execute(text(f"TRUNCATE {', '.join(APP_TABLES)} CASCADE"))
-    return engine.url.render_as_string(hide_password=False)
+    return _postgres_schema.url.render_as_string(hide_password=False)
 
 
 @pytest.fixture
