@@ -32,7 +32,6 @@ from loyalty_pipeline.programs import ProgramNotFound, get_program
 from loyalty_pipeline.reports import write_issue_report
 from loyalty_pipeline.validation import ValidatedUpload, validate_upload
 
-
 USERS_SCHEMA = TableSchema(columns=[
     TableColumn("email", "text", description="trimmed, lower-cased; unique"),
     TableColumn("first_name", "text"),

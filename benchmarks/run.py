@@ -254,9 +254,9 @@ def child_ingest(task: dict) -> dict:
 def child_backfill(task: dict) -> dict:
     """The single-run backfill policy's runs: one run of birthday_log per program over the whole range."""
     from dagster import Definitions, MultiPartitionKey, define_asset_job, in_process_executor
-    from loyalty_pipeline.dagster_internals import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
     from assets.birthdays import birthday_log, birthday_notifications
+    from loyalty_pipeline.dagster_internals import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
     from loyalty_pipeline.definitions import build_resources
 
     settings = _bench_settings(task)

@@ -12,8 +12,8 @@ from sqlalchemy import text
 from loyalty_pipeline.clock import now_utc
 from loyalty_pipeline.config import DEFAULT_HOME, Settings
 from loyalty_pipeline.db import make_engine, migrate
-from loyalty_pipeline.programs import save_program
 from loyalty_pipeline.instance import dagster_instance
+from loyalty_pipeline.programs import save_program
 from loyalty_pipeline.run_results import failure_reason
 from loyalty_pipeline.runs import ingest_file, run_birthdays
 from loyalty_pipeline.summaries import upload_summary

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-import polars as pl
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 

@@ -87,6 +87,13 @@ def engine(db_url):
 
 
 @pytest.fixture
+def postgres_engine(postgres_url):
+    engine = make_engine(postgres_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
 def now() -> datetime:
     return datetime(2026, 11, 26, 10, 0, tzinfo=timezone.utc)
 

@@ -5,11 +5,10 @@ the programs sensor and the per-program-timezone schedule."""
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 
 import pytest
 from dagster import (
-    DagsterInstance,
     Definitions,
     RunsFilter,
     SensorResult,
@@ -23,11 +22,10 @@ from dagster import (
 
 from assets.birthdays import birthday_job, birthday_log, birthday_notifications
 from assets.resources import Clock, NotificationSender
-from loyalty_pipeline.config import Settings
+from loyalty_pipeline.dagster_internals import IN_MEMORY_EVENT_LOG
 from loyalty_pipeline.definitions import build_resources
 from loyalty_pipeline.programs import Program, list_programs
 from loyalty_pipeline.rewards import award_birthdays
-from loyalty_pipeline.dagster_internals import IN_MEMORY_EVENT_LOG
 from loyalty_pipeline.run_results import failure_reason
 from loyalty_pipeline.runs import run_birthdays
 from schedules.schedules import birthday_schedule, due_partitions
@@ -54,11 +52,6 @@ def schedule_instance():
     """A schedule context reopens the instance from its ref, so the dynamic partitions must be on disk."""
     with instance_for_test() as instance:
         yield instance
-
-
-@pytest.fixture
-def settings(db_url, tmp_path) -> Settings:
-    return Settings(database_url=db_url, uploads_dir=tmp_path / "uploads", timezone="UTC")
 
 
 @pytest.fixture

@@ -61,7 +61,7 @@ def test_fast_path_reads_exactly_what_the_csv_module_reads(tmp_path, sample):
         except csv_reader.CsvFileError as again:
             assert str(again) == str(error)
             return
-        raise AssertionError("the fast path accepted a file the csv module rejects")
+        raise AssertionError("the fast path accepted a file the csv module rejects") from error
     _same(read_csv(path), slow)
 
 

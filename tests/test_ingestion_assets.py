@@ -8,12 +8,13 @@ import time
 from pathlib import Path
 
 import pytest
-from dagster import build_sensor_context, materialize
+from dagster import build_sensor_context
 from sqlalchemy import text
 
 from loyalty_pipeline.definitions import build_resources
 from schedules.sensors import upload_sensor
-from tests.factories import INGESTION, run_upload, write_csv
+from tests.factories import run_upload, write_csv
+
 
 def metadata(result, asset):
     for event in result.get_asset_materialization_events():

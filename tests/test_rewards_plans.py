@@ -13,7 +13,6 @@ import pytest
 from sqlalchemy import text
 
 from loyalty_pipeline import rewards
-from loyalty_pipeline.db import make_engine
 from loyalty_pipeline.programs import get_program
 from loyalty_pipeline.rewards import CANDIDATES_BY_BIRTHDAY, CANDIDATES_BY_MEMBER, award_birthdays, stage_reward_days
 from tests.factories import count, make_program, member, rewarded_passes, utc
@@ -21,13 +20,6 @@ from tests.factories import count, make_program, member, rewarded_passes, utc
 START = date(2027, 2, 10)
 DAYS = [START + timedelta(days=i) for i in range(40)]  # across 28 February in a non-leap year
 NOW = utc(2027, 3, 22, 12)
-
-
-@pytest.fixture
-def engine(postgres_url):
-    engine = make_engine(postgres_url)
-    yield engine
-    engine.dispose()
 
 
 def _population(engine, seed: int):
@@ -48,7 +40,8 @@ def _population(engine, seed: int):
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_both_query_shapes_find_the_same_candidates(engine, seed):
+def test_both_query_shapes_find_the_same_candidates(postgres_engine, seed):
+    engine = postgres_engine
     program = _population(engine, seed)
     with engine.begin() as conn:
         program = get_program(conn, program.slug)
@@ -63,7 +56,8 @@ def test_both_query_shapes_find_the_same_candidates(engine, seed):
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_both_ways_in_reward_the_same_passes(engine, seed, monkeypatch):
+def test_both_ways_in_reward_the_same_passes(postgres_engine, seed, monkeypatch):
+    engine = postgres_engine
     program = _population(engine, seed)
     # A few passes were rewarded last year close to the range: the 365-day rule must see them.
     award_birthdays(engine, program_slug=program.slug, dates=[d - timedelta(days=360) for d in DAYS[:10]],

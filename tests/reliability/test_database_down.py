@@ -18,16 +18,27 @@ from assets.ingestion import raw_upload, users_and_passes, validated_users
 from assets.resources import DATABASE_RETRY
 from loyalty_pipeline import cli
 from loyalty_pipeline.config import Settings
+from loyalty_pipeline.dagster_internals import RETRY_DELAY_FUNCTION, retry_delay_module
 from loyalty_pipeline.db import make_engine
 from loyalty_pipeline.definitions import build_resources
 from loyalty_pipeline.programs import get_program, save_program
-from loyalty_pipeline.dagster_internals import RETRY_DELAY_FUNCTION, retry_delay_module
 from loyalty_pipeline.run_results import failure_reason
 from tests.conftest import _admin_engine
 from tests.reliability import jobs
 from tests.reliability.helpers import (
-    NOW, FlakyProxy, backends, closed_port, diff, ingest_file, ingestion_violations, record, reward_violations,
-    snapshot, terminate, validate_file, with_application_name,
+    NOW,
+    FlakyProxy,
+    backends,
+    closed_port,
+    diff,
+    ingest_file,
+    ingestion_violations,
+    record,
+    reward_violations,
+    snapshot,
+    terminate,
+    validate_file,
+    with_application_name,
 )
 
 INGESTION = [raw_upload, validated_users, users_and_passes]

@@ -205,7 +205,7 @@ def test_hostile_file(name, engine, program, tmp_path):
         reported = list(csv.DictReader(handle))
     assert len(reported) == len(issues)
     by_key = {(int(r["line"]), r["column"], r["reason"]): r for r in reported}
-    for line, column, value, severity, reason in issues:
+    for line, column, value, _severity, reason in issues:
         row = by_key[(line, column, reason)]
         for cell in row.values():
             assert not cell.startswith(FORMULA_START), cell
