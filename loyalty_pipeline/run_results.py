@@ -4,10 +4,16 @@ reported in its materialization metadata."""
 from __future__ import annotations
 
 
+def innermost_cause(error):
+    """The error a Dagster error info was raised from, followed to its root."""
+    while error is not None and error.cause is not None:
+        error = error.cause
+    return error
+
+
 def _root_message(error) -> str:
     """The first meaningful line of the innermost cause (SQLAlchemy appends a docs link line)."""
-    while error.cause is not None:
-        error = error.cause
+    error = innermost_cause(error)
     lines = [line.strip() for line in error.message.strip().splitlines()]
     meaningful = [line for line in lines if line and not line.startswith("(Background on this error")]
     return meaningful[0] if meaningful else "run failed"

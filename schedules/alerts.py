@@ -26,6 +26,7 @@ from loyalty_pipeline.dagster_internals import (
     BACKFILL_ID_TAG,
     PARTITION_NAME_TAG,
 )
+from loyalty_pipeline.run_results import innermost_cause
 
 ERROR_SUMMARY_CHARS = 500
 
@@ -49,9 +50,7 @@ def _step_error(event) -> str:
         return _summary(event.message)
     if data.user_failure_data and data.user_failure_data.description:
         return _summary(data.user_failure_data.description)
-    error = data.error
-    while error is not None and error.cause is not None:
-        error = error.cause
+    error = innermost_cause(data.error)
     return _summary(error.message if error else event.message)
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from assets.ingestion import raw_upload, users_and_passes, validated_users
 from loyalty_pipeline.config import Settings
-from loyalty_pipeline.db import db_time
+from loyalty_pipeline.db import db_time, make_engine, migrate
 from loyalty_pipeline.definitions import build_resources
 from loyalty_pipeline.programs import Program, save_program
 
@@ -168,6 +168,18 @@ def write_csv(path: Path, text_or_bytes) -> Path:
     else:
         path.write_text(text_or_bytes, encoding="utf-8", newline="")
     return path
+
+
+def sqlite_world(tmp_path: Path) -> tuple[Settings, Engine]:
+    """A migrated SQLite application database with the program joes-pizza, and settings that keep
+    every folder under tmp_path; the caller disposes of the engine."""
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'loyalty.db'}", uploads_dir=tmp_path / "uploads",
+                        timezone="UTC", reports_dir=tmp_path / "reports", storage_dir=tmp_path / "storage")
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    with engine.begin() as conn:
+        save_program(conn, "joes-pizza", "Joe's Pizza")
+    return settings, engine
 
 
 INGESTION = [raw_upload, validated_users, users_and_passes]

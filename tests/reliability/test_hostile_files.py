@@ -14,12 +14,10 @@ from dagster import instance_for_test, materialize
 from sqlalchemy import text
 
 from assets.ingestion import raw_upload, users_and_passes, validated_users
-from loyalty_pipeline.config import Settings
 from loyalty_pipeline.csv_reader import CsvFileError
-from loyalty_pipeline.db import make_engine, migrate
 from loyalty_pipeline.definitions import build_resources
-from loyalty_pipeline.programs import save_program
 from loyalty_pipeline.reports import write_issue_report
+from tests.factories import sqlite_world
 from tests.reliability.helpers import NOW, ingest_file, ingestion_violations, record, snapshot
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -221,13 +219,7 @@ def test_hostile_file(name, engine, program, tmp_path):
 def test_the_ingestion_assets_store_formulas_verbatim_and_write_a_neutralised_report(tmp_path):
     """End to end through Dagster: the report file the validated_users asset writes."""
     record(cases_tried=1)
-    url = f"sqlite:///{tmp_path / 'loyalty.db'}"
-    engine = make_engine(url)
-    migrate(engine)
-    with engine.begin() as conn:
-        save_program(conn, "joes-pizza", "Joe's Pizza")
-    settings = Settings(database_url=url, uploads_dir=tmp_path / "uploads", timezone="UTC",
-                        reports_dir=tmp_path / "reports", storage_dir=tmp_path / "storage")
+    settings, engine = sqlite_world(tmp_path)
     key = "joes-pizza/formulas.csv"
     target = settings.uploads_dir / key
     target.parent.mkdir(parents=True)
