@@ -51,7 +51,7 @@ def only_transient_errors_retry(what: str):
 
 
 class LoyaltySettings(ConfigurableResource):
-    uploads_dir: str = Field(description=config.UPLOADS_DIR.describe())
+    uploads_dir: str = Field(default=config.UPLOADS_DIR.default, description=config.UPLOADS_DIR.describe())
     reports_dir: str = Field(default=config.REPORTS_DIR.default, description=config.REPORTS_DIR.describe())
     timezone: str = Field(default=config.TIMEZONE.default, description=config.TIMEZONE.describe())
     max_reject_rate: float = Field(default=float(config.MAX_REJECT_RATE.default),
