@@ -4,6 +4,7 @@ migrations in loyalty_pipeline/migrations/, and the few helpers that differ betw
 from __future__ import annotations
 
 import io
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
@@ -74,7 +75,7 @@ def db_time(conn: Connection, moment: datetime) -> datetime | str:
 def alembic_config(connection: Connection | None = None) -> AlembicConfig:
     """The Alembic configuration of the packaged revisions (loyalty_pipeline/migrations), usable
     from a checkout or an installed wheel; `connection` is the one env.py migrates."""
-    config = AlembicConfig()
+    config = AlembicConfig(stdout=sys.stdout)  # the stream of now, not of import time
     config.set_main_option("script_location", "loyalty_pipeline:migrations")
     if connection is not None:
         config.attributes["connection"] = connection

@@ -117,6 +117,14 @@ SELECT s.*, u.id AS user_id,
        u.id IS NOT NULL AND COALESCE({_BIRTHDAY_CHANGED.format(new="s", old="u")}, true) AS birthday_changed
 FROM stage_users s LEFT JOIN users u ON u.email = s.email
 """
+# SQLite: a row another writer left with a differently typed email (an `ON CONFLICT DO NOTHING` that
+# matched the person by the normalised address, see migration 0006) is respelled before the merge
+# matches users by email. The WHERE is the partial index users_email_unnormalised_idx's, so this
+# reads only such rows.
+_SQLITE_RESPELL_EMAILS = """
+UPDATE users SET email = lower(trim(email, ' ' || char(9, 10, 11, 12, 13)))
+WHERE email <> lower(trim(email, ' ' || char(9, 10, 11, 12, 13)))
+"""
 # Sorts and hashes over a million staged rows stay in memory instead of spilling to disk.
 _WORK_MEM = "256MB"
 
@@ -217,6 +225,7 @@ def load_upload(
                 {"program_id": program.id, "now": ts, "created_elsewhere": created < unmatched},
             ).rowcount
         else:  # SQLite: BEGIN IMMEDIATE serialises writers, so the users seen before the merge are exact
+            conn.exec_driver_sql(_SQLITE_RESPELL_EMAILS)
             birthdays_changed = _record_birthday_changes(conn, key)
             existing = conn.execute(
                 text("SELECT count(*) FROM stage_users s JOIN users u ON u.email = s.email")

@@ -135,3 +135,21 @@ def legacy_runner_migrate(engine: Engine, upto: str = "999") -> None:
                     continue
                 conn.exec_driver_sql(for_dialect(statement))
             conn.execute(text("INSERT INTO schema_migrations (version) VALUES (:v)"), {"v": path.stem})
+
+
+def load_csv(engine: Engine, program: Program, folder: Path, content: str, *, name: str = "u.csv",
+             now: datetime | None = None):
+    """Ingest `content` as the pipeline does (read, validate, merge), without Dagster."""
+    from loyalty_pipeline import ingest
+    from loyalty_pipeline.csv_reader import read_csv
+    from loyalty_pipeline.validation import validate_upload
+
+    now = now or datetime(2026, 11, 26, 10, 0, tzinfo=timezone.utc)
+    path = folder / program.slug / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(content, encoding="utf-8", newline="")
+    raw = read_csv(path)
+    validated = validate_upload(raw, date_order=program.date_order, phone_region=program.default_phone_region,
+                                today=now.date())
+    return ingest.load_upload(engine, key=f"{program.slug}/{name}", file_name=name, sha256=raw.sha256,
+                              program=program, validated=validated, now=now)
