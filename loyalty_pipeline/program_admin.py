@@ -11,8 +11,15 @@ import sys
 from loyalty_pipeline.db import make_engine
 from loyalty_pipeline.names import InvalidName
 from loyalty_pipeline.programs import (
-    SETTINGS, InvalidProgramConfig, Program, ProgramNotFound, change_program, get_program, list_programs,
-    parse_settings, setting_problems,
+    SETTINGS,
+    InvalidProgramConfig,
+    Program,
+    ProgramNotFound,
+    change_program,
+    get_program,
+    list_programs,
+    parse_settings,
+    setting_problems,
 )
 
 REFUSED = 2

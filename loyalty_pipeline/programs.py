@@ -170,7 +170,7 @@ def _json_object(raw: str) -> str | None:
         return None
     value = json.loads(raw)
     if not isinstance(value, dict):
-        raise ValueError("expected a JSON object of field -> header name(s)")
+        raise TypeError("expected a JSON object of field -> header name(s)")
     return json.dumps(value, ensure_ascii=False)
 
 
@@ -202,7 +202,7 @@ def parse_settings(assignments: list[str]) -> dict:
             raise InvalidProgramConfig(f"unknown setting {key!r}; the settings are {', '.join(SETTINGS)}")
         try:
             values[key] = SETTINGS[key](raw)
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:
             raise InvalidProgramConfig(f"{key}={raw!r}: {exc}") from exc
     return values
 
@@ -263,6 +263,20 @@ def valid_program_slugs(conn: Connection, warn=lambda message: None) -> list[str
 
 
 __all__ = [
-    "Program", "ProgramNotFound", "InvalidProgramConfig", "get_program", "list_programs",
-    "config_problems", "check_config", "setting_problems", "csv_column_mapping", "save_program", "change_program", "SETTINGS", "parse_settings", "DATE_ORDERS", "program_slugs", "valid_program_slugs",
+    "DATE_ORDERS",
+    "SETTINGS",
+    "InvalidProgramConfig",
+    "Program",
+    "ProgramNotFound",
+    "change_program",
+    "check_config",
+    "config_problems",
+    "csv_column_mapping",
+    "get_program",
+    "list_programs",
+    "parse_settings",
+    "program_slugs",
+    "save_program",
+    "setting_problems",
+    "valid_program_slugs",
 ]

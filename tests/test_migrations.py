@@ -83,7 +83,7 @@ def test_concurrent_init_db_apply_each_revision_once(empty_db_url):
         engine = make_engine(empty_db_url)
         try:
             results.append(migrate(engine))
-        except Exception as exc:  # collected, asserted below
+        except Exception as exc:  # noqa: BLE001 - collected, asserted below
             errors.append(exc)
         finally:
             engine.dispose()

@@ -99,5 +99,5 @@ def test_list_flags_a_program_the_front_end_broke(loyalty, engine):
         conn.execute(text("UPDATE programs SET timezone = 'Nowhere/Land', birthday_message = ''"))
     code, out, _ = loyalty("programs", "list", "--json")
     [listed] = json.loads(out)
-    assert listed["config_valid"] is False
+    assert code == 0 and listed["config_valid"] is False
     assert listed["problems"] == ["birthday_message is empty", "timezone 'Nowhere/Land' is not an IANA time zone name"]
