@@ -36,16 +36,18 @@ def test_a_database_made_by_the_old_runner_is_adopted_in_place(empty_db_url):
         program_id = conn.execute(text("INSERT INTO programs (slug, name, birthday_reward_points) "
                                        "VALUES ('joes-pizza', 'Joe''s', 50) RETURNING id")).scalar_one()
         # What the front end left before this version: a raw email and a birth_date without month/day.
-        user_id = conn.execute(text("INSERT INTO users (email, first_name, birth_date) "
-                                    "VALUES ('  Amy@Example.COM ', 'Amy', '1990-03-14') RETURNING id")).scalar_one()
+        user_id = conn.execute(text("INSERT INTO users (email, first_name, birth_date, updated_at) "
+                                    "VALUES ('  Amy@Example.COM ', 'Amy', '1990-03-14', '2025-06-07 08:09:10') "
+                                    "RETURNING id")).scalar_one()
         conn.execute(text("INSERT INTO passes_master (program_id, user_id, points_balance) VALUES (:p, :u, 70)"),
                      {"p": program_id, "u": user_id})
 
     assert migrate(engine) == ["0005", "0006"]
     assert version(engine) == HEAD
     with engine.connect() as conn:
-        amy = conn.execute(text("SELECT email, birth_month, birth_day FROM users")).one()
-        assert tuple(amy) == ("amy@example.com", 3, 14)
+        amy = conn.execute(text("SELECT email, birth_month, birth_day, birth_date_set_at FROM users")).one()
+        assert tuple(amy[:3]) == ("amy@example.com", 3, 14)
+        assert str(amy.birth_date_set_at).startswith("2025-06-07 08:09:10")  # its last change: the safe side
         assert conn.execute(text("SELECT points_balance FROM passes_master")).scalar_one() == 70
         assert conn.execute(text("SELECT count(*) FROM schema_migrations")).scalar_one() == 4  # left as it was
     with engine.begin() as conn:  # and the triggers now run

@@ -115,8 +115,12 @@ ALTER TABLE users
     ADD CONSTRAINT users_birthday_complete CHECK ((birth_month IS NULL) = (birth_day IS NULL)),
     ADD CONSTRAINT users_birth_date_agrees CHECK {_PG_AGREES}
 """
+# Rows another writer left with a birth_date the month/day do not follow: the date is the newer fact
+# (the pipeline always writes all three). When it changed is unknown; the row's last change is the
+# latest it can have been, the safe side of the minimum-notice rule.
 _PG_DERIVE_EXISTING = """
-UPDATE users SET birth_month = extract(month FROM birth_date), birth_day = extract(day FROM birth_date)
+UPDATE users SET birth_month = extract(month FROM birth_date), birth_day = extract(day FROM birth_date),
+                 birth_date_set_at = updated_at
 WHERE birth_date IS NOT NULL AND (birth_month IS DISTINCT FROM extract(month FROM birth_date)
                                   OR birth_day IS DISTINCT FROM extract(day FROM birth_date))
 """
@@ -231,7 +235,7 @@ _SQLITE = [
     """,
 ]
 _SQLITE_DERIVE_EXISTING = f"""
-UPDATE users SET birth_month = {_month('birth_date')}, birth_day = {_day('birth_date')}
+UPDATE users SET birth_month = {_month('birth_date')}, birth_day = {_day('birth_date')}, birth_date_set_at = updated_at
 WHERE birth_date IS NOT NULL AND NOT {_agrees('birth_date', 'birth_month', 'birth_day')}
 """
 
