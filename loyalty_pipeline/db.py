@@ -116,6 +116,21 @@ def migrate(engine: Engine) -> list[str]:
     return list(reversed(pending))
 
 
+def own_timestamps(conn: Connection, writer: str) -> None:
+    """Declare, for this transaction only, that its statements set users.updated_at and
+    birth_date_set_at themselves (from a clock that a replay may pin), so the users triggers leave
+    them alone (migration 0006). Call end_own_timestamps before commit."""
+    if is_postgres(conn):
+        conn.execute(text("SELECT set_config('loyalty.own_timestamps', 'on', true)"))
+    else:
+        conn.execute(text("INSERT INTO loyalty_own_timestamps (writer) VALUES (:writer)"), {"writer": writer})
+
+
+def end_own_timestamps(conn: Connection) -> None:
+    if not is_postgres(conn):  # (Postgres: the setting ends with the transaction)
+        conn.execute(text("DELETE FROM loyalty_own_timestamps"))
+
+
 def bulk_insert(conn: Connection, table: str, frame: pl.DataFrame) -> int:
     """Load `frame` into `table` (columns by name): COPY on Postgres, executemany on SQLite.
     `table` and the column names are identifiers chosen by this codebase, never by input data."""

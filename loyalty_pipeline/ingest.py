@@ -10,7 +10,7 @@ import polars as pl
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
-from loyalty_pipeline.db import bulk_insert, create_temp_table, db_time, is_postgres
+from loyalty_pipeline.db import bulk_insert, create_temp_table, db_time, end_own_timestamps, is_postgres, own_timestamps
 from loyalty_pipeline.programs import Program
 from loyalty_pipeline.validation import ValidatedUpload
 
@@ -187,6 +187,7 @@ def load_upload(
             # compiling them (with inlining and optimisation) costs more than it saves.
             conn.exec_driver_sql("SET LOCAL jit = off")
         ts = db_time(conn, now)
+        own_timestamps(conn, "pipeline")  # the merge stamps updated_at/birth_date_set_at with `now`
         previous = conn.execute(text("SELECT sha256 FROM uploads WHERE key = :key"), {"key": key}).scalar()
         if previous is not None and previous != sha256:
             conn.execute(text("DELETE FROM upload_issues WHERE upload_key = :key"), {"key": key})
@@ -259,6 +260,7 @@ def load_upload(
             """),
             {k: v for k, v in result.as_dict().items() if k != "birthdays_changed"},
         )
+        end_own_timestamps(conn)
         if not is_postgres(conn):
             conn.exec_driver_sql("DROP TABLE temp.stage_users")
             conn.exec_driver_sql("DROP TABLE temp.stage_issues")

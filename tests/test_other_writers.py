@@ -205,7 +205,15 @@ def test_a_front_end_birthday_change_then_a_csv_with_the_old_one_warns_once(engi
 
 def test_the_pipeline_merge_keeps_its_own_timestamps(engine, program, tmp_path):
     # The triggers' WHEN clauses leave the pipeline's rows alone: its clock, not the database's.
+    # A replay pins `now`: a second file merged at the same instant stamps the same values again.
     now = datetime(2026, 2, 3, 4, 5, 6, tzinfo=timezone.utc)
     load_csv(engine, program, tmp_path, "email,dob\namy@example.com,03/14/1990\n", now=now)
     amy = person(engine, "amy@example.com")
     assert stamp(amy, "birth_date_set_at") == stamp(amy, "updated_at") == "2026-02-03 04:05:06"
+    load_csv(engine, program, tmp_path, "email,first_name,dob\namy@example.com,Amy,04/01/1990\n", name="b.csv", now=now)
+    amy = person(engine, "amy@example.com")
+    assert (amy["first_name"], birthday(amy)) == ("Amy", ("1990-04-01", 4, 1))
+    assert stamp(amy, "birth_date_set_at") == stamp(amy, "updated_at") == "2026-02-03 04:05:06"
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":  # the declaration never outlives the merge's transaction
+            assert conn.execute(text("SELECT count(*) FROM loyalty_own_timestamps")).scalar_one() == 0

@@ -4,9 +4,10 @@ plain `alembic -c alembic.ini ...` from a checkout connects to LOYALTY_DATABASE_
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy import text
 
 from loyalty_pipeline.config import Settings
-from loyalty_pipeline.db import make_engine
+from loyalty_pipeline.db import MIGRATION_LOCK_KEY, make_engine
 
 config = context.config
 
@@ -14,6 +15,8 @@ config = context.config
 def _run(connection) -> None:
     context.configure(connection=connection, target_metadata=None, transactional_ddl=True)
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":  # plain `alembic upgrade` serialises like init-db
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         context.run_migrations()
 
 

@@ -27,6 +27,13 @@ that matched that way), which the pipeline normalises before it merges.
 Every trigger has a WHEN clause the pipeline's own rows fail (it writes normalised emails,
 consistent birthdays and its own timestamps), so the bulk merge does not run them.
 
+"Unless the statement set it" is read from the values: an update that leaves updated_at or
+birth_date_set_at as they were did not set them. A writer with its own clock (the pipeline: a
+replay pins "now", so a rerun stamps the very value already stored) declares, for its transaction
+only, that it stamps both itself: the setting `loyalty.own_timestamps` on PostgreSQL, a row in
+`loyalty_own_timestamps` on SQLite (one writer at a time, and the row is deleted before commit, so
+no one else ever sees it) - see db.own_timestamps().
+
 Revision ID: 0006
 Revises: 0005
 """
@@ -80,11 +87,13 @@ BEGIN
         NEW.birth_date_set_at := NULL;
     ELSIF (NEW.birth_month IS DISTINCT FROM OLD.birth_month OR NEW.birth_day IS DISTINCT FROM OLD.birth_day
            OR NEW.birth_date <> OLD.birth_date)
-          AND NEW.birth_date_set_at IS NOT DISTINCT FROM OLD.birth_date_set_at THEN
+          AND NEW.birth_date_set_at IS NOT DISTINCT FROM OLD.birth_date_set_at
+          AND current_setting('loyalty.own_timestamps', true) IS DISTINCT FROM 'on' THEN
         NEW.birth_date_set_at := now();
     END IF;
 
-    IF NEW.updated_at IS NOT DISTINCT FROM OLD.updated_at AND NEW IS DISTINCT FROM OLD THEN
+    IF NEW.updated_at IS NOT DISTINCT FROM OLD.updated_at AND NEW IS DISTINCT FROM OLD
+       AND current_setting('loyalty.own_timestamps', true) IS DISTINCT FROM 'on' THEN
         NEW.updated_at := now();
     END IF;
     RETURN NEW;
@@ -105,7 +114,8 @@ _PG_TRIGGERS = [
           OR NEW.birth_date IS DISTINCT FROM OLD.birth_date
           OR NEW.birth_month IS DISTINCT FROM OLD.birth_month
           OR NEW.birth_day IS DISTINCT FROM OLD.birth_day
-          OR NEW.updated_at IS NOT DISTINCT FROM OLD.updated_at)
+          OR (NEW.updated_at IS NOT DISTINCT FROM OLD.updated_at
+              AND current_setting('loyalty.own_timestamps', true) IS DISTINCT FROM 'on'))
     EXECUTE FUNCTION loyalty_users_before_write()
     """,
 ]
@@ -159,7 +169,8 @@ _FINAL_DATE = f"CASE WHEN {_MONTH_DAY_ALONE} THEN NULL ELSE NEW.birth_date END"
 _BIRTHDAY_MOVED = (f"(({_FINAL_MONTH}) IS NOT OLD.birth_month OR ({_FINAL_DAY}) IS NOT OLD.birth_day"
                    f" OR COALESCE(({_FINAL_DATE}) <> OLD.birth_date, 0))")
 # A birthday appearing with a set_at already there: the writer set it (a cleared birthday clears it).
-_SET_AT_KEPT = ("(NEW.birth_date_set_at IS NOT OLD.birth_date_set_at"
+_OWN_TIMESTAMPS = "EXISTS (SELECT 1 FROM loyalty_own_timestamps)"
+_SET_AT_KEPT = (f"({_OWN_TIMESTAMPS} OR NEW.birth_date_set_at IS NOT OLD.birth_date_set_at"
                 " OR (OLD.birth_month IS NULL AND NEW.birth_date_set_at IS NOT NULL))")
 _ROW_CHANGED = " OR ".join(
     f"NEW.{c} IS NOT OLD.{c}"
@@ -169,6 +180,7 @@ _ROW_CHANGED = " OR ".join(
 _SPELLING_ONLY = f"(NEW.email IS NOT OLD.email AND NOT ({_ROW_CHANGED}))"
 
 _SQLITE = [
+    "CREATE TABLE loyalty_own_timestamps (writer text NOT NULL)",
     f"CREATE UNIQUE INDEX users_email_normalised_key ON users ({_norm('email')})",
     f"CREATE INDEX users_email_unnormalised_idx ON users (email) WHERE email <> {_norm('email')}",
     f"""
@@ -210,7 +222,7 @@ _SQLITE = [
          NEW.email <> {_norm('NEW.email')} OR {_DATE_ALONE} OR {_MONTH_DAY_ALONE}
          OR ({_BIRTHDAY_MOVED} AND NOT {_SET_AT_KEPT})
          OR (NEW.birth_month IS NULL AND NEW.birth_date_set_at IS NOT NULL)
-         OR (NEW.updated_at IS OLD.updated_at AND ({_ROW_CHANGED})))
+         OR (NEW.updated_at IS OLD.updated_at AND ({_ROW_CHANGED}) AND NOT {_OWN_TIMESTAMPS}))
     BEGIN
         UPDATE users SET
             email = {_norm('NEW.email')},
@@ -221,7 +233,8 @@ _SQLITE = [
                 WHEN ({_FINAL_MONTH}) IS NULL THEN NULL
                 WHEN {_BIRTHDAY_MOVED} AND NOT {_SET_AT_KEPT} THEN {_NOW}
                 ELSE NEW.birth_date_set_at END,
-            updated_at = CASE WHEN NEW.updated_at IS OLD.updated_at THEN {_NOW} ELSE NEW.updated_at END
+            updated_at = CASE WHEN NEW.updated_at IS OLD.updated_at AND NOT {_OWN_TIMESTAMPS} THEN {_NOW}
+                              ELSE NEW.updated_at END
         WHERE rowid = NEW.rowid;
     END
     """,
