@@ -98,6 +98,22 @@ def engine(db_url):
 
 
 @pytest.fixture
+def loyalty(db_url, monkeypatch, capsys):
+    """Run the `loyalty` command line on `db_url` (UTC, a pinned clock): (exit code, stdout, stderr)."""
+    from loyalty_pipeline import cli
+
+    monkeypatch.setenv("LOYALTY_DATABASE_URL", db_url)
+    monkeypatch.setenv("LOYALTY_TIMEZONE", "UTC")
+    monkeypatch.setenv("LOYALTY_FROZEN_NOW", "2026-11-26T10:00:00+00:00")
+
+    def run(*argv):
+        code = cli.main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+    return run
+
+
+@pytest.fixture
 def now() -> datetime:
     return datetime(2026, 11, 26, 10, 0, tzinfo=timezone.utc)
 

@@ -3,23 +3,9 @@ as a CSV row, and is recorded as an upload with its issues."""
 
 import json
 
-import pytest
 from sqlalchemy import text
 
-from loyalty_pipeline import cli
 from tests.factories import load_csv, make_program
-
-
-@pytest.fixture
-def loyalty(db_url, monkeypatch, capsys):
-    monkeypatch.setenv("LOYALTY_DATABASE_URL", db_url)
-    monkeypatch.setenv("LOYALTY_FROZEN_NOW", "2026-11-26T10:00:00+00:00")
-
-    def run(*argv):
-        code = cli.main(list(argv))
-        out, err = capsys.readouterr()
-        return code, out, err
-    return run
 
 
 def rows(engine, sql):

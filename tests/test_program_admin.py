@@ -6,20 +6,6 @@ import json
 import pytest
 from sqlalchemy import text
 
-from loyalty_pipeline import cli
-
-
-@pytest.fixture
-def loyalty(db_url, monkeypatch, capsys):
-    monkeypatch.setenv("LOYALTY_DATABASE_URL", db_url)
-    monkeypatch.setenv("LOYALTY_TIMEZONE", "UTC")
-
-    def run(*argv):
-        code = cli.main(list(argv))
-        out, err = capsys.readouterr()
-        return code, out, err
-    return run
-
 
 def programs_table(engine):
     with engine.connect() as conn:
