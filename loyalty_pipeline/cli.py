@@ -9,6 +9,7 @@ from datetime import date
 from pathlib import Path
 
 from loyalty_pipeline import config
+from loyalty_pipeline import members, program_admin, schema_admin
 from loyalty_pipeline.config import Settings
 from loyalty_pipeline.db import make_engine, migrate
 from loyalty_pipeline.instance import dagster_instance
@@ -75,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--program", metavar="SLUG")
     backfill.set_defaults(func=cmd_backfill)
     commands.add_parser("demo", help="sample programs and CSVs on the embedded database").set_defaults(func=cmd_demo)
+    schema_admin.register(commands)
+    program_admin.register(commands)
+    members.register(commands)
     return parser
 
 

@@ -79,6 +79,24 @@ def postgres_url(_postgres_schema) -> str:
     return _postgres_schema.url.render_as_string(hide_password=False)
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def empty_db_url(request, tmp_path):
+    """A database of each kind with no schema at all (PostgreSQL: created for this test, then dropped)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    server = request.getfixturevalue("postgres_server_url")
+    name = f"loyalty_empty_{uuid.uuid4().hex[:12]}"
+    admin = _admin_engine()
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(server).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name})
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()
+
+
 @pytest.fixture
 def engine(db_url):
     engine = make_engine(db_url)
@@ -91,6 +109,19 @@ def postgres_engine(postgres_url):
     engine = make_engine(postgres_url)
     yield engine
     engine.dispose()
+def loyalty(db_url, monkeypatch, capsys):
+    """Run the `loyalty` command line on `db_url` (UTC, a pinned clock): (exit code, stdout, stderr)."""
+    from loyalty_pipeline import cli
+
+    monkeypatch.setenv("LOYALTY_DATABASE_URL", db_url)
+    monkeypatch.setenv("LOYALTY_TIMEZONE", "UTC")
+    monkeypatch.setenv("LOYALTY_FROZEN_NOW", "2026-11-26T10:00:00+00:00")
+
+    def run(*argv):
+        code = cli.main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+    return run
 
 
 @pytest.fixture

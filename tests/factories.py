@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import threading
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -191,3 +192,62 @@ def run_upload(instance, settings: Settings, key: str, content):
     instance.add_dynamic_partitions("uploads", [key])
     return materialize(INGESTION, partition_key=key, instance=instance, raise_on_error=False,
                        resources=build_resources(settings, frozen_now="2026-11-26T10:00:00+00:00"))
+LEGACY_SQL_DIR = Path(__file__).resolve().parent / "data" / "legacy_sql"
+# The hand-written runner of loyalty_pipeline/db.py before Alembic, kept verbatim so tests can build
+# a database exactly as a deployment of that version left it (the files are its sql/ directory).
+_LEGACY_SQLITE_UUID = (
+    "(lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) || '-4' || "
+    "substr(lower(hex(randomblob(2))), 2) || '-' || substr('89ab', 1 + (abs(random()) % 4), 1) || "
+    "substr(lower(hex(randomblob(2))), 2) || '-' || lower(hex(randomblob(6))))"
+)
+_LEGACY_SQLITE_REWRITES = [
+    (re.compile(r"gen_random_uuid\(\)"), _LEGACY_SQLITE_UUID),
+    (re.compile(r"\bnow\(\)"), "CURRENT_TIMESTAMP"),
+    (re.compile(r"\btimestamptz\b"), "timestamp"),
+    (re.compile(r"\buuid\b(?= )"), "text"),
+    (re.compile(r"ADD COLUMN IF NOT EXISTS"), "ADD COLUMN"),
+]
+_LEGACY_POSTGRES_ONLY = re.compile(r"^(CREATE (OR REPLACE )?FUNCTION|ALTER TABLE \w+ (DROP CONSTRAINT|ALTER COLUMN))")
+
+
+def legacy_runner_migrate(engine: Engine, upto: str = "999") -> None:
+    """Apply tests/data/legacy_sql/NNN_*.sql (up to and including `upto`) the way the old runner did."""
+    postgres = engine.dialect.name == "postgresql"
+
+    def for_dialect(statement: str) -> str:
+        if postgres:
+            return statement
+        for pattern, replacement in _LEGACY_SQLITE_REWRITES:
+            statement = pattern.sub(replacement, statement)
+        return statement
+
+    with engine.begin() as conn:
+        conn.exec_driver_sql(for_dialect("CREATE TABLE IF NOT EXISTS schema_migrations "
+                                         "(version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"))
+        for path in sorted(LEGACY_SQL_DIR.glob("[0-9][0-9][0-9]_*.sql")):
+            if path.stem[:3] > upto:
+                break
+            lines = [line for line in path.read_text(encoding="utf-8").splitlines() if not line.strip().startswith("--")]
+            for statement in (s.strip() for s in "\n".join(lines).split(";")):
+                if not statement or (not postgres and _LEGACY_POSTGRES_ONLY.match(statement)):
+                    continue
+                conn.exec_driver_sql(for_dialect(statement))
+            conn.execute(text("INSERT INTO schema_migrations (version) VALUES (:v)"), {"v": path.stem})
+
+
+def load_csv(engine: Engine, program: Program, folder: Path, content: str, *, name: str = "u.csv",
+             now: datetime | None = None):
+    """Ingest `content` as the pipeline does (read, validate, merge), without Dagster."""
+    from loyalty_pipeline import ingest
+    from loyalty_pipeline.csv_reader import read_csv
+    from loyalty_pipeline.validation import validate_upload
+
+    now = now or datetime(2026, 11, 26, 10, 0, tzinfo=timezone.utc)
+    path = folder / program.slug / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(content, encoding="utf-8", newline="")
+    raw = read_csv(path)
+    validated = validate_upload(raw, date_order=program.date_order, phone_region=program.default_phone_region,
+                                today=now.date())
+    return ingest.load_upload(engine, key=f"{program.slug}/{name}", file_name=name, sha256=raw.sha256,
+                              program=program, validated=validated, now=now)
