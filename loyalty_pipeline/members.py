@@ -11,7 +11,6 @@ import argparse
 import csv
 import io
 import json
-import os
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -110,7 +109,7 @@ def _add(args, settings) -> int:
               "birth_date": args.birth_date, "phone_number": args.phone}
     engine = make_engine(settings.database_url)
     try:
-        entry = add_member(engine, args.program, values, now=now_utc(os.environ.get("LOYALTY_FROZEN_NOW")),
+        entry = add_member(engine, args.program, values, now=now_utc(settings.frozen_now),
                            default_timezone=settings.timezone)
     finally:
         engine.dispose()

@@ -109,6 +109,9 @@ def postgres_engine(postgres_url):
     engine = make_engine(postgres_url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
 def loyalty(db_url, monkeypatch, capsys):
     """Run the `loyalty` command line on `db_url` (UTC, a pinned clock): (exit code, stdout, stderr)."""
     from loyalty_pipeline import cli
