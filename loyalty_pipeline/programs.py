@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, fields
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from loyalty_pipeline.fields import FIELDS
 from loyalty_pipeline.names import InvalidName, check_slug
 
 _COLUMNS = (
     "id, slug, name, birthday_bot_enabled, birthday_reward_points, birthday_message, "
     "default_phone_region, date_order, timezone, birthday_min_notice_days, "
-    "birthday_max_delay_days, birthday_send_hour"
+    "birthday_max_delay_days, birthday_send_hour, csv_columns"
 )
 
 
@@ -39,6 +41,7 @@ class Program:
     birthday_min_notice_days: int
     birthday_max_delay_days: int
     birthday_send_hour: int
+    csv_columns: object = None  # JSON as stored (text on SQLite); read it through csv_column_mapping()
 
     def zone(self, default_timezone: str) -> ZoneInfo:
         return ZoneInfo(self.timezone or default_timezone)
@@ -52,6 +55,35 @@ def _program(row) -> Program:
     values["id"] = str(values["id"])
     values["birthday_bot_enabled"] = bool(values["birthday_bot_enabled"])
     return Program(**values)
+
+
+def csv_column_mapping(program: Program) -> dict[str, list[str]] | None:
+    """The program's own header mapping (`programs.csv_columns`, written by the front end: a JSON
+    object of field -> header name or list of header names), or None to detect columns from the
+    field table. InvalidProgramConfig names the field and the headers that are wrong."""
+    value = program.csv_columns
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, (str, bytes)):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise InvalidProgramConfig(f"program {program.slug!r}: csv_columns is not valid JSON ({exc})") from exc
+    if not isinstance(value, dict):
+        raise InvalidProgramConfig(f"program {program.slug!r}: csv_columns must be a JSON object of "
+                                   f"field -> header name(s), got {type(value).__name__}")
+    mapping = {}
+    for name, headers in value.items():
+        headers = [headers] if isinstance(headers, str) else headers
+        if not isinstance(headers, list) or not headers or not all(isinstance(h, str) and h.strip() for h in headers):
+            raise InvalidProgramConfig(f"program {program.slug!r}: csv_columns[{name!r}] must be a header name "
+                                       "or a non-empty list of header names")
+        if name not in (*FIELDS, "full_name"):
+            raise InvalidProgramConfig(
+                f"program {program.slug!r}: csv_columns maps an unknown field {name!r} (to "
+                + ", ".join(f'"{h}"' for h in headers) + f"); the fields are {', '.join(FIELDS)}, full_name")
+        mapping[name] = headers
+    return mapping or None
 
 
 def get_program(conn: Connection, slug: str) -> Program:
@@ -132,5 +164,5 @@ def valid_program_slugs(conn: Connection, warn=lambda message: None) -> list[str
 
 __all__ = [
     "Program", "ProgramNotFound", "InvalidProgramConfig", "get_program", "list_programs",
-    "config_problems", "check_config", "save_program", "program_slugs", "valid_program_slugs",
+    "config_problems", "check_config", "csv_column_mapping", "save_program", "program_slugs", "valid_program_slugs",
 ]
