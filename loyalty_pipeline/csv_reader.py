@@ -13,15 +13,19 @@ import csv
 import hashlib
 import io
 import re
-from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import polars as pl
 
-from loyalty_pipeline.fields import HeaderError, assemble, column_name, match_header
-from loyalty_pipeline.fields import normalize_header  # noqa: F401  (callers that map a header by hand)
+from loyalty_pipeline.fields import (
+    HeaderError,
+    assemble,
+    column_name,
+    match_header,
+    normalize_header,  # noqa: F401  (callers that map a header by hand)
+)
 from loyalty_pipeline.names import file_kind
 from loyalty_pipeline.xlsx_reader import WorkbookError, read_workbook
 

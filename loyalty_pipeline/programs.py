@@ -163,6 +163,15 @@ def valid_program_slugs(conn: Connection, warn=lambda message: None) -> list[str
 
 
 __all__ = [
-    "Program", "ProgramNotFound", "InvalidProgramConfig", "get_program", "list_programs",
-    "config_problems", "check_config", "csv_column_mapping", "save_program", "program_slugs", "valid_program_slugs",
+    "InvalidProgramConfig",
+    "Program",
+    "ProgramNotFound",
+    "check_config",
+    "config_problems",
+    "csv_column_mapping",
+    "get_program",
+    "list_programs",
+    "program_slugs",
+    "save_program",
+    "valid_program_slugs",
 ]

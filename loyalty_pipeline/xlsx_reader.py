@@ -1,7 +1,8 @@
 """.xlsx workbooks read with calamine (the `fastexcel` package, polars' calamine engine), cells
 taken as the text a person sees in Excel.
 
-The sheet read is the first whose header (its first non-blank row) has an email column. Every cell
+The sheet read is the first whose header (one of its first non-blank rows: a title may come
+first) has an email column. Every cell
 is read as text by calamine: a phone stored as a number is "4155550134" (not "4155550134.0"), a
 date cell is its date ("1990-03-14"; with its time when it has one). In a birthday column a whole
 number of 5 to 7 digits is an Excel date serial (a date that lost its format: 32946 is
@@ -10,9 +11,9 @@ number."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from typing import Callable
 
 import fastexcel
 import polars as pl
@@ -25,6 +26,9 @@ _ZIP_SIGNATURE = b"PK\x03\x04"
 # Excel's day 0 for serials after its phantom 1900-02-29 (serial 60).
 _EXCEL_EPOCH = date(1899, 12, 30)
 _SERIAL = r"^\d{5,7}(\.\d+)?$"
+# A title or a note above the header is common in hand-made workbooks; the header is among the
+# first few non-blank rows.
+_HEADER_SEARCH_ROWS = 10
 
 
 class WorkbookError(ValueError):
@@ -70,27 +74,22 @@ def read_workbook(data: bytes, match_header: Callable[[list[str]], ColumnMatch])
         if sheet.width == 0 or sheet.height == 0:
             problems.append(f"{name!r} is empty")
             continue
-        filled = sheet.select(pl.any_horizontal(pl.all().is_not_null() & (pl.all().str.strip_chars() != "")))
-        header_at = filled.to_series().arg_true()
-        if header_at.is_empty():
+        filled = sheet.select(pl.any_horizontal(pl.all().str.strip_chars() != "").fill_null(False)).to_series()
+        candidates = filled.arg_true().head(_HEADER_SEARCH_ROWS).to_list()
+        if not candidates:
             problems.append(f"{name!r} is empty")
             continue
-        header_index = header_at[0]
-        header = ["" if cell is None else cell for cell in sheet.row(header_index)]
-        try:
-            match = match_header(header)
-        except HeaderError as exc:
-            problems.append(f"{name!r}: {exc}")
+        found = _find_header(sheet, candidates, match_header)
+        if isinstance(found, str):
+            problems.append(f"{name!r}: {found}")
             continue
+        header_index, match = found
         body = _sheet_text(sheet.slice(header_index + 1))
         positions = {column_name(i): sheet.columns[i] for i in match.used}
         cells = body.select(
             pl.int_range(header_index + 2, header_index + 2 + body.height, dtype=pl.Int64).alias("line"),
             *(pl.col(source).alias(target) for target, source in positions.items()),
-            blank=~pl.any_horizontal(pl.all().is_not_null() & (pl.all().str.strip_chars() != "")),
-        )
-        # A blank row counts as a row (its number is kept) but holds no customer.
-        cells = cells.filter(~pl.col("blank")).drop("blank")
+        ).filter(filled.slice(header_index + 1))  # a blank row keeps its number but holds no customer
         births = [column_name(i) for i in match.sources.get("birth_date", [])]
         if births:
             cells = cells.with_columns(_serial_to_text(pl.col(c)).alias(c) for c in births)
@@ -100,6 +99,18 @@ def read_workbook(data: bytes, match_header: Callable[[list[str]], ColumnMatch])
     if all(problem.endswith("is empty") for problem in problems):
         raise WorkbookError("the workbook is empty")
     raise WorkbookError("no worksheet has a usable header: " + "; ".join(problems))
+
+
+def _find_header(sheet: pl.DataFrame, rows: list[int], match_header) -> tuple[int, ColumnMatch] | str:
+    """The first of the sheet's first non-blank rows that reads as a header (a title or a note may
+    come first), or the reason the first row does not."""
+    first_problem = ""
+    for index in rows:
+        try:
+            return index, match_header(["" if cell is None else cell for cell in sheet.row(index)])
+        except HeaderError as exc:
+            first_problem = first_problem or str(exc)
+    return first_problem
 
 
 def _one_line(error: Exception) -> str:
