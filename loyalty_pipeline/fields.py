@@ -187,6 +187,7 @@ def match_header(header: Sequence[str], mapping: Mapping[str, Sequence[str]] | N
                               + ", ".join(f'"{header[i].strip()}"' for i in indexes) + ")")
     if not sources.get("email"):
         raise HeaderError(f"no email column in the header (found: {_listing(header)})")
+    sources = {name: sources[name] for name in HEADERS if name in sources}  # the table's order, for people
     used = {i for indexes in sources.values() for i in indexes}
     ignored = [name.strip() for i, name in enumerate(header) if i not in used and name.strip()]
     return ColumnMatch(header=header, sources=sources, ignored=ignored)
