@@ -50,7 +50,7 @@ HEADERS: dict[str, tuple[str, ...]] = {
         "Vollständiger Name", "Nom complet", "Nombre completo", "Nome completo", "Volledige naam", "Naam",
     ),
     "birth_date": (
-        "Birth Date", "Date of Birth", "DOB", "Birthday", "Birth Day",
+        "Birth Date", "Date of Birth", "DOB", "Birthday",
         "Geburtsdatum", "Geburtstag", "Date de naissance", "Anniversaire", "Fecha de nacimiento",
         "Cumpleaños", "Data di nascita", "Compleanno", "Data de nascimento", "Aniversário",
         "Geboortedatum", "Verjaardag",
@@ -101,7 +101,7 @@ for _field, _aliases in HEADERS.items():
         if _NUMBER in _alias:
             _NUMBERED.append((_alias_pattern(_alias), _field, _rank))
         else:
-            _EXACT[header_key(_alias)] = (_field, _rank)
+            _EXACT.setdefault(header_key(_alias), (_field, _rank))  # "Téléphone" is "Telephone": first wins
 for _name in FIELDS:  # the canonical names themselves (email, first_name, ...) are accepted too
     _EXACT.setdefault(header_key(_name), (_name, -1))
 
