@@ -136,9 +136,9 @@ def decode(data: bytes, file_label: str) -> tuple[str, str]:
 
 def read_csv(path: Path, file_label: str | None = None,
              columns: Mapping[str, Sequence[str]] | None = None) -> RawCsv:
-    """A delimited text file (.csv, .tsv, .txt)."""
+    """A delimited text file (.csv, .tsv, .txt; any other name is read as .csv)."""
     label = file_label or Path(path).name
-    kind = file_kind(Path(path).name)
+    kind = {".tsv": "tsv", ".txt": "txt"}.get(Path(path).suffix.lower(), "csv")
     data = Path(path).read_bytes()
     sha256 = hashlib.sha256(data).hexdigest()
     text, encoding = decode(data, label)
@@ -181,7 +181,7 @@ def read_csv(path: Path, file_label: str | None = None,
         unknown_columns=match.ignored,
         nul_bytes_stripped=nul_count,
         parser=parser,
-        file_kind=kind if kind in ("tsv", "txt") else "csv",
+        file_kind=kind,
         delimiter=delimiter,
         sources=match.fed_by(),
     )
