@@ -198,17 +198,20 @@ def column_name(index: int) -> str:
     return f"c{index}"
 
 
-def _cell(name: str, index: int, alone: bool) -> pl.Expr:
-    value = pl.col(column_name(index))
+def _cell(name: str, cells: pl.Series, alone: bool) -> pl.Expr:
+    """One source column's values for `name`. Each convention is applied only to a column that
+    has it (two quick scans), so a million plain cells cost no rewrite; validation trims them."""
+    value = pl.col(cells.name)
     if name in _MARKED_FIELDS:
-        value = value.str.strip_chars().str.strip_prefix("'")
-        first = value.str.split(_MULTI_VALUE).list.first().str.strip_chars().str.strip_prefix("* ")
-        value = pl.when(value.str.contains(_MULTI_VALUE, literal=True)).then(first).otherwise(value)
-    elif alone:
-        return value  # validation trims it; no second pass over a million names
-    else:
-        value = value.str.strip_chars()
-    return pl.when(value != "").then(value)
+        if cells.str.contains(_MULTI_VALUE, literal=True).any():
+            first = value.str.split(_MULTI_VALUE).list.first().str.strip_chars().str.strip_prefix("* ")
+            value = pl.when(value.str.contains(_MULTI_VALUE, literal=True)).then(first).otherwise(value)
+        if cells.str.starts_with("'").any():
+            value = value.str.strip_prefix("'")
+    if alone:
+        return value
+    value = value.str.strip_chars()
+    return pl.when(value != "").then(value)  # several sources: the first non-empty one wins
 
 
 def assemble(frame: pl.DataFrame, match: ColumnMatch) -> pl.DataFrame:
@@ -216,7 +219,8 @@ def assemble(frame: pl.DataFrame, match: ColumnMatch) -> pl.DataFrame:
     source per row, export conventions removed, a full name split at its first space."""
     values: dict[str, pl.Expr] = {}
     for name, indexes in match.sources.items():
-        cells = [_cell(name, i, alone=len(indexes) == 1 and name != "full_name") for i in indexes]
+        alone = len(indexes) == 1 and name != "full_name"
+        cells = [_cell(name, frame[column_name(i)], alone) for i in indexes]
         values[name] = cells[0] if len(cells) == 1 else pl.coalesce(cells)
     if "full_name" in values:
         full = values.pop("full_name")
