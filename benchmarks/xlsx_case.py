@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,7 +89,7 @@ def child(task: dict) -> dict:
     validated = validate_upload(raw, date_order="MDY", phone_region="US", today=TODAY)
     checked = time.perf_counter()
     result = load_upload(engine, key=f"bench-pizza/{path.name}", file_name=path.name, sha256=raw.sha256,
-                         program=program, validated=validated, now=datetime(2026, 6, 15, 12, tzinfo=timezone.utc))
+                         program=program, validated=validated, now=datetime(2026, 6, 15, 12, tzinfo=UTC))
     loaded = time.perf_counter()
     csv_started = time.perf_counter()
     read_upload(Path(task["csv"]))
@@ -135,7 +135,8 @@ def run_case(scale: float, work: Path, database_url: str | None = None) -> dict:
     try:
         task = {"xlsx": str(xlsx_path), "csv": str(csv_path), "db_url": database_url}
         proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(task)],
-                              cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                              cwd=ROOT, capture_output=True, text=True, check=False,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
         lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_MARK)]
         if proc.returncode != 0 or not lines:
             raise RuntimeError(f"xlsx case failed ({proc.returncode}):\n{proc.stderr[-4000:]}")

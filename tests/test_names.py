@@ -3,7 +3,13 @@
 import pytest
 
 from loyalty_pipeline.names import (
-    InvalidName, check_file_name, check_slug, file_kind, split_upload_key, upload_key, upload_path,
+    InvalidName,
+    check_file_name,
+    check_slug,
+    file_kind,
+    split_upload_key,
+    upload_key,
+    upload_path,
 )
 
 
