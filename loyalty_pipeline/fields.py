@@ -146,8 +146,18 @@ class ColumnMatch:
         return {name: [self.header[i].strip() for i in indexes] for name, indexes in self.sources.items()}
 
 
+_LISTING_LENGTH = 300
+
+
+def _quoted(name: str) -> str:
+    """A client's header name inside a one-line message: whitespace (newlines too) collapsed, cut short."""
+    flat = " ".join(name.split())
+    return f'"{flat[:80]}…"' if len(flat) > 80 else f'"{flat}"'
+
+
 def _listing(header: Sequence[str]) -> str:
-    return ", ".join(f'"{name.strip()}"' for name in header if name.strip()) or "nothing"
+    listing = ", ".join(_quoted(name) for name in header if name.strip()) or "nothing"
+    return listing if len(listing) <= _LISTING_LENGTH else listing[:_LISTING_LENGTH] + "…"
 
 
 def match_header(header: Sequence[str], mapping: Mapping[str, Sequence[str]] | None = None) -> ColumnMatch:
@@ -162,8 +172,8 @@ def match_header(header: Sequence[str], mapping: Mapping[str, Sequence[str]] | N
         for wanted_header in wanted:
             found = [i for i, key in enumerate(keys) if key == header_key(wanted_header) and i not in claimed]
             if not found:
-                raise HeaderError(f'csv_columns maps {name} to "{wanted_header}", but the file has no such column '
-                                  f"(found: {_listing(header)})")
+                raise HeaderError(f"csv_columns maps {name} to {_quoted(wanted_header)}, but the file has no such "
+                                  f"column (found: {_listing(header)})")
             indexes += found
             claimed.update(found)
         sources[name] = indexes
@@ -183,8 +193,7 @@ def match_header(header: Sequence[str], mapping: Mapping[str, Sequence[str]] | N
     for name, indexes in sources.items():
         seen = [keys[i] for i in indexes]
         if len(set(seen)) < len(seen):
-            raise HeaderError(f"duplicate column names in the header: {name} ("
-                              + ", ".join(f'"{header[i].strip()}"' for i in indexes) + ")")
+            raise HeaderError(f"duplicate column names in the header: {name} ({_listing([header[i] for i in indexes])})")
     if not sources.get("email"):
         raise HeaderError(f"no email column in the header (found: {_listing(header)})")
     sources = {name: sources[name] for name in HEADERS if name in sources}  # the table's order, for people

@@ -81,7 +81,8 @@ def csv_column_mapping(program: Program) -> dict[str, list[str]] | None:
         if name not in (*FIELDS, "full_name"):
             raise InvalidProgramConfig(
                 f"program {program.slug!r}: csv_columns maps an unknown field {name!r} (to "
-                + ", ".join(f'"{h}"' for h in headers) + f"); the fields are {', '.join(FIELDS)}, full_name")
+                + ", ".join(repr(" ".join(h.split())[:80]) for h in headers[:5])
+                + f"); the fields are {', '.join(FIELDS)}, full_name")
         mapping[name] = headers
     return mapping or None
 

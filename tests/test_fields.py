@@ -1,11 +1,13 @@
 """THE field table: header names recognised in every export and language, compared loosely, one
 field per name, and the README's table generated from it."""
 
+import re
 from pathlib import Path
 
 import pytest
 
 from loyalty_pipeline.fields import FIELDS, HEADERS, HeaderError, header_key, markdown_table, match_header
+from loyalty_pipeline.programs import InvalidProgramConfig, Program, csv_column_mapping
 
 
 @pytest.mark.parametrize("header, field", [
@@ -96,3 +98,37 @@ def test_each_header_name_belongs_to_one_field():
 def test_the_readme_lists_the_field_table():
     readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
     assert markdown_table() in readme, "README.md: paste loyalty_pipeline.fields.markdown_table() into the CSV section"
+
+
+def test_header_names_in_messages_stay_on_one_line():
+    with pytest.raises(HeaderError) as error:
+        match_header(["first\nname", "x" * 500, "phone"])
+    assert "\n" not in str(error.value) and len(str(error.value)) < 400
+
+
+@pytest.mark.parametrize("stored, mapping", [
+    (None, None), ("", None), ("{}", None), ({}, None),
+    ('{"email": "Work Email"}', {"email": ["Work Email"]}),                       # text, as SQLite returns it
+    ({"phone_number": ["Tel", "Fax"]}, {"phone_number": ["Tel", "Fax"]}),       # a dict, as jsonb returns it
+])
+def test_a_programs_csv_columns_is_read_as_field_to_header_names(stored, mapping):
+    assert csv_column_mapping(_program(stored)) == mapping
+
+
+@pytest.mark.parametrize("stored, reason", [
+    ("{not json", "csv_columns is not valid JSON"),
+    ('"email"', "csv_columns must be a JSON object"),
+    ('{"email": []}', "csv_columns['email'] must be a header name or a non-empty list"),
+    ('{"email": [1]}', "csv_columns['email'] must be a header name or a non-empty list"),
+    ('{"Email Address": "E-mail"}', "csv_columns maps an unknown field 'Email Address' (to 'E-mail')"),
+])
+def test_a_csv_columns_value_that_cannot_be_used_says_why(stored, reason):
+    with pytest.raises(InvalidProgramConfig, match=re.escape(f"program 'shop': {reason}")):
+        csv_column_mapping(_program(stored))
+
+
+def _program(csv_columns) -> Program:
+    return Program(id="1", slug="shop", name="Shop", birthday_bot_enabled=True, birthday_reward_points=1,
+                   birthday_message="Hi", default_phone_region="US", date_order="MDY", timezone=None,
+                   birthday_min_notice_days=0, birthday_max_delay_days=30, birthday_send_hour=9,
+                   csv_columns=csv_columns)

@@ -157,7 +157,7 @@ def test_a_workbook_upload_lands_and_names_its_sheet(instance, settings, engine,
 
 
 @pytest.mark.parametrize("mapping, reason", [
-    ('{"birthday": "DOB"}', """csv_columns maps an unknown field 'birthday' (to "DOB")"""),
+    ('{"birthday": "DOB"}', "csv_columns maps an unknown field 'birthday' (to 'DOB')"),
     ('{"phone_number": ["Tel"]}', 'csv_columns maps phone_number to "Tel", but the file has no such column'),
     ('["email"]', "csv_columns must be a JSON object"),
 ])
