@@ -215,8 +215,8 @@ def _cell(name: str, cells: pl.Series, alone: bool) -> pl.Expr:
         if cells.str.contains(_MULTI_VALUE, literal=True).any():
             first = value.str.split(_MULTI_VALUE).list.first().str.strip_chars().str.strip_prefix("* ")
             value = pl.when(value.str.contains(_MULTI_VALUE, literal=True)).then(first).otherwise(value)
-        if cells.str.starts_with("'").any():
-            value = value.str.strip_prefix("'")
+        if cells.str.contains("'", literal=True).any():
+            value = value.str.strip_chars_start().str.strip_prefix("'")
     if alone:
         return value
     value = value.str.strip_chars()

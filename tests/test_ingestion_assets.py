@@ -95,6 +95,20 @@ def test_a_broken_file_fails_with_one_clear_message_and_writes_nothing(instance,
     assert count(engine, "uploads") == 0 and count(engine, "users") == 0
 
 
+@pytest.mark.parametrize("key, content, reason", [
+    ("joes-pizza/book.xlsx", b"PK\x03\x04\x14\x00\x06\x00cut short", "the workbook is damaged or not an .xlsx file"),
+    ("joes-pizza/book.xlsx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(512), "the workbook is encrypted"),
+    ("joes-pizza/book.xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(512), "save it as .xlsx or CSV"),
+])
+def test_an_unreadable_workbook_fails_with_one_line_and_writes_nothing(instance, settings, engine, program, key,
+                                                                      content, reason):
+    result = run_upload(instance, settings, key, content)
+    assert not result.success
+    description = next(e for e in result.all_events if e.is_step_failure).step_failure_data.user_failure_data.description
+    assert description.startswith(f"{key}: ") and reason in description and "\n" not in description
+    assert count(engine, "uploads") == 0 and count(engine, "users") == 0
+
+
 def test_an_upload_for_an_unknown_program_fails_clearly(instance, settings, engine):
     result = run_upload(instance, settings, "ghost-town/a.csv", "email\na@x.com\n")
     assert not result.success
