@@ -91,6 +91,16 @@ def columns_fed(raw: RawCsv) -> str:
     return "\n".join(lines) or "none"
 
 
+def _column_mapping(database: LoyaltyDatabase, slug: str) -> dict[str, list[str]] | None:
+    """The program's csv_columns; an unknown program reads with the field table (validated_users,
+    the step that needs the program's rules, fails it)."""
+    with database.engine().connect() as conn:
+        try:
+            return csv_column_mapping(get_program(conn, slug))
+        except ProgramNotFound:
+            return None
+
+
 @asset(
     partitions_def=uploads_partitions,
     group_name="ingestion",
@@ -107,10 +117,9 @@ def raw_upload(context: AssetExecutionContext, settings: LoyaltySettings, databa
         path = upload_path(settings.uploads_path, key)
         if not path.is_file():
             raise Failure(description=f"{key}: file not found at {path}", allow_retries=False)
-        with database.engine().connect() as conn:
-            columns = csv_column_mapping(get_program(conn, slug))
+        columns = _column_mapping(database, slug)
         csv = read_upload(path, file_label=key, columns=columns)
-    except (ProgramNotFound, InvalidProgramConfig) as exc:
+    except InvalidProgramConfig as exc:
         raise Failure(description=f"{key}: {exc}", allow_retries=False) from exc
     except (InvalidName, CsvFileError) as exc:
         raise Failure(description=str(exc), allow_retries=False) from exc
