@@ -125,10 +125,17 @@ def read_csv(path: Path, file_label: str | None = None) -> RawCsv:
     unknown = [header[i].strip() for i, n in enumerate(names) if n not in FIELDS and n]
     width = len(header)
 
-    fast = _fast_records(_utf8_body(data, text, encoding, body_start, nul_count), width, positions)
+    body = _utf8_body(data, text, encoding, body_start, nul_count)
+    # The fast path reads bytes only: the decoded text (4 bytes a character once the file holds
+    # one emoji, ~280 MB for 1M rows) is freed before polars parses, and rebuilt for the reference
+    # reader only when that one has to run.
+    del text
+    fast = _fast_records(body, width, positions)
+    del body
     if fast is not None:
         (rows, issues, records), parser = fast, "polars"
     else:
+        text = decode(data, label)[0].replace("\x00", "")
         stream = io.StringIO(text, newline="")
         stream.seek(body_start)
         rows, issues, records = _python_records(csv.reader(stream, strict=False), label, width, positions)
@@ -281,6 +288,7 @@ def _fast_records(body: bytes, width: int, positions: dict[str, int]):
     ).item()
     if misaligned:
         return None
+    frame = frame.drop("masked")  # not copied by the filters below
     blank = (pl.col("fields") == 1) & (pl.col("c0") == "")
     frame = frame.filter(~blank)
     issues: list[tuple] = []
