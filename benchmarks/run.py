@@ -325,13 +325,24 @@ class _RuntimeDependenciesOnly:
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 
 
+def peak_rss_bytes() -> int:
+    """This process's own peak RSS. Not ru_maxrss: Linux carries it over fork and exec, so a
+    child reports at least the RSS its parent had when it started it (the parent holds file B's
+    validated rows and the floor's rows: ~1.4 GB at full scale, which every earlier round's
+    figure included). VmHWM is the high-water mark of this process's own address space."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def child_main(task: dict) -> int:
     kind = task["kind"]
     if kind in ("ingest", "backfill"):
         sys.meta_path.insert(0, _RuntimeDependenciesOnly())
     children = {"ingest": child_ingest, "backfill": child_backfill, "dlt": child_dlt, "pandas": child_pandas}
     result = children[kind](task)
-    result["maxrss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    result["maxrss_bytes"] = peak_rss_bytes()
     print(RESULT_MARK + json.dumps(result, default=str), flush=True)
     return 0
 
