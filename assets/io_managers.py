@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import weakref
 from typing import Any
 
 import polars as pl
@@ -45,7 +46,16 @@ def load(file) -> Any:
 
 
 class FramePickleIOManager(UPathIOManager):
+    """Values stored as files. Within one process the value a step just stored may still be alive
+    (an in-process run keeps every step's output for its result): the next step then gets that
+    object rather than a second copy read back from the file - a 1M-row upload's frames, 150 MB.
+    Only weak references are kept, so nothing stays alive for this; other processes read the file."""
+
     extension = ".pickle"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._stored: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
 
     def make_safe_partition_path(self, base_path: UPath, partition: str) -> UPath:
         # Partition keys are upload keys ("<program>/<file>.csv"): they may hold one "/", never a
@@ -61,8 +71,15 @@ class FramePickleIOManager(UPathIOManager):
         with partial.open("wb") as file:
             dump(obj, file)
         partial.rename(path)
+        try:
+            self._stored[str(path)] = obj
+        except TypeError:  # not weakly referenceable (None, builtins): read back from the file
+            self._stored.pop(str(path), None)
 
     def load_from_path(self, context: InputContext, path: UPath) -> Any:
+        alive = self._stored.get(str(path))
+        if alive is not None:
+            return alive
         with path.open("rb") as file:
             return load(file)
 

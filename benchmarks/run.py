@@ -68,7 +68,7 @@ ADMIN_URL = os.environ.get("LOYALTY_BENCH_POSTGRES_URL", "postgresql://postgres@
 RESULTS_PATH = Path(__file__).resolve().parent / "results.json"
 
 FULL_ROWS = 1_000_000
-FULL_SEED_SAMPLE = 20_000
+FULL_SEED_SAMPLE = 5_000
 FULL_PASSES = 5_000_000
 PASSES_PER_USER = 5
 PROGRAMS = 100
@@ -83,17 +83,23 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 RESULT_MARK = "BENCH_RESULT "
 CHILD_EXTRA: dict = {}  # e.g. the Dagster storage URL, passed to every child task
 CHILD_ENV: dict = {}  # environment variables of the child processes (Dagster deployment settings)
+RECORD_FINGERPRINTS = False
 
-# (case, unit, target, compare, title) in the issue's order.
+# (case, unit, target, compare, title) in the issue's order; a target of None is information only.
 CASES = [
-    ("ingest_vs_copy", "x COPY", 3.0, "<=", "ingest {rows} rows (10% bad, half known) through Dagster / COPY"),
-    ("reingest_vs_copy", "x COPY", 1.5, "<=", "same file again, nothing changed / COPY"),
-    ("seed_style_vs_ours", "x ours", 30.0, ">=", "seed-style per-row upsert (extrapolated) / ours"),
-    ("ingest_peak_rss", "GB", 1.5, "<=", "peak RSS of the {rows}-row ingest process"),
+    ("ingest_vs_dlt", "x dlt", 1.0, "<=", "file B through Dagster / dlt merge of the same file"),
+    ("ingest_vs_pandas", "x pandas", None, "<=", "file B through Dagster / pandas to_sql + upsert"),
+    ("ingest_vs_floor", "x floor", 1.6, "<=", "file B through Dagster / COPY of every row it writes"),
+    ("reingest_vs_copy", "x COPY", 1.2, "<=", "same file again, nothing changed / COPY of its users"),
+    ("ingest_peak_rss", "GB", 0.8, "<=", "peak RSS of the {rows}-row ingest process"),
+    ("sqlite_vs_postgres", "x PG", 2.0, "<=", "file B through Dagster on SQLite / the same on Postgres"),
+    ("ingest_vs_copy", "x COPY", None, "<=", "file B through Dagster / COPY of its accepted users"),
+    ("seed_style_vs_ours", "x ours", None, ">=", "seed-style per-row upsert (extrapolated) / ours"),
     ("birthday_partition_sql", "s", 0.5, "<=", "one birthday partition, {passes} passes / 100 programs"),
     ("birthday_partition_rerun_sql", "s", 0.2, "<=", "rerun of that partition (nothing to do)"),
-    ("birthday_backfill", "s", 120.0, "<=", "backfill 365 days x 10 programs through Dagster"),
+    ("birthday_backfill", "s", 60.0, "<=", "backfill 365 days x 10 programs through Dagster"),
 ]
+FINGERPRINTS_PATH = Path(__file__).resolve().parent / "fingerprints.json"
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -289,10 +295,54 @@ def child_backfill(task: dict) -> dict:
     return {"seconds": time.perf_counter() - started, "runs": runs}
 
 
+def child_dlt(task: dict) -> dict:
+    from benchmarks.peers import dlt_merge
+
+    started = time.perf_counter()
+    result = dlt_merge(Path(task["path"]), task["db_url"], Path(task["pipelines_dir"]))
+    return {"seconds": time.perf_counter() - started, **result}
+
+
+def child_pandas(task: dict) -> dict:
+    from benchmarks.peers import pandas_upsert
+
+    started = time.perf_counter()
+    result = pandas_upsert(Path(task["path"]), _sa_url(task["db_url"]))
+    return {"seconds": time.perf_counter() - started, **result}
+
+
+BENCH_ONLY_PACKAGES = ("dlt", "pandas", "pyarrow")
+
+
+class _RuntimeDependenciesOnly:
+    """Import hook for the pipeline's own children: the peers' packages (the `bench` extra) are
+    installed in the same environment, but a deployment has none of them, and pandera imports
+    pandas and pyarrow whenever it can (~100 MB of the ingest's RSS). They are reported missing,
+    as they are in a runtime-only install."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in BENCH_ONLY_PACKAGES:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+
+def peak_rss_bytes() -> int:
+    """This process's own peak RSS. Not ru_maxrss: Linux carries it over fork and exec, so a
+    child reports at least the RSS its parent had when it started it (the parent holds file B's
+    validated rows and the floor's rows: ~1.4 GB at full scale, which every earlier round's
+    figure included). VmHWM is the high-water mark of this process's own address space."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def child_main(task: dict) -> int:
     kind = task["kind"]
-    result = {"ingest": child_ingest, "backfill": child_backfill}[kind](task)
-    result["maxrss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    if kind in ("ingest", "backfill"):
+        sys.meta_path.insert(0, _RuntimeDependenciesOnly())
+    children = {"ingest": child_ingest, "backfill": child_backfill, "dlt": child_dlt, "pandas": child_pandas}
+    result = children[kind](task)
+    result["maxrss_bytes"] = peak_rss_bytes()
     print(RESULT_MARK + json.dumps(result, default=str), flush=True)
     return 0
 
@@ -448,13 +498,95 @@ def clone_database(source: str, target: str) -> str:
     return make_url(ADMIN_URL).set(database=target).render_as_string(hide_password=False)
 
 
-def ingestion_cases(scale: float, work: Path, bench_id: str, measurements: dict, repeats: int) -> dict:
+_FLOOR_TABLES = {"users": "floor_users", "passes_master": "floor_passes", "upload_issues": "floor_issues"}
+
+
+def rows_written(url: str, key: str) -> dict[str, bytes]:
+    """Every row the ingest of `key` wrote, as COPY data: the rows of users, passes_master and
+    upload_issues whose current version the upload's transaction created (its xid, read from the
+    uploads row it updated last). Taken right after the measured ingest, before the re-import."""
+    out = {}
+    with psycopg_conn(url) as conn:
+        xid = conn.execute("SELECT xmin::text FROM uploads WHERE key = %s", (key,)).fetchone()[0]
+        for table in _FLOOR_TABLES:
+            buffer = bytearray()
+            with conn.cursor().copy(f"COPY (SELECT * FROM {table} WHERE xmin = '{int(xid)}'::xid) TO STDOUT") as copy:
+                for chunk in copy:
+                    buffer += chunk
+            out[table] = bytes(buffer)
+    return out
+
+
+def floor_copy(url: str, rows: dict[str, bytes]) -> float:
+    """The physical floor: a bare COPY of exactly those rows, in one transaction, into empty tables
+    with the same columns, defaults and indexes (LIKE ... INCLUDING ALL; no triggers, no foreign keys)."""
+    with psycopg_conn(url) as conn:
+        for table, floor in _FLOOR_TABLES.items():
+            conn.execute(f"DROP TABLE IF EXISTS {floor}")
+            conn.execute(f"CREATE TABLE {floor} (LIKE {table} INCLUDING ALL)")
+        conn.execute("CHECKPOINT")
+        started = time.perf_counter()
+        with conn.transaction(), conn.cursor() as cur:
+            for table, floor in _FLOOR_TABLES.items():
+                with cur.copy(f"COPY {floor} FROM STDIN") as copy:
+                    copy.write(rows[table])
+        seconds = time.perf_counter() - started
+        for floor in _FLOOR_TABLES.values():
+            conn.execute(f"DROP TABLE {floor}")
+    return seconds
+
+
+_FINGERPRINT_QUERIES = {
+    "users": "SELECT email, first_name, last_name, birth_date, birth_month, birth_day, phone_number FROM users "
+             "ORDER BY email",
+    "passes": "SELECT u.email, pr.slug, p.status, p.points_balance FROM passes_master p "
+              "JOIN users u ON u.id = p.user_id JOIN programs pr ON pr.id = p.program_id ORDER BY u.email, pr.slug",
+    "upload_issues": 'SELECT upload_key, line, "column", value, severity, reason FROM upload_issues '
+                     'ORDER BY upload_key, line, "column", reason',
+    "uploads": "SELECT key, rows_read, rows_accepted, rows_rejected, warnings, users_created, users_updated, "
+               "passes_created FROM uploads ORDER BY key",
+}
+
+
+def fingerprint(url: str) -> dict:
+    """Row count and a SHA-256 of every table's content the ingest decides (no ids or timestamps),
+    read the same way from Postgres and SQLite, so both databases and every version of the code can
+    be compared."""
+    import hashlib
+
+    from loyalty_pipeline.db import make_engine
+
+    engine = make_engine(url)
+    out = {}
+    with engine.connect() as conn:
+        for name, query in _FINGERPRINT_QUERIES.items():
+            digest, count = hashlib.sha256(), 0
+            for row in conn.exec_driver_sql(query).yield_per(50_000):
+                digest.update("\x1f".join("\\N" if v is None else str(v) for v in row).encode() + b"\x1e")
+                count += 1
+            out[name] = {"rows": count, "sha256": digest.hexdigest()}
+    engine.dispose()
+    return out
+
+
+def copy_sqlite(source: Path, target: Path) -> str:
+    for suffix in ("", "-wal"):
+        if Path(f"{source}{suffix}").exists():
+            shutil.copyfile(f"{source}{suffix}", f"{target}{suffix}")
+    return f"sqlite:///{target}"
+
+
+def ingestion_cases(scale: float, work: Path, bench_id: str, measurements: dict, repeats: int,
+                    sqlite_repeats: int = 1) -> dict:
     from benchmarks.generate_csv import generate_csv
+    from benchmarks.peers import dlt_prepare
 
     rows = int(FULL_ROWS * scale)
     name = f"loyalty_bench_{bench_id}_ingest"
-    databases = [name]
+    peers_name = f"loyalty_bench_{bench_id}_peers"
+    databases = [name, peers_name]
     url = create_database(name)
+    peers_url = create_database(peers_name)
     try:
         setup_program(url)
         uploads = work / "uploads" / PROGRAM
@@ -464,12 +596,29 @@ def ingestion_cases(scale: float, work: Path, bench_id: str, measurements: dict,
                               email_domain_offset=1)
         measurements["files"] = {"first": file_a, "second": file_b}
         task = {"kind": "ingest", "work_dir": str(work), **CHILD_EXTRA}
+        key = f"{PROGRAM}/second.csv"
 
+        # Every tool meets file B in the same state: file A already loaded its own way.
         log("file A through Dagster (fills users with the half file B shares)")
         first = run_child({**task, "db_url": url, "key": f"{PROGRAM}/first.csv"})
         measurements["ingest_first_into_empty"] = first
         with psycopg_conn(url) as conn:
             conn.execute("VACUUM ANALYZE")  # what autovacuum would have done since that upload
+        sqlite_dir = work / "sqlite"
+        sqlite_dir.mkdir()
+        sqlite_url = f"sqlite:///{sqlite_dir / 'state.db'}"
+        setup_program(sqlite_url)
+        log("file A through Dagster on SQLite")
+        measurements["sqlite_first_into_empty"] = run_child({**task, "db_url": sqlite_url,
+                                                             "key": f"{PROGRAM}/first.csv"})
+        log("file A with dlt and with pandas (the peers' starting state)")
+        dlt_dir = work / "dlt_state"
+        measurements["dlt_first"] = run_child({"kind": "dlt", "db_url": peers_url, "path": file_a["path"],
+                                               "pipelines_dir": str(dlt_dir)})
+        measurements["pandas_first"] = run_child({"kind": "pandas", "db_url": peers_url, "path": file_a["path"]})
+        with psycopg_conn(peers_url) as conn:
+            dlt_prepare(conn)
+            conn.execute("VACUUM ANALYZE")
 
         sample = int(FULL_SEED_SAMPLE * scale)
         log(f"seed-style baseline: {sample:,} rows one by one")
@@ -479,20 +628,25 @@ def ingestion_cases(scale: float, work: Path, bench_id: str, measurements: dict,
 
         payload, accepted = accepted_users_csv(uploads / "second.csv")
         columns = ["email", "first_name", "last_name", "birth_date", "birth_month", "birth_day", "phone_number"]
-        ingests, reingests, copies = [], [], []
+        runs: dict[str, list] = {k: [] for k in ("ingest", "reingest", "dlt", "pandas", "sqlite")}
+        copies, floors, floor_rows, prints = [], [], None, {}
         for repeat in range(repeats):
-            # Every repeat starts from the state file B meets (a copy of this database).
+            # One round = every tool once, each from a copy of the same state: noise hits all alike.
             copy_name = f"{name}_{repeat}"
             databases.append(copy_name)
             copy_url = clone_database(name, copy_name)
             checkpoint(copy_url)
-            log(f"file B through Dagster (measured, {repeat + 1}/{repeats})")
-            ingests.append(run_child({**task, "db_url": copy_url, "key": f"{PROGRAM}/second.csv"}))
+            log(f"round {repeat + 1}/{repeats}: file B through Dagster")
+            runs["ingest"].append(run_child({**task, "db_url": copy_url, "key": key}))
+            if floor_rows is None:
+                floor_rows = rows_written(copy_url, key)
+                prints["postgres"] = fingerprint(copy_url)
             checkpoint(copy_url)
             log("file B again (nothing changed)")
-            reingests.append(run_child({**task, "db_url": copy_url, "key": f"{PROGRAM}/second.csv"}))
-            log("COPY baseline of the same accepted rows")
+            runs["reingest"].append(run_child({**task, "db_url": copy_url, "key": key}))
+            log("COPY of file B's accepted users; COPY of every row the ingest wrote (the floor)")
             copies += copy_baseline(copy_url, payload, columns, max(1, COPY_REPEATS // repeats))
+            floors.append(floor_copy(copy_url, floor_rows))
             if repeat == repeats - 1:
                 with psycopg_conn(copy_url) as conn:
                     measurements["database_after"] = {
@@ -500,22 +654,81 @@ def ingestion_cases(scale: float, work: Path, bench_id: str, measurements: dict,
                         for t in ("users", "passes_master", "upload_issues")
                     }
             drop_database(copy_name)
-        ingest = statistics.median(r["seconds"] for r in ingests)
-        reingest = statistics.median(r["seconds"] for r in reingests)
-        copy_seconds = min(copies)
-        measurements["ingest"] = {"seconds": ingest, "runs": ingests}
-        measurements["reingest"] = {"seconds": reingest, "runs": reingests}
+
+            peers_copy = f"{peers_name}_{repeat}"
+            databases.append(peers_copy)
+            peers_copy_url = clone_database(peers_name, peers_copy)
+            checkpoint(peers_copy_url)
+            log("file B with dlt (merge, Arrow -> csv -> COPY)")
+            state = work / f"dlt_state_{repeat}"
+            shutil.copytree(dlt_dir, state)
+            runs["dlt"].append(run_child({"kind": "dlt", "db_url": peers_copy_url, "path": file_b["path"],
+                                          "pipelines_dir": str(state)}))
+            shutil.rmtree(state)
+            checkpoint(peers_copy_url)
+            log("file B with pandas (to_sql + one upsert)")
+            runs["pandas"].append(run_child({"kind": "pandas", "db_url": peers_copy_url, "path": file_b["path"]}))
+            if repeat == 0:
+                with psycopg_conn(peers_copy_url) as conn:
+                    measurements["peers_after"] = {
+                        "dlt_users": conn.execute("SELECT count(*) FROM dlt_bench.users").fetchone()[0],
+                        "pandas_users": conn.execute("SELECT count(*) FROM pandas_users").fetchone()[0],
+                    }
+            drop_database(peers_copy)
+
+            if repeat >= sqlite_repeats:
+                continue
+            log("file B through Dagster on SQLite")
+            sqlite_copy = copy_sqlite(sqlite_dir / "state.db", sqlite_dir / f"round{repeat}.db")
+            runs["sqlite"].append(run_child({**task, "db_url": sqlite_copy, "key": key}))
+            if repeat == 0:
+                prints["sqlite"] = fingerprint(sqlite_copy)
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{sqlite_dir / f'round{repeat}.db'}{suffix}").unlink(missing_ok=True)
+
+        median = {k: statistics.median(r["seconds"] for r in v) for k, v in runs.items()}
+        for k, v in runs.items():
+            measurements[k] = {"seconds": median[k], "runs": v,
+                               "peak_rss_gb": round(max(r["maxrss_bytes"] for r in v) / 1e9, 3)}
+        copy_seconds, floor_seconds = min(copies), min(floors)
         measurements["copy_baseline"] = {"rows": accepted, "bytes": len(payload), "seconds": copies,
                                          "best": copy_seconds, "rows_per_s": round(accepted / copy_seconds)}
+        measurements["floor"] = {"seconds": floors, "best": floor_seconds,
+                                 "rows": {t: data.count(b"\n") for t, data in floor_rows.items()},
+                                 "bytes": sum(len(d) for d in floor_rows.values())}
+        measurements["fingerprints"] = prints
+        measurements["fingerprints_check"] = check_fingerprints(prints, scale)
+        ingest = median["ingest"]
         return {
+            "ingest_vs_dlt": ingest / median["dlt"],
+            "ingest_vs_pandas": ingest / median["pandas"],
+            "ingest_vs_floor": ingest / floor_seconds,
+            "reingest_vs_copy": median["reingest"] / copy_seconds,
+            "ingest_peak_rss": max(r["maxrss_bytes"] for r in runs["ingest"]) / 1e9,
+            "sqlite_vs_postgres": median["sqlite"] / ingest,
             "ingest_vs_copy": ingest / copy_seconds,
-            "reingest_vs_copy": reingest / copy_seconds,
             "seed_style_vs_ours": seed["extrapolated_seconds"] / ingest,
-            "ingest_peak_rss": max(r["maxrss_bytes"] for r in ingests) / 1e9,
         }
     finally:
         for database in databases:
             drop_database(database)
+
+
+def check_fingerprints(prints: dict, scale: float) -> dict:
+    """SQLite and Postgres must end in the same state, and both in the state the reference code
+    left (benchmarks/fingerprints.json, per scale; --record-fingerprints writes it)."""
+    check = {"sqlite_equals_postgres": prints.get("sqlite") == prints.get("postgres")}
+    reference = json.loads(FINGERPRINTS_PATH.read_text()) if FINGERPRINTS_PATH.exists() else {}
+    if str(scale) in reference:
+        check["postgres_equals_reference"] = prints.get("postgres") == reference[str(scale)]
+    if RECORD_FINGERPRINTS:
+        reference[str(scale)] = prints["postgres"]
+        FINGERPRINTS_PATH.write_text(json.dumps(reference, indent=2, sort_keys=True) + "\n")
+        check["recorded"] = True
+    for name, ok in check.items():
+        if ok is False:
+            log(f"FINGERPRINT MISMATCH: {name} ({json.dumps(prints)})")
+    return check
 
 
 # --- birthday cases ------------------------------------------------------------------------------
@@ -634,14 +847,20 @@ def birthday_cases(scale: float, work: Path, bench_id: str, measurements: dict) 
 
 # --- report --------------------------------------------------------------------------------------
 
-def _met(value: float, target: float, compare: str) -> bool:
+def _met(value: float, target: float | None, compare: str) -> bool | None:
+    if target is None:
+        return None
     return value <= target if compare == "<=" else value >= target
+
+
+def _seconds(runs: list) -> list:
+    return [round(r["seconds"], 2) for r in runs]
 
 
 def report(values: dict, scale: float, machine: dict, measurements: dict) -> dict:
     rows, passes = int(FULL_ROWS * scale), int(FULL_PASSES * scale)
     results = {}
-    lines = [f"{'case':<68} {'value':>10} {'unit':<7} {'target':>9}  met", "-" * 102]
+    lines = [f"{'case':<68} {'value':>10} {'unit':<9} {'target':>7}  met", "-" * 102]
     for case, unit, target, compare, title in CASES:
         if case not in values:
             continue
@@ -649,23 +868,34 @@ def report(values: dict, scale: float, machine: dict, measurements: dict) -> dic
         met = _met(value, target, compare)
         results[case] = {"value": round(value, 3), "unit": unit, "target": target, "compare": compare, "met": met}
         label = title.format(rows=f"{rows:,}", passes=f"{passes:,}")
-        lines.append(f"{label:<68} {value:>10.3f} {unit:<7} {compare + ' ' + str(target):>9}  {'yes' if met else 'NO'}")
+        shown_target = f"{compare} {target}" if target is not None else "info"
+        shown_met = {True: "yes", False: "NO", None: "-"}[met]
+        lines.append(f"{label:<68} {value:>10.3f} {unit:<9} {shown_target:>7}  {shown_met}")
     print("\n".join(lines))
     info = []
     if "ingest" in measurements:
         m = measurements
-        info.append(f"ingest {m['ingest']['seconds']:.2f} s ({rows / m['ingest']['seconds']:,.0f} rows/s; runs "
-                    f"{[round(r['seconds'], 2) for r in m['ingest']['runs']]}), again {m['reingest']['seconds']:.2f} s "
-                    f"(runs {[round(r['seconds'], 2) for r in m['reingest']['runs']]}), COPY {m['copy_baseline']['best']:.2f} s "
-                    f"({m['copy_baseline']['rows']:,} rows), seed-style {m['seed_style']['extrapolated_seconds']:.0f} s "
-                    f"(extrapolated from {m['seed_style']['rows']:,} rows in {m['seed_style']['seconds']:.2f} s), "
-                    f"first ingest into empty users {m['ingest_first_into_empty']['seconds']:.2f} s")
+        info.append(
+            f"file B medians: ours {m['ingest']['seconds']:.2f} s {_seconds(m['ingest']['runs'])}, again "
+            f"{m['reingest']['seconds']:.2f} s {_seconds(m['reingest']['runs'])}, dlt {m['dlt']['seconds']:.2f} s "
+            f"{_seconds(m['dlt']['runs'])}, pandas {m['pandas']['seconds']:.2f} s {_seconds(m['pandas']['runs'])}, "
+            f"ours on SQLite {m['sqlite']['seconds']:.2f} s {_seconds(m['sqlite']['runs'])}")
+        info.append(
+            f"floor {m['floor']['best']:.2f} s ({m['floor']['rows']}), COPY of the accepted users "
+            f"{m['copy_baseline']['best']:.2f} s ({m['copy_baseline']['rows']:,} rows), seed-style "
+            f"{m['seed_style']['extrapolated_seconds']:.0f} s (from {m['seed_style']['rows']:,} rows), first ingest "
+            f"into empty users {m['ingest_first_into_empty']['seconds']:.2f} s")
+        info.append("peak RSS GB: " + ", ".join(f"{k} {m[k]['peak_rss_gb']}" for k in
+                                                 ("ingest", "reingest", "sqlite", "dlt", "pandas")))
+        info.append(f"fingerprints: {m['fingerprints_check']}")
     if "birthday_partition" in measurements:
         m = measurements
         info.append(f"birthday partitions {['%.3f' % s for s in m['birthday_partition']['seconds']]} s, reruns "
                     f"{['%.3f' % s for s in m['birthday_partition']['rerun_seconds']]} s; one day x {PROGRAMS} programs "
                     f"{m['birthday_one_day_all_programs']['seconds']:.2f} s; backfill runs "
                     f"{[r['seconds'] for r in m['birthday_backfill']['runs']]} s")
+    info.append(f"load average at start {machine.get('load_average_at_start')}, at end "
+                f"{machine.get('load_average_at_end')}")
     for line in info:
         print(line)
     if scale != 1.0:
@@ -688,10 +918,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=None,
                         help="measured ingests, each from a copy of the same database state; the median "
                              "counts (default 3, 2 below --scale 0.5)")
+    parser.add_argument("--sqlite-repeats", type=int, default=1,
+                        help="rounds that also ingest file B on SQLite (default 1: 1M rows on SQLite take "
+                             "minutes, and make bench must stay under 15)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--emit-partition-subsets", action="store_true",
                         help="set DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=1 for the runs (one planned "
                              "event per range run instead of one per partition; a Dagster deployment setting)")
+    parser.add_argument("--record-fingerprints", action="store_true",
+                        help="store this run's result fingerprints as the reference for its scale "
+                             "(benchmarks/fingerprints.json); later runs are checked against it")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -699,9 +935,11 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 < args.scale <= 1.0:
         parser.error("--scale must be in (0, 1]")
     if args.repeats is None:
-        args.repeats = 3 if args.scale >= 0.5 else 2
+        args.repeats = 3
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
+    global RECORD_FINGERPRINTS
+    RECORD_FINGERPRINTS = args.record_fingerprints
 
     bench_id = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
     work = Path(tempfile.mkdtemp(prefix="loyalty_bench_"))
@@ -723,7 +961,8 @@ def main(argv: list[str] | None = None) -> int:
             CHILD_EXTRA["dagster_url"] = make_url(create_database(dagster_db)).set(
                 drivername="postgresql+psycopg2").render_as_string(hide_password=False)
         if args.only in (None, "ingestion"):
-            values.update(ingestion_cases(args.scale, work, bench_id, measurements, args.repeats))
+            values.update(ingestion_cases(args.scale, work, bench_id, measurements, args.repeats,
+                                          min(args.sqlite_repeats, args.repeats)))
         if args.only in (None, "birthday"):
             values.update(birthday_cases(args.scale, work, bench_id, measurements))
     finally:
@@ -736,6 +975,8 @@ def main(argv: list[str] | None = None) -> int:
     args.output.write_text(json.dumps(document, indent=2, default=str) + "\n")
     print(f"wrote {args.output} ({measurements['total_seconds']} s)")
     missed = [k for k, v in document.items() if isinstance(v, dict) and v.get("met") is False]
+    check = measurements.get("fingerprints_check", {})
+    missed += [f"fingerprint {k}" for k, ok in check.items() if ok is False]
     if missed:
         print(f"targets missed: {', '.join(missed)}")
     return 1 if args.strict and missed else 0

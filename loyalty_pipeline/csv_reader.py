@@ -163,10 +163,16 @@ def read_csv(path: Path, file_label: str | None = None,
     width = len(header)
 
     body = _utf8_body(data, text, encoding, body_start, nul_count)
+    # The fast path reads bytes only: the decoded text (4 bytes a character once the file holds
+    # one emoji, ~280 MB for 1M rows) is freed before polars parses, and rebuilt for the reference
+    # reader only when that one has to run.
+    del text
     fast = _fast_records(body, width, match.used, delimiter)
+    del body
     if fast is not None:
         (cells, issues, records), parser = fast, "polars"
     else:
+        text = decode(data, label)[0].replace("\x00", "")
         stream = io.StringIO(text, newline="")
         stream.seek(body_start)
         reader = csv.reader(stream, delimiter=delimiter, strict=False)
@@ -336,6 +342,7 @@ def _fast_records(body: bytes, width: int, used: list[int], delimiter: str):
     ).item()
     if misaligned:
         return None
+    frame = frame.drop("masked")  # not copied by the filters below
     blank = (pl.col("fields") == 1) & (pl.col("c0") == "")
     frame = frame.filter(~blank)
     issues: list[tuple] = []

@@ -126,6 +126,7 @@ WHERE email <> lower(trim(email, ' ' || char(9, 10, 11, 12, 13)))
 """
 # Sorts and hashes over a million staged rows stay in memory instead of spilling to disk.
 _WORK_MEM = "256MB"
+_SQLITE_CACHE_KIB = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,10 @@ def load_upload(
             # The statements below are bulk writes whose estimated cost passes the JIT thresholds;
             # compiling them (with inlining and optimisation) costs more than it saves.
             conn.exec_driver_sql("SET LOCAL jit = off")
+        else:
+            # SQLite's default page cache is 2 MB: a large upload's inserts into the email, id and
+            # pass indexes then go to the OS for nearly every page. A ceiling, allocated as used.
+            conn.exec_driver_sql(f"PRAGMA cache_size = -{_SQLITE_CACHE_KIB}")
         ts = db_time(conn, now)
         own_timestamps(conn, "pipeline")  # the merge stamps updated_at/birth_date_set_at with `now`
         previous = conn.execute(text("SELECT sha256 FROM uploads WHERE key = :key"), {"key": key}).scalar()

@@ -17,6 +17,8 @@ million-row file holds about a million distinct phones. So the column path:
 
 from __future__ import annotations
 
+import traceback
+
 import phonenumbers
 import polars as pl
 from phonenumbers import NumberParseException, PhoneMetadata, PhoneNumberFormat
@@ -57,7 +59,11 @@ def _check_region(region: str) -> str:
 def _reference_e164(text: str, region: str) -> str | None:
     try:
         number = phonenumbers.parse(text, region)
-    except NumberParseException:
+    except NumberParseException as exc:
+        # parse() keeps an exception in a local of its own frame, which that exception's traceback
+        # holds: a reference cycle, and the frame links to its callers' frames, so the vectorised
+        # caller's frames of a million rows would stay alive until the next garbage collection.
+        traceback.clear_frames(exc.__traceback__)
         return None
     if not phonenumbers.is_valid_number(number):
         return None
@@ -294,6 +300,9 @@ def _lookup(keys: pl.Series, table: pl.DataFrame) -> pl.Series:
     return keys.to_frame("key").join(table, on="key", how="left", maintain_order="left")["e164"]
 
 
+_REPLAY_SLICE = 200_000
+
+
 def normalize_phone_column(values: pl.Series, region: str) -> pl.DataFrame:
     """Vectorised: same length/order; columns phone_number (Utf8, E.164 or null) and phone_warning (Utf8)."""
     region = _check_region(region)
@@ -305,15 +314,15 @@ def normalize_phone_column(values: pl.Series, region: str) -> pl.DataFrame:
         key=_canonical_key(pl.concat_str([pl.lit("+"), pl.col("text").str.slice(2)]))
     )["key"]
 
-    table, left_over = _fast_e164(pl.concat([key, key_00]).drop_nulls().unique(), region)
-    table = pl.concat(
-        [
-            table,
-            pl.DataFrame(
-                {"key": left_over, "e164": [_reference_e164(k, region) for k in left_over]}, schema=_LOOKUP_SCHEMA
-            ),
-        ]
-    )
+    # Each key is decided on its own, so the distinct keys go through the replay in slices: its
+    # intermediate frames (a dozen columns per key) stay a slice's size, not a million keys'.
+    keys = pl.concat([key, key_00]).drop_nulls().unique()
+    parts = []
+    for offset in range(0, keys.len(), _REPLAY_SLICE):
+        table, left_over = _fast_e164(keys.slice(offset, _REPLAY_SLICE), region)
+        parts += [table, pl.DataFrame({"key": left_over, "e164": [_reference_e164(k, region) for k in left_over]},
+                                      schema=_LOOKUP_SCHEMA)]
+    table = pl.concat(parts) if parts else pl.DataFrame(schema=_LOOKUP_SCHEMA)
 
     e164 = _lookup(key, table)
     if rows_00.len():

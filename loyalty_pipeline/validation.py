@@ -153,6 +153,7 @@ def validate_upload(raw: RawCsv, *, date_order: str, phone_region: str, today: d
     rows = _normalised(raw.rows)
     rejects = _rejects(rows)
     accepted = rows.join(rejects.select("line").unique(), on="line", how="anti")
+    del rows  # each full-size intermediate is dropped once the next one is built (peak memory)
 
     births = parse_birth_date_column(accepted["birth_date"], date_order, today)
     phones = normalize_phone_column(accepted["phone_number"], phone_region)
@@ -166,9 +167,12 @@ def validate_upload(raw: RawCsv, *, date_order: str, phone_region: str, today: d
         ],
         how="horizontal",
     )
-    first_lines = parsed.group_by("email").agg(pl.col("line").min().alias("first_line"))
+    del accepted, births, phones
+    # Only the rows whose email repeats are joined (not a copy of the whole upload).
+    repeated = parsed.select("line", "email").filter(pl.col("email").is_duplicated())
+    first_lines = repeated.group_by("email").agg(pl.col("line").min().alias("first_line"))
     duplicates = (
-        parsed.join(first_lines, on="email")
+        repeated.join(first_lines, on="email")
         .filter(pl.col("line") != pl.col("first_line"))
         .select(
             "line",
@@ -194,7 +198,7 @@ def validate_upload(raw: RawCsv, *, date_order: str, phone_region: str, today: d
         pl.struct("birth_date", "birth_month", "birth_day")
     )
     users = (
-        parsed.sort("line")
+        parsed.select(USER_COLUMNS).sort("line")
         .group_by("email", maintain_order=True)
         .agg(
             pl.col("line").last(),
