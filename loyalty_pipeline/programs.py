@@ -70,6 +70,8 @@ def csv_column_mapping(program: Program) -> dict[str, list[str]] | None:
             value = json.loads(value)
         except ValueError as exc:
             raise InvalidProgramConfig(f"program {program.slug!r}: csv_columns is not valid JSON ({exc})") from exc
+    if value is None:  # JSON null, as a front end may write "no mapping"
+        return None
     if not isinstance(value, dict):
         raise InvalidProgramConfig(f"program {program.slug!r}: csv_columns must be a JSON object of "
                                    f"field -> header name(s), got {type(value).__name__}")

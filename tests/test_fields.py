@@ -110,7 +110,7 @@ def test_header_names_in_messages_stay_on_one_line():
 
 
 @pytest.mark.parametrize("stored, mapping", [
-    (None, None), ("", None), ("{}", None), ({}, None),
+    (None, None), ("", None), ("{}", None), ({}, None), ("null", None), (" null ", None),  # JSON null: no mapping
     ('{"email": "Work Email"}', {"email": ["Work Email"]}),                       # text, as SQLite returns it
     ({"phone_number": ["Tel", "Fax"]}, {"phone_number": ["Tel", "Fax"]}),       # a dict, as jsonb returns it
 ])
