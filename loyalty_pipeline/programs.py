@@ -153,8 +153,15 @@ _TRUE, _FALSE = ("true", "on", "yes", "1"), ("false", "off", "no", "0")
 _DEFAULT_WORDS = ("", "default", "null", "none")
 
 
+# The integer settings are PostgreSQL `integer` columns.
+_INTEGER_MAX = 2**31 - 1
+
+
 def _integer(raw: str) -> int:
-    return int(raw.strip())
+    value = int(raw.strip())
+    if abs(value) > _INTEGER_MAX:
+        raise ValueError(f"out of range (an integer setting is at most {_INTEGER_MAX})")
+    return value
 
 
 def _boolean(raw: str) -> bool:

@@ -52,6 +52,8 @@ def test_set_changes_settings_including_csv_columns(loyalty, engine):
     ("date_order=YMD", "date_order must be one of MDY, DMY"),
     ("default_phone_region=XX", "default_phone_region 'XX' is not a phone region"),
     ("birthday_reward_points=ten", "birthday_reward_points='ten'"),
+    ("birthday_reward_points=99999999999", "is at most 2147483647"),  # PostgreSQL's integer column
+    ("birthday_max_delay_days=99999999999", "is at most 2147483647"),
     ("csv_columns=[1, 2]", "expected a JSON object"),
     ('csv_columns={"mail": "E-mail"}', "csv_columns maps an unknown field 'mail'"),
 ])
