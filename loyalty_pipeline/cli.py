@@ -99,7 +99,13 @@ def _attach_dashed_values(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(_attach_dashed_values(sys.argv[1:] if argv is None else list(argv)))
+    parser = build_parser()
+    args, extras = parser.parse_known_args(_attach_dashed_values(sys.argv[1:] if argv is None else list(argv)))
+    # `programs add SLUG --name NAME --json key=value`: argparse has closed the settings before --json.
+    if extras and isinstance(getattr(args, "settings", None), list) and not any(e.startswith("-") for e in extras):
+        args.settings += extras
+    elif extras:
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")
     try:
         return args.func(args, Settings.from_env())
     except (RunError, InvalidName, ValueError) as exc:

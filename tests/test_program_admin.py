@@ -42,6 +42,13 @@ def test_set_changes_settings_including_csv_columns(loyalty, engine):
     assert json.loads(out)["csv_columns"] == {"email": "E-mail", "birth_date": ["DOB"]}
 
 
+def test_settings_may_follow_the_json_flag(loyalty, engine):
+    code, out, _ = loyalty("programs", "add", "joes-pizza", "--name", "Joe's Pizza", "--json", "birthday_reward_points=50")
+    assert code == 0 and json.loads(out)["birthday_reward_points"] == 50
+    code, out, _ = loyalty("programs", "set", "joes-pizza", "--json", "birthday_send_hour=8")
+    assert code == 0 and json.loads(out)["birthday_send_hour"] == 8
+
+
 @pytest.mark.parametrize("assignment, reason", [
     ("timezone=Mars/Olympus", "timezone 'Mars/Olympus' is not an IANA time zone name"),
     ("birthday_reward_points=-5", "birthday_reward_points must be >= 0"),
