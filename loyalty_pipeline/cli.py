@@ -4,12 +4,12 @@ instance in DAGSTER_HOME, so it shows in the UI like a scheduled one."""
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from datetime import date
 from pathlib import Path
 
-from loyalty_pipeline import config
-from loyalty_pipeline import members, program_admin, schema_admin
+from loyalty_pipeline import config, members, program_admin, schema_admin
 from loyalty_pipeline.config import Settings
 from loyalty_pipeline.db import make_engine, migrate
 from loyalty_pipeline.instance import dagster_instance
@@ -83,8 +83,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# A value such as a year-less ISO birthday (--03-14) looks like an option to argparse.
+_DASHED_VALUE = re.compile(r"--\d")
+
+
+def _attach_dashed_values(argv: list[str]) -> list[str]:
+    """`--birth-date --03-14` as `--birth-date=--03-14`, the form argparse accepts."""
+    joined: list[str] = []
+    for arg in argv:
+        if joined and _DASHED_VALUE.match(arg) and joined[-1].startswith("--") and "=" not in joined[-1]:
+            joined[-1] = f"{joined[-1]}={arg}"
+        else:
+            joined.append(arg)
+    return joined
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extras = parser.parse_known_args(_attach_dashed_values(sys.argv[1:] if argv is None else list(argv)))
+    # `programs add SLUG --name NAME --json key=value`: argparse has closed the settings before --json.
+    if extras and isinstance(getattr(args, "settings", None), list) and not any(e.startswith("-") for e in extras):
+        args.settings += extras
+    elif extras:
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")
     try:
         return args.func(args, Settings.from_env())
     except (RunError, InvalidName, ValueError) as exc:

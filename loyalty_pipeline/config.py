@@ -42,7 +42,7 @@ DATABASE_URL = Variable(
     "SQLAlchemy URL of the application database (`postgresql://` uses psycopg 3)")
 UPLOADS_DIR = Variable(
     "LOYALTY_UPLOADS_DIR", (DEFAULT_HOME / "uploads").as_posix(),
-    "uploads live at `<dir>/<program_slug>/<file>.csv`")
+    "uploads live at `<dir>/<program_slug>/<file>` (`.csv`, `.tsv`, `.txt`, `.xlsx`)")
 REPORTS_DIR = Variable(
     "LOYALTY_REPORTS_DIR", (DEFAULT_HOME / "reports").as_posix(),
     "per-upload issue reports (`<program>/<file>.csv.issues.csv`)")

@@ -53,10 +53,11 @@ _COMPACT = re.compile(r"(?P<y>\d{4})(?P<m>\d{2})(?P<d>\d{2})", _FLAGS)
 _ISO_YEARLESS = re.compile(r"--(?P<m>\d{2})-?(?P<d>\d{2})", _FLAGS)
 # Square's import format for a birthday without a year: MM-DD, always month first.
 _MONTH_DAY = re.compile(r"(?P<m>\d{2})-(?P<d>\d{2})", _FLAGS)
-# Slash/dash dates: a and b are month/day in the order the program declares.
-_NUMERIC = re.compile(r"(?P<a>\d{1,2})(?P<sep>[/-])(?P<b>\d{1,2})(?:(?P=sep)(?P<y>\d{4}|\d{2}))?", _FLAGS)
+# Slash/dash dates: a and b are month/day in the order the program declares. A full date may carry
+# a time (Excel writes a date-time cell into its CSV as "3/14/1990 0:00").
+_NUMERIC = re.compile(r"(?P<a>\d{1,2})(?P<sep>[/-])(?P<b>\d{1,2})(?:(?P=sep)(?P<y>\d{4}|\d{2})" + _TIME + ")?", _FLAGS)
 # Dotted dates are a European convention, so they are always day first.
-_DOTTED = re.compile(r"(?P<d>\d{1,2})\.(?P<m>\d{1,2})(?:\.(?P<y>\d{4}|\d{2})|\.?)", _FLAGS)
+_DOTTED = re.compile(r"(?P<d>\d{1,2})\.(?P<m>\d{1,2})(?:\.(?P<y>\d{4}|\d{2})" + _TIME + r"|\.?)", _FLAGS)
 
 _SEP = r"[\s,/-]+"
 _MON = r"(?P<mon>[a-z]+)\.?"

@@ -27,10 +27,10 @@ FIELDS = ("email", "first_name", "last_name", "birth_date", "phone_number")
 HEADERS: dict[str, tuple[str, ...]] = {
     "email": (
         "Email", "E-mail Address", "E-mail {n} - Value", "E-mail {n} Address", "E-mail {n}",
-        "Courriel", "Adresse e-mail", "Adresse électronique", "Adresse mail",        # fr
+        "Courriel", "Adresse e-mail", "Adresse électronique", "Adresse mail", "Adresse de messagerie",  # fr
         "E-Mail-Adresse",                                                               # de
         "Correo electrónico", "Correo", "Dirección de correo electrónico",             # es
-        "Indirizzo email", "Posta elettronica",                                         # it
+        "Indirizzo email", "Posta elettronica", "Indirizzo posta elettronica",          # it
         "E-mailadres",                                                                  # nl
         "Endereço de e-mail", "Correio eletrónico", "Correio eletrônico",              # pt
     ),
@@ -59,8 +59,9 @@ HEADERS: dict[str, tuple[str, ...]] = {
         # mobiles first: the birthday message may go out by SMS
         "Mobile Phone", "Mobile Phone Number", "Mobile", "Mobile Number", "Cell Phone", "Cell",
         "Handy", "Handynummer", "Mobil", "Mobiltelefon", "Mobilnummer",
-        "Portable", "Téléphone portable", "Téléphone mobile",
-        "Móvil", "Teléfono móvil", "Celular", "Cellulare", "Telemóvel", "Mobiel", "Mobiel nummer",
+        "Portable", "Téléphone portable", "Téléphone mobile", "Tél. mobile",
+        "Móvil", "Teléfono móvil", "Celular", "Telefone celular", "Cellulare", "Telefono cellulare", "Telemóvel",
+        "Mobiel", "Mobiel nummer", "Mobiele telefoon",
         "Phone Number", "Phone", "Primary Phone", "Telephone", "Phone {n} - Value",
         "Home Phone", "Home Phone {n}", "Business Phone", "Business Phone {n}", "Other Phone",
         "Default Address Phone",

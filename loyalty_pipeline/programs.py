@@ -70,6 +70,8 @@ def csv_column_mapping(program: Program) -> dict[str, list[str]] | None:
             value = json.loads(value)
         except ValueError as exc:
             raise InvalidProgramConfig(f"program {program.slug!r}: csv_columns is not valid JSON ({exc})") from exc
+    if value is None:  # JSON null, as a front end may write "no mapping"
+        return None
     if not isinstance(value, dict):
         raise InvalidProgramConfig(f"program {program.slug!r}: csv_columns must be a JSON object of "
                                    f"field -> header name(s), got {type(value).__name__}")
@@ -151,8 +153,15 @@ _TRUE, _FALSE = ("true", "on", "yes", "1"), ("false", "off", "no", "0")
 _DEFAULT_WORDS = ("", "default", "null", "none")
 
 
+# The integer settings are PostgreSQL `integer` columns.
+_INTEGER_MAX = 2**31 - 1
+
+
 def _integer(raw: str) -> int:
-    return int(raw.strip())
+    value = int(raw.strip())
+    if abs(value) > _INTEGER_MAX:
+        raise ValueError(f"out of range (an integer setting is at most {_INTEGER_MAX})")
+    return value
 
 
 def _boolean(raw: str) -> bool:

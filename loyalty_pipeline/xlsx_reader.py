@@ -11,6 +11,9 @@ number."""
 
 from __future__ import annotations
 
+import io
+import re
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -23,8 +26,11 @@ from loyalty_pipeline.fields import ColumnMatch, HeaderError, column_name
 # An encrypted (password-protected) .xlsx is an OLE compound file, the container of legacy .xls.
 _OLE_SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ZIP_SIGNATURE = b"PK\x03\x04"
-# Excel's day 0 for serials after its phantom 1900-02-29 (serial 60).
+# Excel's day 0 for serials after its phantom 1900-02-29 (serial 60); a workbook in the 1904 date
+# system (older Mac Excel, <workbookPr date1904="1"/>) counts from 1904-01-01.
 _EXCEL_EPOCH = date(1899, 12, 30)
+_EPOCH_1904 = date(1904, 1, 1)
+_DATE_1904 = re.compile(rb"""<(?:\w+:)?workbookPr\b[^>]*\bdate1904\s*=\s*["'](?:1|true)["']""")
 _SERIAL = r"^\d{5,7}(\.\d+)?$"
 # A title or a note above the header is common in hand-made workbooks; the header is among the
 # first few non-blank rows.
@@ -42,9 +48,19 @@ class Workbook:
     cells: pl.DataFrame  # line + c<index> text columns of the used header columns
 
 
-def _serial_to_text(value: pl.Expr) -> pl.Expr:
+def _epoch(data: bytes) -> date:
+    """The day a date serial counts from (calamine converts date cells itself, not bare numbers)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            workbook_xml = archive.read("xl/workbook.xml")
+    except (zipfile.BadZipFile, KeyError):
+        return _EXCEL_EPOCH
+    return _EPOCH_1904 if _DATE_1904.search(workbook_xml) else _EXCEL_EPOCH
+
+
+def _serial_to_text(value: pl.Expr, epoch: date) -> pl.Expr:
     days = value.str.extract(r"^(\d+)", 1).cast(pl.Int64)
-    as_date = pl.lit(_EXCEL_EPOCH) + pl.duration(days=days)
+    as_date = pl.lit(epoch) + pl.duration(days=days)
     return pl.when(value.str.contains(_SERIAL)).then(as_date.dt.strftime("%Y-%m-%d")).otherwise(value)
 
 
@@ -92,7 +108,8 @@ def read_workbook(data: bytes, match_header: Callable[[list[str]], ColumnMatch])
         ).filter(filled.slice(header_index + 1))  # a blank row keeps its number but holds no customer
         births = [column_name(i) for i in match.sources.get("birth_date", [])]
         if births:
-            cells = cells.with_columns(_serial_to_text(pl.col(c)).alias(c) for c in births)
+            epoch = _epoch(data)
+            cells = cells.with_columns(_serial_to_text(pl.col(c), epoch).alias(c) for c in births)
         return Workbook(sheet=name, match=match, cells=cells)
     if not names:
         raise WorkbookError("the workbook has no worksheets")

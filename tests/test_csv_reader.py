@@ -1,10 +1,11 @@
 """Reading uploaded files: encodings, headers, quoting, ragged records and whole-file errors."""
 
+from datetime import datetime
+
 import pytest
 
 from loyalty_pipeline.csv_reader import CsvFileError, normalize_header, read_csv, read_upload
-from tests.factories import write_csv
-from tests.factories import write_contacts_workbook, write_empty_workbook
+from tests.factories import write_contacts_workbook, write_csv, write_empty_workbook
 
 
 def test_headers_are_normalised_and_aliased():
@@ -120,6 +121,21 @@ def test_a_workbook_is_read_as_a_person_sees_it(tmp_path):
         (7, "not-an-address", "4155550100", "1991-01-01"),
     ]
     assert raw.unknown_columns == ["Member since"]
+
+
+def test_a_date_serial_in_a_1904_workbook_counts_from_1904(tmp_path):
+    import xlsxwriter
+
+    workbook = xlsxwriter.Workbook(str(tmp_path / "mac.xlsx"), {"date_1904": True})  # older Mac Excel
+    sheet = workbook.add_worksheet()
+    sheet.write_row(0, 0, ["Email", "Birthday"])
+    sheet.write(1, 0, "a@x.com")
+    sheet.write_number(1, 1, 31484)                                          # 1990-03-14 counted from 1904
+    sheet.write(2, 0, "b@x.com")
+    sheet.write_datetime(2, 1, datetime(1990, 3, 14), workbook.add_format({"num_format": "yyyy-mm-dd"}))
+    workbook.close()
+    raw = read_upload(tmp_path / "mac.xlsx")
+    assert raw.rows.select("email", "birth_date").rows() == [("a@x.com", "1990-03-14"), ("b@x.com", "1990-03-14")]
 
 
 @pytest.mark.parametrize("content, message", [

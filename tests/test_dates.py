@@ -72,6 +72,15 @@ def test_slash_and_dash_dates_read_day_first_for_dmy(value):
     assert parse(value, "DMY") == full(1990, 3, 14)
 
 
+@pytest.mark.parametrize("value, order", [
+    ("3/14/1990 0:00", "MDY"), ("03/14/1990 00:00:00", "MDY"), ("14/03/1990 00:00", "DMY"),
+    ("14.03.1990 00:00", "MDY"), ("14.03.1990 00:00:00", "DMY"),
+])
+def test_local_dates_saved_with_a_time_give_their_date(value, order):
+    # Excel writes a date-time cell into its CSV as the short date and the time
+    assert parse(value, order) == full(1990, 3, 14)
+
+
 def test_date_order_decides_ambiguous_slash_dates():
     assert parse("04/05/1990", "MDY") == full(1990, 4, 5)
     assert parse("04/05/1990", "DMY") == full(1990, 5, 4)

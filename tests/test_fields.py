@@ -32,6 +32,9 @@ from loyalty_pipeline.programs import InvalidProgramConfig, Program, csv_column_
     ("Cellulare", "phone_number"), ("E-mailadres", "email"), ("Voornaam", "first_name"), ("Achternaam", "last_name"),
     ("Geboortedatum", "birth_date"), ("Mobiel", "phone_number"), ("Sobrenome", "last_name"),
     ("Data de nascimento", "birth_date"), ("Telemóvel", "phone_number"), ("Telefone", "phone_number"),
+    # the same five fields in localised Outlook exports (French, Italian, Dutch, Brazilian Portuguese)
+    ("Adresse de messagerie", "email"), ("Tél. mobile", "phone_number"), ("Indirizzo posta elettronica", "email"),
+    ("Telefono cellulare", "phone_number"), ("Mobiele telefoon", "phone_number"), ("Telefone celular", "phone_number"),
     # case, accents, spaces and punctuation do not matter
     ("  PRENOM ", "first_name"), ("telephone-portable", "phone_number"), ("FECHA_DE_NACIMIENTO", "birth_date"),
 ])
@@ -107,7 +110,7 @@ def test_header_names_in_messages_stay_on_one_line():
 
 
 @pytest.mark.parametrize("stored, mapping", [
-    (None, None), ("", None), ("{}", None), ({}, None),
+    (None, None), ("", None), ("{}", None), ({}, None), ("null", None), (" null ", None),  # JSON null: no mapping
     ('{"email": "Work Email"}', {"email": ["Work Email"]}),                       # text, as SQLite returns it
     ({"phone_number": ["Tel", "Fax"]}, {"phone_number": ["Tel", "Fax"]}),       # a dict, as jsonb returns it
 ])

@@ -76,3 +76,11 @@ def test_show_lists_the_person_their_passes_and_rewards(loyalty, engine):
     assert "joes-pizza: active, balance 50" in out and "2026-03-14 joes-pizza: 50 points" in out
     code, _, err = loyalty("members", "show", "nobody@example.com")
     assert code == 2 and "no user" in err
+
+
+def test_a_year_less_iso_birthday_is_taken_as_the_birth_date_value(loyalty, engine):
+    make_program(engine, "joes-pizza")
+    code, out, err = loyalty("members", "add", "--program", "joes-pizza", "--email", "amy@example.com",
+                             "--birth-date", "--03-14")
+    assert (code, err) == (0, "") and out.startswith("created: amy@example.com")
+    assert rows(engine, "SELECT birth_date, birth_month, birth_day FROM users") == [(None, 3, 14)]

@@ -42,6 +42,13 @@ def test_set_changes_settings_including_csv_columns(loyalty, engine):
     assert json.loads(out)["csv_columns"] == {"email": "E-mail", "birth_date": ["DOB"]}
 
 
+def test_settings_may_follow_the_json_flag(loyalty, engine):
+    code, out, _ = loyalty("programs", "add", "joes-pizza", "--name", "Joe's Pizza", "--json", "birthday_reward_points=50")
+    assert code == 0 and json.loads(out)["birthday_reward_points"] == 50
+    code, out, _ = loyalty("programs", "set", "joes-pizza", "--json", "birthday_send_hour=8")
+    assert code == 0 and json.loads(out)["birthday_send_hour"] == 8
+
+
 @pytest.mark.parametrize("assignment, reason", [
     ("timezone=Mars/Olympus", "timezone 'Mars/Olympus' is not an IANA time zone name"),
     ("birthday_reward_points=-5", "birthday_reward_points must be >= 0"),
@@ -52,6 +59,8 @@ def test_set_changes_settings_including_csv_columns(loyalty, engine):
     ("date_order=YMD", "date_order must be one of MDY, DMY"),
     ("default_phone_region=XX", "default_phone_region 'XX' is not a phone region"),
     ("birthday_reward_points=ten", "birthday_reward_points='ten'"),
+    ("birthday_reward_points=99999999999", "is at most 2147483647"),  # PostgreSQL's integer column
+    ("birthday_max_delay_days=99999999999", "is at most 2147483647"),
     ("csv_columns=[1, 2]", "expected a JSON object"),
     ('csv_columns={"mail": "E-mail"}', "csv_columns maps an unknown field 'mail'"),
 ])
