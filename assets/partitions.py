@@ -1,4 +1,5 @@
-"""Partition definitions: one partition per upload, and (day, program) for the birthday bot."""
+"""Partition definitions: one partition per upload, and one per day for the birthday bot (the
+programs of a day are a batch inside the run, chosen by run config: see assets/birthdays.py)."""
 
 
 import math
@@ -6,10 +7,12 @@ import os
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from dagster import DailyPartitionsDefinition, DynamicPartitionsDefinition, MultiPartitionsDefinition
+from dagster import DailyPartitionsDefinition, DynamicPartitionsDefinition
 
 uploads_partitions = DynamicPartitionsDefinition(name="uploads")
-programs_partitions = DynamicPartitionsDefinition(name="programs")
+# The `programs` dynamic partitions of the former (day x program) shape; the catch-up sensor deletes
+# what is left of them on existing instances.
+OBSOLETE_PROGRAMS_PARTITIONS = "programs"
 
 BIRTHDAY_START_DATE = os.environ.get("LOYALTY_BIRTHDAY_START_DATE", "2020-01-01")
 DEFAULT_TIMEZONE = os.environ.get("LOYALTY_TIMEZONE") or "UTC"
@@ -24,11 +27,6 @@ def _end_offset(timezone: str) -> int:
     return 1 + math.ceil(hours_ahead / 24)
 
 
-birthday_partitions = MultiPartitionsDefinition(
-    {
-        "date": DailyPartitionsDefinition(
-            start_date=BIRTHDAY_START_DATE, timezone=DEFAULT_TIMEZONE, end_offset=_end_offset(DEFAULT_TIMEZONE)
-        ),
-        "program": programs_partitions,
-    }
+birthday_partitions = DailyPartitionsDefinition(
+    start_date=BIRTHDAY_START_DATE, timezone=DEFAULT_TIMEZONE, end_offset=_end_offset(DEFAULT_TIMEZONE)
 )

@@ -49,6 +49,9 @@ class LoyaltySettings(ConfigurableResource):
     reports_dir: str = Field(default=".loyalty/reports", description="Issue reports per upload (LOYALTY_REPORTS_DIR)")
     timezone: str = Field(default="UTC", description="Default time zone for programs without one (LOYALTY_TIMEZONE)")
     max_reject_rate: float = Field(default=0.2, description="Reject rate above which the WARN check fails")
+    catchup_days: int = Field(default=7, description="How far back missed birthday days are caught up (LOYALTY_CATCHUP_DAYS)")
+    late_alert_hours: int = Field(
+        default=2, description="Hours after birthday_send_hour before a day not rewarded alerts (LOYALTY_LATE_ALERT_HOURS)")
 
     @property
     def uploads_path(self) -> Path:

@@ -24,6 +24,8 @@ class Settings:
     notification_log: Path = DEFAULT_HOME / "notifications.jsonl"
     webhook_url: str | None = None
     storage_dir: Path | None = None  # Dagster's intermediate files; None = DAGSTER_HOME/storage
+    catchup_days: int = 7
+    late_alert_hours: int = 2
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -36,6 +38,8 @@ class Settings:
             notification_sender=os.environ.get("LOYALTY_NOTIFICATION_SENDER") or "log",
             notification_log=Path(os.environ.get("LOYALTY_NOTIFICATION_LOG") or DEFAULT_HOME / "notifications.jsonl"),
             webhook_url=os.environ.get("LOYALTY_WEBHOOK_URL") or None,
+            catchup_days=int(os.environ.get("LOYALTY_CATCHUP_DAYS") or 7),
+            late_alert_hours=int(os.environ.get("LOYALTY_LATE_ALERT_HOURS") or 2),
         )
 
 

@@ -149,15 +149,17 @@ def build_alert(context: RunFailureSensorContext, ui_url: str | None = None) -> 
     }
 
 
-def post_json(url: str, payload: dict, *, timeout: float = TIMEOUT_SECONDS, attempts: int = ATTEMPTS) -> int:
+def post_json(url: str, payload: dict, *, timeout: float = TIMEOUT_SECONDS, attempts: int = ATTEMPTS,
+              idempotency_key: str | None = None) -> int:
     """POST `payload` as JSON; a few quick retries on connection errors and 5xx. Returns the status."""
     body = json.dumps(payload).encode("utf-8")
+    idempotency_key = idempotency_key or f"run-failure:{payload.get('run_id')}"
     last_error = "no attempt made"
     for attempt in range(1, attempts + 1):
         request = urllib.request.Request(
             url, data=body, method="POST",
             headers={"Content-Type": "application/json", "User-Agent": "loyalty-pipeline-alerts",
-                     "Idempotency-Key": f"run-failure:{payload.get('run_id')}"},
+                     "Idempotency-Key": idempotency_key},
         )
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -170,7 +172,7 @@ def post_json(url: str, payload: dict, *, timeout: float = TIMEOUT_SECONDS, atte
             last_error = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
         if attempt < attempts:
             time.sleep(0.5 * 2 ** (attempt - 1))
-    raise AlertDeliveryError(f"alert for run {payload.get('run_id')} not delivered to the webhook: {last_error}")
+    raise AlertDeliveryError(f"alert {idempotency_key} not delivered to the webhook: {last_error}")
 
 
 @run_failure_sensor(

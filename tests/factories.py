@@ -4,7 +4,10 @@ rule depends on (birthdays, when they were set, when a pass was created, its sta
 from __future__ import annotations
 
 import itertools
+import json
+import threading
 from datetime import date, datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
@@ -90,3 +93,37 @@ def count(engine: Engine, sql: str, **params) -> int:
 
 def balance(engine: Engine, pass_id: str) -> int:
     return count(engine, "SELECT points_balance FROM passes_master WHERE id = :p", p=pass_id)
+
+
+class WebhookReceiver:
+    """A webhook on 127.0.0.1 that records each POST and answers with the next queued status."""
+
+    def __init__(self, statuses=()):
+        self.requests: list[dict] = []
+        self.statuses = list(statuses)
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's naming)
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.requests.append({"headers": dict(self.headers), "body": json.loads(body)})
+                status = receiver.statuses.pop(0) if receiver.statuses else 200
+                self.send_response(status)
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)

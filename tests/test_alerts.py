@@ -3,9 +3,6 @@ JSON it POSTs checked as received by a local HTTP server."""
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from dagster import Definitions, build_run_status_sensor_context, in_process_executor, instance_for_test
@@ -16,43 +13,10 @@ from loyalty_pipeline.definitions import build_resources
 from schedules.alerts import AlertDeliveryError, _program, build_alert, post_json, run_failure_alert_sensor
 from schedules.sensors import ingest_upload_job
 from tests.conftest import write_csv
+from tests.factories import WebhookReceiver as _Receiver
 
 # build_run_status_sensor_context(repository_def=...) is marked beta in Dagster 1.13.
 pytestmark = pytest.mark.filterwarnings("ignore::dagster.BetaWarning")
-
-
-class _Receiver:
-    """A webhook on 127.0.0.1 that records each POST and answers with the next queued status."""
-
-    def __init__(self, statuses=()):
-        self.requests: list[dict] = []
-        self.statuses = list(statuses)
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server's naming)
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.requests.append({"headers": dict(self.headers), "body": json.loads(body)})
-                status = receiver.statuses.pop(0) if receiver.statuses else 200
-                self.send_response(status)
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,8 @@ def test_migrations_are_recorded_and_idempotent(engine):
     assert migrate(engine) == []  # the fixture already applied everything
     with engine.connect() as conn:
         versions = conn.execute(text("SELECT version FROM schema_migrations ORDER BY version")).scalars().all()
-    assert versions == ["001_foundation", "002_birthday_bot", "003_reward_write_path", "004_time_ordered_ids"]
+    assert versions == ["001_foundation", "002_birthday_bot", "003_reward_write_path", "004_time_ordered_ids",
+                        "006_birthday_runs"]
 
 
 def test_ids_and_defaults_come_from_the_database(engine):

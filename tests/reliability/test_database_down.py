@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from dagster import MultiPartitionKey, instance_for_test, materialize
+from dagster import instance_for_test, materialize
 from dagster._core.definitions import policy as dagster_policy
 from sqlalchemy import text
 
@@ -22,6 +22,7 @@ from loyalty_pipeline.db import make_engine
 from loyalty_pipeline.definitions import build_resources
 from loyalty_pipeline.programs import get_program, save_program
 from loyalty_pipeline.runs import failure_reason
+from schedules.schedules import batch_config
 from tests.conftest import _admin_engine
 from tests.reliability import jobs
 from tests.reliability.helpers import (
@@ -279,8 +280,7 @@ def test_connection_lost_mid_transaction_in_birthday_log_then_the_retry_succeeds
     observed: dict = {}
     watcher = _lock_passes_and_terminate_the_waiter(engine, admin, application, fast_retries, observed)
     with instance_for_test() as instance:
-        instance.add_dynamic_partitions("programs", list(jobs.REWARD_PROGRAMS))
-        result = materialize([birthday_log], partition_key=MultiPartitionKey({"date": day, "program": "alpha-pizza"}),
+        result = materialize([birthday_log], partition_key=day, run_config=batch_config(["alpha-pizza"]),
                              instance=instance, raise_on_error=False,
                              resources=build_resources(settings, frozen_now=jobs.REWARD_NOW))
     watcher.join(5)
