@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test ui bench bench-quick screenshots clean
+.PHONY: demo test ui bench bench-quick bench-scale screenshots clean
 
 $(BIN)/python:
 	$(shell command -v $(PYTHON) || echo python3) -m venv $(VENV)
@@ -28,6 +28,9 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/python benchmarks/run.py --scale 0.1
+
+bench-scale: $(STAMP)
+	$(BIN)/python benchmarks/scale.py
 
 screenshots: $(STAMP)
 	$(BIN)/python scripts/screenshots.py

@@ -41,7 +41,8 @@ def _retire_obsolete_partitions(context: SensorEvaluationContext) -> list[Delete
 def birthday_catchup_sensor(context: SensorEvaluationContext, database: LoyaltyDatabase,
                             settings: LoyaltySettings, clock: Clock):
     now = evaluation_time(None, clock)
-    with database.engine().connect() as conn:
+    with database.engine().begin() as conn:
+        birthday_runs.sync_enabled_since(conn, now)
         snap = birthday_runs.snapshot(conn, now, settings.timezone, history_days=settings.catchup_days)
     missed = birthday_runs.missed_days(snap, now, birthdays_in_flight(context.instance), settings.catchup_days)
     # The same missed set gives the same run key, so a batch whose run failed before recording
