@@ -186,9 +186,13 @@ def birthday_log(context: AssetExecutionContext, config: BirthdayBatch, database
     with only_transient_errors_retry("choosing the run's programs"), engine.connect() as conn:
         batch, unknown = birthday_runs.programs_for_run(conn, days, config.programs, started, settings.timezone,
                                                          config.ignore_send_hour)
+        # A retry of this step (a lost connection) skips the programs an earlier attempt committed.
+        committed = {row.slug for row in birthday_runs.rows_for_run(conn, run_id) if row.status != "failed"}
     failed_unrecorded = {slug: f"program {slug!r} does not exist in the programs table" for slug in unknown}
     samples: list[str] = []
     for slug, program_days in batch.items():
+        if slug in committed:
+            continue
         try:
             with only_transient_errors_retry(slug):
                 result = award_birthdays(engine, program_slug=slug, dates=program_days, now=clock.now(),

@@ -33,8 +33,10 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -193,33 +195,31 @@ def _programs(request) -> list[str]:
     return request.run_config["ops"]["birthday_log"]["config"]["programs"]
 
 
-def _cold_tick(engine, now: datetime, measure) -> dict:
-    """The first tick of a day with nothing done yet: every program past its send hour is due."""
+@contextmanager
+def _set_aside(engine, since):
+    """Results from `since` on are out of the table for the block (as if those days had not run)."""
     with engine.begin() as conn:
-        conn.execute(text("CREATE TABLE bench_aside AS SELECT * FROM birthday_runs WHERE run_date >= :d"),
-                     {"d": now.date() - timedelta(days=1)})
-        conn.execute(text("DELETE FROM birthday_runs WHERE run_date >= :d"), {"d": now.date() - timedelta(days=1)})
+        conn.execute(text("CREATE TABLE bench_aside AS SELECT * FROM birthday_runs WHERE run_date >= :d"), {"d": since})
+        conn.execute(text("DELETE FROM birthday_runs WHERE run_date >= :d"), {"d": since})
     try:
-        seconds, requests = measure()
+        yield
     finally:
         with engine.begin() as conn:
             conn.execute(text("INSERT INTO birthday_runs SELECT * FROM bench_aside"))
             conn.execute(text("DROP TABLE bench_aside"))
+
+
+def _cold_tick(engine, now: datetime, measure) -> dict:
+    """The first tick of a day with nothing done yet: every program past its send hour is due."""
+    with _set_aside(engine, now.date() - timedelta(days=1)):
+        seconds, requests = measure()
     return {"seconds": seconds, "run_requests": len(requests), "programs": sum(len(_programs(r)) for r in requests)}
 
 
 def _outage(engine, now: datetime, measure) -> dict:
     """The daemon was down for the last 3 days: their results are missing."""
-    with engine.begin() as conn:
-        conn.execute(text("CREATE TABLE bench_aside AS SELECT * FROM birthday_runs WHERE run_date >= :d"),
-                     {"d": now.date() - timedelta(days=3)})
-        conn.execute(text("DELETE FROM birthday_runs WHERE run_date >= :d"), {"d": now.date() - timedelta(days=3)})
-    try:
+    with _set_aside(engine, now.date() - timedelta(days=3)):
         seconds, result = measure()
-    finally:
-        with engine.begin() as conn:
-            conn.execute(text("INSERT INTO birthday_runs SELECT * FROM bench_aside"))
-            conn.execute(text("DROP TABLE bench_aside"))
     requests = result.run_requests or []
     return {"seconds": seconds, "run_requests": len(requests), "program_days": sum(len(_programs(r)) for r in requests)}
 
@@ -284,8 +284,11 @@ class PeakMemory:
 def gql(base: str, query: str, variables: dict | None = None) -> dict:
     body = json.dumps({"query": query, "variables": variables or {}}).encode()
     request = urllib.request.Request(f"{base}/graphql", data=body, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=600) as response:
-        payload = json.load(response)
+    try:
+        with urllib.request.urlopen(request, timeout=600) as response:
+            payload = json.load(response)
+    except urllib.error.HTTPError as exc:  # Dagster answers a PythonError with HTTP 500 and a JSON body
+        raise RuntimeError(f"GraphQL HTTP {exc.code}: {exc.read().decode()[:3000]}") from None
     if payload.get("errors"):
         raise RuntimeError(payload["errors"])
     return payload["data"]
@@ -304,7 +307,7 @@ def wait_for(probe, timeout: float, interval: float = 1.0):
 SCHEDULE_DRY_RUN = """mutation($s: ScheduleSelector!, $t: Float) { scheduleDryRun(selectorData: $s, timestamp: $t) {
   __typename ... on DryRunInstigationTick { evaluationResult { runRequests { runKey } skipReason error { message } } }
   ... on PythonError { message } } }"""
-SENSOR_DRY_RUN = """mutation($s: SensorSelector!) { sensorDryRun(selectorData: $s) {
+SENSOR_DRY_RUN = """mutation($s: SensorSelector!, $c: String) { sensorDryRun(selectorData: $s, cursor: $c) {
   __typename ... on DryRunInstigationTick { evaluationResult { runRequests { runKey } skipReason error { message } } }
   ... on PythonError { message } } }"""
 SENSOR_TICKS = """query($s: SensorSelector!) { sensorOrError(sensorSelector: $s) { __typename
@@ -321,10 +324,13 @@ PARTITION_HEALTH = """query($a: AssetKeyInput!) { assetNodeOrError(assetKey: $a)
 ASSET_PAGE = """query($a: AssetKeyInput!) { assetNodeOrError(assetKey: $a) { ... on AssetNode { id description
   partitionStats { numMaterialized numPartitions numFailed numMaterializing } metadataEntries { label }
   assetChecksOrError { ... on AssetChecks { checks { name } } } } } }"""
+SCHEDULE_TICKS = """query($s: ScheduleSelector!) { scheduleOrError(scheduleSelector: $s) { __typename
+  ... on Schedule { scheduleState { ticks(limit: 5) { status timestamp endTimestamp runIds
+  error { message } } } } } }"""
 WORKSPACE = """{ workspaceOrError { ... on Workspace { locationEntries { loadStatus } } } }"""
 
 
-def through_processes(env: dict, work: Path, now: datetime) -> dict:
+def through_processes(env: dict, work: Path, now: datetime, schedule_tick: bool) -> dict:
     from assets.partitions import birthday_partitions
 
     port = _free_port()
@@ -349,7 +355,8 @@ def through_processes(env: dict, work: Path, now: datetime) -> dict:
         out["schedule_tick_grpc"] = {"seconds": seconds, "run_requests": len(evaluation.get("runRequests") or []),
                                      "error": (evaluation.get("error") or {}).get("message")}
         for sensor in ("birthday_catchup_sensor", "birthday_late_sensor"):
-            seconds, data = timed(lambda: gql(base, SENSOR_DRY_RUN, {"s": {**selector, "sensorName": sensor}}))
+            variables = {"s": {**selector, "sensorName": sensor}, "c": None}
+            seconds, data = timed(lambda: gql(base, SENSOR_DRY_RUN, variables))
             evaluation = data["sensorDryRun"].get("evaluationResult") or {}
             out[f"{sensor}_grpc"] = {"seconds": seconds, "error": (evaluation.get("error") or {}).get("message")}
 
@@ -361,6 +368,17 @@ def through_processes(env: dict, work: Path, now: datetime) -> dict:
             ticks = wait_for(lambda: daemon_ticks(sensor), 180, interval=3)
             out[f"{sensor}_daemon_tick"] = {"seconds": round(max(t["endTimestamp"] - t["timestamp"] for t in ticks), 3),
                                             "status": ticks[0]["status"]}
+
+        if schedule_tick:  # the real tick at the next quarter hour (the clock is pinned, so it decides as at `now`)
+            def schedule_ticked():
+                state = gql(base, SCHEDULE_TICKS, {"s": {**selector, "scheduleName": "birthday_schedule"}})
+                done = [t for t in state["scheduleOrError"]["scheduleState"]["ticks"] if t["endTimestamp"]]
+                return done or None
+            log("waiting for birthday_schedule's next tick under the daemon (up to 16 minutes)")
+            tick = wait_for(schedule_ticked, 16 * 60, interval=5)[0]
+            out["schedule_tick_daemon"] = {"seconds": round(tick["endTimestamp"] - tick["timestamp"], 3),
+                                           "status": tick["status"], "runs": len(tick["runIds"]),
+                                           "error": (tick.get("error") or {}).get("message")}
 
         days = [(now.date() - timedelta(days=d)).isoformat() for d in range(BACKFILL_DAYS, 0, -1)]
         params = {"partitionNames": days, "title": "scale benchmark",
@@ -398,7 +416,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def run_size(n: int, keep: bool, skip_processes: bool) -> dict:
+def run_size(n: int, keep: bool, skip_processes: bool, schedule_tick: bool) -> dict:
     suffix = uuid.uuid4().hex[:8]
     names = {"app": f"loyalty_scale_{n}_{suffix}_app", "dagster": f"loyalty_scale_{n}_{suffix}_dagster"}
     urls = {kind: create_database(name) for kind, name in names.items()}
@@ -419,7 +437,7 @@ def run_size(n: int, keep: bool, skip_processes: bool) -> dict:
         log(f"N={n}: {json.dumps(result['in_process'])}")
         if not skip_processes:
             log(f"N={n}: webserver + daemon")
-            result["processes"] = through_processes(env, work, now)
+            result["processes"] = through_processes(env, work, now, schedule_tick)
             log(f"N={n}: {json.dumps(result['processes'])}")
     finally:
         if not keep:
@@ -434,12 +452,15 @@ def main() -> int:
     parser.add_argument("--sizes", default="100,1000,10000")
     parser.add_argument("--keep", action="store_true", help="keep the databases and the work folder")
     parser.add_argument("--in-process-only", action="store_true", help="skip the webserver and daemon figures")
+    parser.add_argument("--schedule-tick", default="10000",
+                        help="sizes at which to wait for birthday_schedule's real tick under the daemon (<= 15 min)")
     args = parser.parse_args()
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results["before_issue_12"] = BEFORE
     results.setdefault("after", {})
     for n in [int(s) for s in args.sizes.split(",")]:
-        results["after"][str(n)] = run_size(n, args.keep, args.in_process_only)
+        wait = str(n) in args.schedule_tick.split(",")
+        results["after"][str(n)] = run_size(n, args.keep, args.in_process_only, wait)
         results["machine"] = {"cpus": os.cpu_count(), "measured_at": datetime.now(timezone.utc).isoformat()}
         RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     log(f"written {RESULTS}")

@@ -136,8 +136,8 @@ def run_birthdays(instance, settings: Settings, start: date, end: date, program:
     if not result.success and not any(not ok for _, ok, _ in outcomes):
         outcomes.append((program or "birthday_job", False, failure_reason(result)))
     if not outcomes:
-        outcomes.append((program or "every program", True, "nothing due: no enabled program has passed its send "
-                         "hour on these days"))
+        outcomes.append((program or "every program", True, "nothing to do: no day of the range has come yet in "
+                         "the program's time zone (or no program is enabled)"))
     return outcomes
 
 
