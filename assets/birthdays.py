@@ -20,13 +20,21 @@ from dagster import (
     TableRecord,
     TableSchema,
     asset,
+    define_asset_job,
 )
 from pydantic import Field
 from sqlalchemy import text
 
-from assets.ingestion import DATABASE_RETRY, OWNERS
+from assets.metadata import OWNERS
 from assets.partitions import birthday_partitions
-from assets.resources import Clock, LoyaltyDatabase, LoyaltySettings, NotificationSender, only_transient_errors_retry
+from assets.resources import (
+    DATABASE_RETRY,
+    Clock,
+    LoyaltyDatabase,
+    LoyaltySettings,
+    NotificationSender,
+    only_transient_errors_retry,
+)
 from loyalty_pipeline import birthday_runs
 from loyalty_pipeline.outbox import deliver_pending
 from loyalty_pipeline.programs import InvalidProgramConfig, ProgramNotFound
@@ -259,3 +267,20 @@ def birthday_notifications(context: AssetExecutionContext, database: LoyaltyData
         )
     return MaterializeResult(metadata={**totals, "programs": len(slugs), "last_error": last_error or "none",
                                        "sender": notification_sender.kind})
+
+
+BIRTHDAY_JOB = "birthday_job"
+
+birthday_job = define_asset_job(
+    BIRTHDAY_JOB,
+    selection=["birthday_log", "birthday_notifications"],
+    description="Award and deliver the birthday rewards of a day for a batch of programs "
+    "(config `programs`; default every enabled program whose send hour has passed on the day).",
+)
+
+
+def batch_config(programs: list[str], ignore_send_hour: bool = False) -> dict:
+    """The run config of birthday_job that names a run's programs (BirthdayBatch; the launchpad takes
+    the same shape)."""
+    config = {"programs": list(programs)} | ({"ignore_send_hour": True} if ignore_send_hour else {})
+    return {"ops": {"birthday_log": {"config": config}}}

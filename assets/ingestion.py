@@ -1,7 +1,6 @@
 """Ingestion: an uploaded CSV becomes validated users, then users and their passes."""
 
 
-import re
 from dataclasses import dataclass
 
 import polars as pl
@@ -12,30 +11,26 @@ from dagster import (
     AssetExecutionContext,
     AssetIn,
     AssetSpec,
-    Backoff,
     Failure,
     MaterializeResult,
     MetadataValue,
     Output,
-    RetryPolicy,
     TableColumn,
     TableSchema,
     asset,
+    define_asset_job,
     multi_asset,
 )
+
+from assets.metadata import OWNERS, markdown_table
 from assets.partitions import uploads_partitions
-from assets.resources import Clock, LoyaltyDatabase, LoyaltySettings, only_transient_errors_retry
+from assets.resources import DATABASE_RETRY, Clock, LoyaltyDatabase, LoyaltySettings, only_transient_errors_retry
 from loyalty_pipeline.csv_reader import CsvFileError, RawCsv, read_csv
 from loyalty_pipeline.ingest import load_upload
 from loyalty_pipeline.names import InvalidName, split_upload_key, upload_path
 from loyalty_pipeline.programs import ProgramNotFound, get_program
 from loyalty_pipeline.reports import write_issue_report
 from loyalty_pipeline.validation import ValidatedUpload, validate_upload
-
-OWNERS = ["team:data-platform"]
-# Lost connections and lock timeouts are worth a retry; bad files and bad config are not (Failure).
-DATABASE_RETRY = RetryPolicy(max_retries=3, delay=5, backoff=Backoff.EXPONENTIAL)
-REJECT_SAMPLE = 20
 
 USERS_SCHEMA = TableSchema(columns=[
     TableColumn("email", "text", description="trimmed, lower-cased; unique"),
@@ -60,26 +55,6 @@ class RawUpload:
     key: str
     file_name: str
     csv: RawCsv
-
-
-# Cells are customers' text: nothing in them may become a link, an image or HTML in the UI.
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
-
-
-def _escape_markdown(value: str) -> str:
-    flat = " ".join(value.split()).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", flat)
-
-
-def _markdown(frame: pl.DataFrame, limit: int = REJECT_SAMPLE) -> str:
-    if frame.height == 0:
-        return "_none_"
-    columns = frame.columns
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for row in frame.head(limit).iter_rows():
-        cells = ("" if v is None else _escape_markdown(str(v)[:80]) for v in row)
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 @asset(
@@ -152,9 +127,9 @@ def validated_users(context: AssetExecutionContext, raw_upload: RawUpload, datab
             "reject_rate": MetadataValue.float(round(reject_rate, 4)),
             "unknown_columns": ", ".join(validated.unknown_columns) or "none",
             "issues_report": MetadataValue.path(str(report)),
-            "first_rejects": MetadataValue.md(_markdown(rejects.select("line", "column", "value", "reason"))),
+            "first_rejects": MetadataValue.md(markdown_table(rejects.select("line", "column", "value", "reason"))),
             "first_warnings": MetadataValue.md(
-                _markdown(validated.issues.filter(pl.col("severity") == "warning").select("line", "column", "value", "reason"))
+                markdown_table(validated.issues.filter(pl.col("severity") == "warning").select("line", "column", "value", "reason"))
             ),
         },
     )
@@ -208,3 +183,10 @@ def users_and_passes(context: AssetExecutionContext, validated_users: ValidatedU
         "accepted_rows": result.rows_accepted,
     })
     yield MaterializeResult(asset_key="passes", metadata={"passes_created": result.passes_created, "program": slug})
+
+
+ingest_upload_job = define_asset_job(
+    "ingest_upload_job",
+    selection=["raw_upload", "validated_users", "users", "passes"],
+    description="Read, validate and load one uploaded CSV.",
+)

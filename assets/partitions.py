@@ -3,19 +3,21 @@ programs of a day are a batch inside the run, chosen by run config: see assets/b
 
 
 import math
-import os
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from dagster import DailyPartitionsDefinition, DynamicPartitionsDefinition
+
+from loyalty_pipeline import config
 
 uploads_partitions = DynamicPartitionsDefinition(name="uploads")
 # The `programs` dynamic partitions of the former (day x program) shape; the catch-up sensor deletes
 # what is left of them on existing instances.
 OBSOLETE_PROGRAMS_PARTITIONS = "programs"
 
-BIRTHDAY_START_DATE = os.environ.get("LOYALTY_BIRTHDAY_START_DATE", "2020-01-01")
-DEFAULT_TIMEZONE = os.environ.get("LOYALTY_TIMEZONE") or "UTC"
+# Partitions are defined when the code location loads, so these two are read from the environment then.
+BIRTHDAY_START_DATE = config.BIRTHDAY_START_DATE.read()
+DEFAULT_TIMEZONE = config.TIMEZONE.read()
 EARLIEST_ZONE_HOURS = 14  # Pacific/Kiritimati, UTC+14: the first place where a day begins
 
 

@@ -1,16 +1,18 @@
-"""Resources the assets, sensors and schedules share. Each is configured from the environment
-(see loyalty_pipeline.definitions) and only hands out domain objects."""
-
+"""Resources the assets, sensors and schedules share. Each is built once by
+loyalty_pipeline.definitions.build_resources from the settings in loyalty_pipeline.config (whose
+variables also give the defaults and descriptions here) and only hands out domain objects."""
 
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
-from dagster import ConfigurableResource, Failure
+from dagster import Backoff, ConfigurableResource, Failure, RetryPolicy
 from pydantic import Field
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
+from loyalty_pipeline import config, webhooks
+from loyalty_pipeline.alerts import ATTEMPTS, AlertSender
 from loyalty_pipeline.clock import now_utc
 from loyalty_pipeline.db import is_transient, make_engine
 from loyalty_pipeline.notify import LogSender, WebhookSender
@@ -25,10 +27,14 @@ def _engine(url: str) -> Engine:
 class LoyaltyDatabase(ConfigurableResource):
     """The application database (PostgreSQL, or the embedded SQLite file)."""
 
-    url: str = Field(description="SQLAlchemy URL (LOYALTY_DATABASE_URL)")
+    url: str = Field(description=config.DATABASE_URL.describe())
 
     def engine(self) -> Engine:
         return _engine(self.url)
+
+
+# Lost connections and lock timeouts are worth a retry; bad files and bad config are not (Failure).
+DATABASE_RETRY = RetryPolicy(max_retries=3, delay=5, backoff=Backoff.EXPONENTIAL)
 
 
 @contextmanager
@@ -45,13 +51,14 @@ def only_transient_errors_retry(what: str):
 
 
 class LoyaltySettings(ConfigurableResource):
-    uploads_dir: str = Field(description="Root of <program_slug>/<file>.csv uploads (LOYALTY_UPLOADS_DIR)")
-    reports_dir: str = Field(default=".loyalty/reports", description="Issue reports per upload (LOYALTY_REPORTS_DIR)")
-    timezone: str = Field(default="UTC", description="Default time zone for programs without one (LOYALTY_TIMEZONE)")
-    max_reject_rate: float = Field(default=0.2, description="Reject rate above which the WARN check fails")
-    catchup_days: int = Field(default=7, description="How far back missed birthday days are caught up (LOYALTY_CATCHUP_DAYS)")
-    late_alert_hours: int = Field(
-        default=2, description="Hours after birthday_send_hour before a day not rewarded alerts (LOYALTY_LATE_ALERT_HOURS)")
+    uploads_dir: str = Field(default=config.UPLOADS_DIR.default, description=config.UPLOADS_DIR.describe())
+    reports_dir: str = Field(default=config.REPORTS_DIR.default, description=config.REPORTS_DIR.describe())
+    timezone: str = Field(default=config.TIMEZONE.default, description=config.TIMEZONE.describe())
+    max_reject_rate: float = Field(default=float(config.MAX_REJECT_RATE.default),
+                                   description=config.MAX_REJECT_RATE.describe())
+    catchup_days: int = Field(default=int(config.CATCHUP_DAYS.default), description=config.CATCHUP_DAYS.describe())
+    late_alert_hours: int = Field(default=int(config.LATE_ALERT_HOURS.default),
+                                  description=config.LATE_ALERT_HOURS.describe())
 
     @property
     def uploads_path(self) -> Path:
@@ -65,7 +72,7 @@ class LoyaltySettings(ConfigurableResource):
 class Clock(ConfigurableResource):
     """The one source of "now"; `frozen_now` (ISO 8601) pins it for tests and replays."""
 
-    frozen_now: str | None = None
+    frozen_now: str | None = Field(default=None, description=config.FROZEN_NOW.describe())
 
     def now(self):
         return now_utc(self.frozen_now)
@@ -74,10 +81,10 @@ class Clock(ConfigurableResource):
 class NotificationSender(ConfigurableResource):
     """Where birthday messages go: `log` appends JSON lines to a file, `webhook` POSTs them."""
 
-    kind: str = Field(default="log", description="log | webhook")
-    log_path: str = Field(default=".loyalty/notifications.jsonl")
-    webhook_url: str | None = None
-    timeout_seconds: float = 10.0
+    kind: str = Field(default=config.NOTIFICATION_SENDER.default, description=config.NOTIFICATION_SENDER.describe())
+    log_path: str = Field(default=config.NOTIFICATION_LOG.default, description=config.NOTIFICATION_LOG.describe())
+    webhook_url: str | None = Field(default=None, description=config.WEBHOOK_URL.describe())
+    timeout_seconds: float = webhooks.TIMEOUT_SECONDS
 
     def sender(self):
         if self.kind == "webhook":
@@ -87,3 +94,15 @@ class NotificationSender(ConfigurableResource):
         if self.kind == "log":
             return LogSender(self.log_path)
         raise ValueError(f"unknown notification sender kind {self.kind!r}: use log or webhook")
+
+
+class AlertWebhook(ConfigurableResource):
+    """Where run-failure alerts go; without a url alerting is off."""
+
+    url: str | None = Field(default=None, description=config.ALERT_WEBHOOK_URL.describe())
+    ui_url: str = Field(default=config.UI_URL.default, description=config.UI_URL.describe())
+    timeout_seconds: float = webhooks.TIMEOUT_SECONDS
+    attempts: int = ATTEMPTS
+
+    def sender(self) -> AlertSender | None:
+        return AlertSender(self.url, timeout_seconds=self.timeout_seconds, attempts=self.attempts) if self.url else None

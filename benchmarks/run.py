@@ -245,7 +245,7 @@ def child_ingest(task: dict) -> dict:
                          resources=resources, run_config=QUIET, raise_on_error=False)
     seconds = time.perf_counter() - started
     if not result.success:
-        from loyalty_pipeline.runs import failure_reason
+        from loyalty_pipeline.run_results import failure_reason
 
         raise RuntimeError(f"ingest of {key} failed: {failure_reason(result)}")
     return {"seconds": seconds, "metadata": _metadata(result)}
@@ -255,11 +255,10 @@ def child_backfill(task: dict) -> dict:
     """Single-run backfills of birthday_log, one per program over the whole range (each the
     `loyalty backfill --program` run), so each program's time is measured on its own."""
     from dagster import Definitions, define_asset_job, in_process_executor
-    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-    from assets.birthdays import birthday_log, birthday_notifications
+    from assets.birthdays import batch_config, birthday_log, birthday_notifications
+    from loyalty_pipeline.dagster_internals import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
     from loyalty_pipeline.definitions import build_resources
-    from schedules.schedules import batch_config
 
     settings = _bench_settings(task)
     instance = _instance(task)
@@ -278,7 +277,7 @@ def child_backfill(task: dict) -> dict:
         result = resolved.execute_in_process(instance=instance, tags=tags, raise_on_error=False,
                                              run_config={**QUIET, **batch_config([slug])})
         if not result.success:
-            from loyalty_pipeline.runs import failure_reason
+            from loyalty_pipeline.run_results import failure_reason
 
             raise RuntimeError(f"backfill run for {slug} failed: {failure_reason(result)}")
         metadata = _metadata(result)

@@ -4,15 +4,19 @@ instance in DAGSTER_HOME, so it shows in the UI like a scheduled one."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from datetime import date
 from pathlib import Path
 
+from loyalty_pipeline import config
+from loyalty_pipeline import members, program_admin, schema_admin
 from loyalty_pipeline.config import Settings
 from loyalty_pipeline.db import make_engine, migrate
+from loyalty_pipeline.instance import dagster_instance
 from loyalty_pipeline.names import InvalidName
-from loyalty_pipeline.runs import RunError, dagster_instance, failure_reason, ingest_file, run_birthdays, upload_summary
+from loyalty_pipeline.run_results import failure_reason
+from loyalty_pipeline.runs import RunError, ingest_file, run_birthdays
+from loyalty_pipeline.summaries import upload_summary
 
 
 def cmd_init_db(args, settings: Settings) -> int:
@@ -27,7 +31,7 @@ def cmd_ingest(args, settings: Settings) -> int:
     if not result.success:
         reason = failure_reason(result)
         raise RunError(reason if reason.startswith(key) else f"{key}: {reason}")
-    print(upload_summary(settings, key))
+    print(upload_summary(make_engine(settings.database_url), key))
     return 0
 
 
@@ -72,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--program", metavar="SLUG")
     backfill.set_defaults(func=cmd_backfill)
     commands.add_parser("demo", help="sample programs and CSVs on the embedded database").set_defaults(func=cmd_demo)
+    schema_admin.register(commands)
+    program_admin.register(commands)
+    members.register(commands)
     return parser
 
 
@@ -83,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"loyalty {args.command}: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # an operator needs the reason, not a traceback
-        if os.environ.get("LOYALTY_DEBUG"):
+        if config.DEBUG.is_set():
             raise
         print(f"loyalty {args.command}: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
               file=sys.stderr)

@@ -1,47 +1,146 @@
-"""Settings read from the environment, with embedded defaults that work on a fresh laptop."""
+"""Every setting of the pipeline, defined once: its environment variable, its default (one that works
+on a fresh laptop) and what it means.
+
+The CLI, the demo, the benchmarks and the tests get their values from `Settings` (`Settings.from_env()`
+or explicit fields); loyalty_pipeline.definitions builds the Dagster resources from the same fields,
+as an `EnvVar` when the variable is set so the UI shows where each value came from and never shows a
+secret. The README's variable table is `markdown_table()` (tests/test_config.py keeps them equal;
+`python -m loyalty_pipeline.config` prints it)."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 DEFAULT_HOME = Path(".loyalty")
 
 
-def default_database_url() -> str:
-    return f"sqlite:///{(DEFAULT_HOME / 'loyalty.db').as_posix()}"
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable; an empty value counts as unset."""
+
+    name: str
+    default: str | None
+    meaning: str
+
+    def read(self, environ: Mapping[str, str] | None = None) -> str | None:
+        return (os.environ if environ is None else environ).get(self.name) or self.default
+
+    def is_set(self, environ: Mapping[str, str] | None = None) -> bool:
+        return bool((os.environ if environ is None else environ).get(self.name))
+
+    def describe(self) -> str:
+        """The meaning with the variable's name, for a resource field's description in the UI."""
+        return f"{self.meaning} ({self.name})"
+
+
+DATABASE_URL = Variable(
+    "LOYALTY_DATABASE_URL", f"sqlite:///{(DEFAULT_HOME / 'loyalty.db').as_posix()}",
+    "SQLAlchemy URL of the application database (`postgresql://` uses psycopg 3)")
+UPLOADS_DIR = Variable(
+    "LOYALTY_UPLOADS_DIR", (DEFAULT_HOME / "uploads").as_posix(),
+    "uploads live at `<dir>/<program_slug>/<file>.csv`")
+REPORTS_DIR = Variable(
+    "LOYALTY_REPORTS_DIR", (DEFAULT_HOME / "reports").as_posix(),
+    "per-upload issue reports (`<program>/<file>.csv.issues.csv`)")
+TIMEZONE = Variable(
+    "LOYALTY_TIMEZONE", "UTC", "time zone of the daily partitions and of programs without their own")
+BIRTHDAY_START_DATE = Variable(
+    "LOYALTY_BIRTHDAY_START_DATE", "2020-01-01", "first day of the birthday partitions")
+MAX_REJECT_RATE = Variable(
+    "LOYALTY_MAX_REJECT_RATE", "0.2", "threshold of the `reject_rate` WARN check")
+NOTIFICATION_SENDER = Variable(
+    "LOYALTY_NOTIFICATION_SENDER", "log",
+    "`log` (JSON lines in `LOYALTY_NOTIFICATION_LOG`) or `webhook` (POST to `LOYALTY_WEBHOOK_URL`)")
+NOTIFICATION_LOG = Variable(
+    "LOYALTY_NOTIFICATION_LOG", (DEFAULT_HOME / "notifications.jsonl").as_posix(),
+    "file the `log` sender appends birthday messages to")
+WEBHOOK_URL = Variable(
+    "LOYALTY_WEBHOOK_URL", None, "where the `webhook` sender POSTs birthday messages (secret)")
+ALERT_WEBHOOK_URL = Variable(
+    "LOYALTY_ALERT_WEBHOOK_URL", None,
+    "where `run_failure_alert_sensor` POSTs a JSON alert per failed run, and `birthday_late_sensor` one per late "
+    "(program, day) (secret)")
+CATCHUP_DAYS = Variable(
+    "LOYALTY_CATCHUP_DAYS", "7",
+    "how many days back `birthday_catchup_sensor` runs a program's missed birthday days (within its "
+    "`birthday_max_delay_days`)")
+LATE_ALERT_HOURS = Variable(
+    "LOYALTY_LATE_ALERT_HOURS", "2",
+    "hours after a program's `birthday_send_hour` before `birthday_late_sensor` alerts that its day has not "
+    "succeeded")
+UI_URL = Variable(
+    "LOYALTY_UI_URL", "http://localhost:3000", "the Dagster UI the alerts link to")
+FROZEN_NOW = Variable(
+    "LOYALTY_FROZEN_NOW", None, 'pins "now" (ISO 8601) for replays and tests')
+DAGSTER_HOME = Variable(
+    "DAGSTER_HOME", (DEFAULT_HOME / "dagster_home").as_posix(),
+    "the Dagster instance (SQLite storage; see Production for Postgres)")
+DEBUG = Variable(
+    "LOYALTY_DEBUG", None, "when set, the CLI shows the traceback of an unexpected error")
+
+VARIABLES: tuple[Variable, ...] = (
+    DATABASE_URL, UPLOADS_DIR, REPORTS_DIR, TIMEZONE, BIRTHDAY_START_DATE, MAX_REJECT_RATE, NOTIFICATION_SENDER,
+    NOTIFICATION_LOG, WEBHOOK_URL, ALERT_WEBHOOK_URL, CATCHUP_DAYS, LATE_ALERT_HOURS, UI_URL, FROZEN_NOW,
+    DAGSTER_HOME, DEBUG,
+)
+
+
+def _from(variable: Variable, convert: Callable[[str], Any] = str):
+    default = None if variable.default is None else convert(variable.default)
+    return field(default=default, metadata={"variable": variable, "convert": convert})
 
 
 @dataclass(frozen=True)
 class Settings:
-    database_url: str
-    uploads_dir: Path
-    timezone: str
-    reports_dir: Path = DEFAULT_HOME / "reports"
-    max_reject_rate: float = 0.2
-    notification_sender: str = "log"
-    notification_log: Path = DEFAULT_HOME / "notifications.jsonl"
-    webhook_url: str | None = None
+    """The values the pipeline runs with. Tests and benchmarks give fields explicitly; every field
+    they leave out has its variable's default."""
+
+    database_url: str = _from(DATABASE_URL)
+    uploads_dir: Path = _from(UPLOADS_DIR, Path)
+    timezone: str = _from(TIMEZONE)
+    reports_dir: Path = _from(REPORTS_DIR, Path)
+    max_reject_rate: float = _from(MAX_REJECT_RATE, float)
+    notification_sender: str = _from(NOTIFICATION_SENDER)
+    notification_log: Path = _from(NOTIFICATION_LOG, Path)
+    webhook_url: str | None = _from(WEBHOOK_URL)
+    alert_webhook_url: str | None = _from(ALERT_WEBHOOK_URL)
+    ui_url: str = _from(UI_URL)
+    frozen_now: str | None = _from(FROZEN_NOW)
+    catchup_days: int = _from(CATCHUP_DAYS, int)
+    late_alert_hours: int = _from(LATE_ALERT_HOURS, int)
     storage_dir: Path | None = None  # Dagster's intermediate files; None = DAGSTER_HOME/storage
-    catchup_days: int = 7
-    late_alert_hours: int = 2
 
     @classmethod
-    def from_env(cls) -> "Settings":
-        return cls(
-            database_url=os.environ.get("LOYALTY_DATABASE_URL") or default_database_url(),
-            uploads_dir=Path(os.environ.get("LOYALTY_UPLOADS_DIR") or DEFAULT_HOME / "uploads"),
-            timezone=os.environ.get("LOYALTY_TIMEZONE") or "UTC",
-            reports_dir=Path(os.environ.get("LOYALTY_REPORTS_DIR") or DEFAULT_HOME / "reports"),
-            max_reject_rate=float(os.environ.get("LOYALTY_MAX_REJECT_RATE") or 0.2),
-            notification_sender=os.environ.get("LOYALTY_NOTIFICATION_SENDER") or "log",
-            notification_log=Path(os.environ.get("LOYALTY_NOTIFICATION_LOG") or DEFAULT_HOME / "notifications.jsonl"),
-            webhook_url=os.environ.get("LOYALTY_WEBHOOK_URL") or None,
-            catchup_days=int(os.environ.get("LOYALTY_CATCHUP_DAYS") or 7),
-            late_alert_hours=int(os.environ.get("LOYALTY_LATE_ALERT_HOURS") or 2),
-        )
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        values = {}
+        for item in fields(cls):
+            variable = item.metadata.get("variable")
+            if variable is not None and variable.is_set(environ):
+                values[item.name] = item.metadata["convert"](variable.read(environ))
+        return cls(**values)
+
+    @staticmethod
+    def variable(field_name: str) -> Variable:
+        """The environment variable behind a field."""
+        return next(item.metadata["variable"] for item in fields(Settings) if item.name == field_name)
 
 
 def dagster_home() -> Path:
-    return Path(os.environ.get("DAGSTER_HOME") or DEFAULT_HOME / "dagster_home").absolute()
+    return Path(DAGSTER_HOME.read()).absolute()
+
+
+def markdown_table() -> str:
+    """The README's table of variables."""
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    for variable in VARIABLES:
+        default = f"`{variable.default}`" if variable.default is not None else "unset"
+        lines.append(f"| `{variable.name}` | {default} | {variable.meaning} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

@@ -1,40 +1,34 @@
-"""Database access: engines for PostgreSQL (production) and SQLite (embedded default), the
-migrations in sql/, and the few helpers that differ between the two dialects."""
+"""Database access: engines for PostgreSQL (production) and SQLite (embedded default), the Alembic
+migrations in loyalty_pipeline/migrations/, and the few helpers that differ between the two dialects."""
 
 from __future__ import annotations
 
 import io
-import re
-from contextlib import contextmanager
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import polars as pl
-from sqlalchemy import create_engine, event, text
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "sql"
-
-# A v4-shaped uuid built from SQLite's random bytes, so ids look the same on both databases.
-_SQLITE_UUID = (
-    "(lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) || '-4' || "
-    "substr(lower(hex(randomblob(2))), 2) || '-' || substr('89ab', 1 + (abs(random()) % 4), 1) || "
-    "substr(lower(hex(randomblob(2))), 2) || '-' || lower(hex(randomblob(6))))"
-)
-_SQLITE_REWRITES = [
-    (re.compile(r"gen_random_uuid\(\)"), _SQLITE_UUID),
-    (re.compile(r"\bnow\(\)"), "CURRENT_TIMESTAMP"),
-    (re.compile(r"\btimestamptz\b"), "timestamp"),
-    (re.compile(r"\buuid\b(?= )"), "text"),
-    # SQLite has no ADD COLUMN IF NOT EXISTS; schema_migrations already guarantees it runs once.
-    (re.compile(r"ADD COLUMN IF NOT EXISTS"), "ADD COLUMN"),
-]
-# Functions, and column changes that SQLite cannot make without rebuilding the table: they tune
-# Postgres' write path (the embedded SQLite database keeps its foreign keys and random ids).
-_POSTGRES_ONLY = re.compile(r"^(CREATE (OR REPLACE )?FUNCTION|ALTER TABLE \w+ (DROP CONSTRAINT|ALTER COLUMN))")
+# Taken around every init-db on PostgreSQL, so two deployments starting at once apply each revision once.
 MIGRATION_LOCK_KEY = 7_311_202_601
+# The hand-written runner that came before Alembic recorded its sql/NNN_*.sql files in schema_migrations;
+# a database it created is adopted at the revision that replaced its newest file.
+_RUNNER_VERSIONS = {
+    "001_foundation": "0001",
+    "002_birthday_bot": "0002",
+    "003_reward_write_path": "0003",
+    "004_time_ordered_ids": "0004",
+    "005_csv_columns": "0005",
+}
 
 
 def make_engine(url: str) -> Engine:
@@ -78,51 +72,63 @@ def db_time(conn: Connection, moment: datetime) -> datetime | str:
     return moment.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def _statements(sql: str) -> list[str]:
-    lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
-    return [stmt.strip() for stmt in "\n".join(lines).split(";") if stmt.strip()]
+def alembic_config(connection: Connection | None = None) -> AlembicConfig:
+    """The Alembic configuration of the packaged revisions (loyalty_pipeline/migrations), usable
+    from a checkout or an installed wheel; `connection` is the one env.py migrates."""
+    config = AlembicConfig(stdout=sys.stdout)  # the stream of now, not of import time
+    config.set_main_option("script_location", "loyalty_pipeline:migrations")
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
 
 
-def _for_dialect(conn: Connection, statement: str) -> str:
-    if is_postgres(conn):
-        return statement
-    for pattern, replacement in _SQLITE_REWRITES:
-        statement = pattern.sub(replacement, statement)
-    return statement
+def _current_revision(conn: Connection) -> str | None:
+    return MigrationContext.configure(conn).get_current_revision()
+
+
+def _adopt_runner_database(conn: Connection) -> str | None:
+    """Stamp a database made by the old runner at the revision of its newest applied file."""
+    if not inspect(conn).has_table("schema_migrations"):
+        return None
+    applied = {row[0] for row in conn.execute(text("SELECT version FROM schema_migrations"))}
+    revisions = sorted(_RUNNER_VERSIONS[v] for v in applied if v in _RUNNER_VERSIONS)
+    unknown = sorted(applied - set(_RUNNER_VERSIONS))
+    if unknown:
+        raise RuntimeError(f"schema_migrations lists files this version does not know: {', '.join(unknown)}")
+    if not revisions:
+        return None
+    MigrationContext.configure(conn).stamp(ScriptDirectory.from_config(alembic_config()), revisions[-1])
+    return revisions[-1]
 
 
 def migrate(engine: Engine) -> list[str]:
-    """Apply the sql/NNN_*.sql files not yet applied, in order, in one transaction.
-    Idempotent; concurrent callers on Postgres serialise on an advisory lock."""
-    applied_now: list[str] = []
+    """Upgrade the schema to the newest revision in one transaction and return the revisions applied.
+    Idempotent; concurrent callers on Postgres serialise on an advisory lock; a database created by
+    the hand-written runner is adopted in place first."""
+    script = ScriptDirectory.from_config(alembic_config())
     with engine.begin() as conn:
         if is_postgres(conn):
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
-        conn.exec_driver_sql(
-            _for_dialect(
-                conn,
-                "CREATE TABLE IF NOT EXISTS schema_migrations "
-                "(version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
-            )
-        )
-        applied = {row[0] for row in conn.execute(text("SELECT version FROM schema_migrations"))}
-        for path in sorted(MIGRATIONS_DIR.glob("[0-9][0-9][0-9]_*.sql")):
-            version = path.stem
-            if version in applied:
-                continue
-            for statement in _statements(path.read_text(encoding="utf-8")):
-                if not is_postgres(conn) and _POSTGRES_ONLY.match(statement):
-                    continue
-                conn.exec_driver_sql(_for_dialect(conn, statement))
-            conn.execute(text("INSERT INTO schema_migrations (version) VALUES (:v)"), {"v": version})
-            applied_now.append(version)
-    return applied_now
+        current = _current_revision(conn) or _adopt_runner_database(conn)
+        head = script.get_current_head()
+        pending = [rev.revision for rev in script.iterate_revisions(head, current)] if current != head else []
+        command.upgrade(alembic_config(conn), "head")
+    return list(reversed(pending))
 
 
-@contextmanager
-def transaction(engine: Engine) -> Iterator[Connection]:
-    with engine.begin() as conn:
-        yield conn
+def own_timestamps(conn: Connection, writer: str) -> None:
+    """Declare, for this transaction only, that its statements set users.updated_at and
+    birth_date_set_at themselves (from a clock that a replay may pin), so the users triggers leave
+    them alone (migration 0006). Call end_own_timestamps before commit."""
+    if is_postgres(conn):
+        conn.execute(text("SELECT set_config('loyalty.own_timestamps', 'on', true)"))
+    else:
+        conn.execute(text("INSERT INTO loyalty_own_timestamps (writer) VALUES (:writer)"), {"writer": writer})
+
+
+def end_own_timestamps(conn: Connection) -> None:
+    if not is_postgres(conn):  # (Postgres: the setting ends with the transaction)
+        conn.execute(text("DELETE FROM loyalty_own_timestamps"))
 
 
 def bulk_insert(conn: Connection, table: str, frame: pl.DataFrame) -> int:

@@ -3,47 +3,52 @@ from the environment. `dagster dev -w workspace.yaml` and the `loyalty` CLI both
 
 from __future__ import annotations
 
-import os
-
 from dagster import Definitions, EnvVar, in_process_executor
 
-from assets.birthdays import birthday_log, birthday_notifications
-from assets.ingestion import raw_upload, users_and_passes, validated_users
+from assets.birthdays import birthday_job, birthday_log, birthday_notifications
+from assets.ingestion import ingest_upload_job, raw_upload, users_and_passes, validated_users
 from assets.io_managers import FrameStorage
-from assets.resources import Clock, LoyaltyDatabase, LoyaltySettings, NotificationSender
+from assets.resources import AlertWebhook, Clock, LoyaltyDatabase, LoyaltySettings, NotificationSender
 from loyalty_pipeline.config import Settings, dagster_home
 from schedules.alerts import run_failure_alert_sensor
 from schedules.catchup import birthday_catchup_sensor
 from schedules.late_alerts import birthday_late_sensor
-from schedules.schedules import birthday_job, birthday_schedule
-from schedules.sensors import ingest_upload_job, upload_sensor
-
-
-def _env(name: str, default, from_env: bool):
-    """EnvVar when the variable is set (the UI then shows where a value came from), else the default."""
-    return EnvVar(name) if from_env and os.environ.get(name) else default
+from schedules.schedules import birthday_schedule
+from schedules.sensors import upload_sensor
 
 
 def build_resources(settings: Settings | None = None, *, frozen_now: str | None = None) -> dict:
-    """Resources from the environment, or from explicit `settings` (tests, benchmarks)."""
+    """The resources, from the environment or from explicit `settings` (tests, benchmarks).
+
+    From the environment, a value whose variable is set is an EnvVar: the UI shows the variable's
+    name instead of the value (webhook URLs and database passwords stay out of the run config)."""
     from_env = settings is None
     settings = settings or Settings.from_env()
+
+    def value(field_name: str):
+        variable = Settings.variable(field_name)
+        if from_env and variable.is_set():
+            return EnvVar(variable.name)
+        raw = getattr(settings, field_name)
+        return None if raw is None else str(raw)
+
     return {
-        "database": LoyaltyDatabase(url=_env("LOYALTY_DATABASE_URL", settings.database_url, from_env)),
+        "database": LoyaltyDatabase(url=value("database_url")),
         "settings": LoyaltySettings(
-            uploads_dir=_env("LOYALTY_UPLOADS_DIR", str(settings.uploads_dir), from_env),
-            reports_dir=_env("LOYALTY_REPORTS_DIR", str(settings.reports_dir), from_env),
-            timezone=_env("LOYALTY_TIMEZONE", settings.timezone, from_env),
-            max_reject_rate=settings.max_reject_rate,
+            uploads_dir=value("uploads_dir"),
+            reports_dir=value("reports_dir"),
+            timezone=value("timezone"),
+            max_reject_rate=settings.max_reject_rate,  # a number: EnvVar only carries strings
             catchup_days=settings.catchup_days,
             late_alert_hours=settings.late_alert_hours,
         ),
-        "clock": Clock(frozen_now=frozen_now or (os.environ.get("LOYALTY_FROZEN_NOW") if from_env else None)),
+        "clock": Clock(frozen_now=frozen_now or value("frozen_now")),
         "notification_sender": NotificationSender(
-            kind=settings.notification_sender,
-            log_path=str(settings.notification_log),
-            webhook_url=settings.webhook_url,
+            kind=value("notification_sender"),
+            log_path=value("notification_log"),
+            webhook_url=value("webhook_url"),
         ),
+        "alert_webhook": AlertWebhook(url=value("alert_webhook_url"), ui_url=value("ui_url")),
         # Intermediate frames (raw and validated uploads) live beside the Dagster instance.
         "io_manager": FrameStorage(base_dir=str(settings.storage_dir or dagster_home() / "storage")),
     }

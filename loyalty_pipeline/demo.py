@@ -12,8 +12,11 @@ from sqlalchemy import text
 from loyalty_pipeline.clock import now_utc
 from loyalty_pipeline.config import DEFAULT_HOME, Settings
 from loyalty_pipeline.db import make_engine, migrate
+from loyalty_pipeline.instance import dagster_instance
 from loyalty_pipeline.programs import save_program
-from loyalty_pipeline.runs import dagster_instance, failure_reason, ingest_file, run_birthdays, upload_summary
+from loyalty_pipeline.run_results import failure_reason
+from loyalty_pipeline.runs import ingest_file, run_birthdays
+from loyalty_pipeline.summaries import upload_summary
 
 SAMPLE_DIR = Path(__file__).resolve().parent / "sample_data"
 PROGRAMS = {
@@ -56,7 +59,7 @@ def run_demo(settings: Settings) -> int:
     for path, slug in uploads:
         key, result = ingest_file(instance, settings, path, slug)
         if result.success:
-            print(upload_summary(settings, key), end="\n\n")
+            print(upload_summary(engine, key), end="\n\n")
         else:
             ok = False
             print(f"{key}: FAILED - {failure_reason(result)}\n")

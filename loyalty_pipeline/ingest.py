@@ -6,11 +6,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-import polars as pl
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
-from loyalty_pipeline.db import bulk_insert, create_temp_table, db_time, is_postgres
+from loyalty_pipeline.db import bulk_insert, create_temp_table, db_time, end_own_timestamps, is_postgres, own_timestamps
 from loyalty_pipeline.programs import Program
 from loyalty_pipeline.validation import ValidatedUpload
 
@@ -117,6 +116,14 @@ SELECT s.*, u.id AS user_id,
        u.id IS NOT NULL AND COALESCE({_BIRTHDAY_CHANGED.format(new="s", old="u")}, true) AS birthday_changed
 FROM stage_users s LEFT JOIN users u ON u.email = s.email
 """
+# SQLite: a row another writer left with a differently typed email (an `ON CONFLICT DO NOTHING` that
+# matched the person by the normalised address, see migration 0006) is respelled before the merge
+# matches users by email. The WHERE is the partial index users_email_unnormalised_idx's, so this
+# reads only such rows.
+_SQLITE_RESPELL_EMAILS = """
+UPDATE users SET email = lower(trim(email, ' ' || char(9, 10, 11, 12, 13)))
+WHERE email <> lower(trim(email, ' ' || char(9, 10, 11, 12, 13)))
+"""
 # Sorts and hashes over a million staged rows stay in memory instead of spilling to disk.
 _WORK_MEM = "256MB"
 
@@ -179,6 +186,7 @@ def load_upload(
             # compiling them (with inlining and optimisation) costs more than it saves.
             conn.exec_driver_sql("SET LOCAL jit = off")
         ts = db_time(conn, now)
+        own_timestamps(conn, "pipeline")  # the merge stamps updated_at/birth_date_set_at with `now`
         previous = conn.execute(text("SELECT sha256 FROM uploads WHERE key = :key"), {"key": key}).scalar()
         if previous is not None and previous != sha256:
             conn.execute(text("DELETE FROM upload_issues WHERE upload_key = :key"), {"key": key})
@@ -217,6 +225,7 @@ def load_upload(
                 {"program_id": program.id, "now": ts, "created_elsewhere": created < unmatched},
             ).rowcount
         else:  # SQLite: BEGIN IMMEDIATE serialises writers, so the users seen before the merge are exact
+            conn.exec_driver_sql(_SQLITE_RESPELL_EMAILS)
             birthdays_changed = _record_birthday_changes(conn, key)
             existing = conn.execute(
                 text("SELECT count(*) FROM stage_users s JOIN users u ON u.email = s.email")
@@ -250,6 +259,7 @@ def load_upload(
             """),
             {k: v for k, v in result.as_dict().items() if k != "birthdays_changed"},
         )
+        end_own_timestamps(conn)
         if not is_postgres(conn):
             conn.exec_driver_sql("DROP TABLE temp.stage_users")
             conn.exec_driver_sql("DROP TABLE temp.stage_issues")

@@ -3,16 +3,11 @@ can record the reason and retry later."""
 
 from __future__ import annotations
 
-import http.client
 import json
-import urllib.error
-import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from loyalty_pipeline.config import DEFAULT_HOME
-
-ERROR_LENGTH = 500
+from loyalty_pipeline import config, webhooks
 
 
 @dataclass(frozen=True)
@@ -35,9 +30,9 @@ def _json(message: Message) -> str:
 
 
 class LogSender:
-    """Appends one JSON line per message to a file (default .loyalty/notifications.jsonl); creates parent dirs."""
+    """Appends one JSON line per message to a file (default LOYALTY_NOTIFICATION_LOG's); creates parent dirs."""
 
-    def __init__(self, path=DEFAULT_HOME / "notifications.jsonl"):
+    def __init__(self, path=config.NOTIFICATION_LOG.default):
         self.path = Path(path)
 
     def send(self, message: Message) -> None:
@@ -47,51 +42,20 @@ class LogSender:
             out.write(_json(message) + "\n")
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    # A redirect would turn the POST into a GET, possibly to another host; a 3xx is reported instead.
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        return None
-
-
 class WebhookSender:
-    """HTTP POST of the message as JSON to `url` with a timeout; header `Idempotency-Key: <notification_id>`.
-    Non-2xx or network error → DeliveryError with a short reason (status code / exception class+text, truncated to 500 chars)."""
+    """HTTP POST of the message as JSON to `url` (loyalty_pipeline.webhooks: timeout, no redirects) with
+    header `Idempotency-Key: <notification_id>`. Non-2xx or network error -> DeliveryError with a short
+    reason (status code and start of the body / exception class and text, at most 500 characters)."""
 
-    def __init__(self, url: str, timeout_seconds: float = 10.0, headers: dict | None = None):
-        if not url.lower().startswith(("http://", "https://")):
-            raise ValueError(f"webhook url must be http(s), got {url!r}")
-        self.url = url
+    def __init__(self, url: str, timeout_seconds: float = webhooks.TIMEOUT_SECONDS, headers: dict | None = None):
+        self.url = webhooks.check_url(url)
         self.timeout_seconds = timeout_seconds
         self.headers = dict(headers or {})
-        self._opener = urllib.request.build_opener(_NoRedirects)
 
     def send(self, message: Message) -> None:
-        request = urllib.request.Request(
-            self.url,
-            data=_json(message).encode("utf-8"),
-            method="POST",
-            headers={
-                **self.headers,
-                "Content-Type": "application/json; charset=utf-8",
-                # Lets the receiver drop the duplicates that at-least-once delivery produces.
-                "Idempotency-Key": message.notification_id,
-            },
-        )
+        # The Idempotency-Key lets the receiver drop the duplicates that at-least-once delivery produces.
+        headers = {**self.headers, "Idempotency-Key": message.notification_id}
         try:
-            with self._opener.open(request, timeout=self.timeout_seconds) as response:
-                response.read()
-        except urllib.error.HTTPError as exc:
-            reason = f"webhook returned HTTP {exc.code}"
-            body = _start_of_body(exc)
-            raise DeliveryError((reason + (f": {body}" if body else ""))[:ERROR_LENGTH]) from exc
-        except (OSError, http.client.HTTPException) as exc:
-            raise DeliveryError(f"{type(exc).__name__}: {exc}"[:ERROR_LENGTH]) from exc
-
-
-def _start_of_body(error: urllib.error.HTTPError) -> str:
-    # The body often says why; failing to read it must not hide the status code.
-    try:
-        with error:
-            return error.read(200).decode("utf-8", errors="replace").strip()
-    except (OSError, http.client.HTTPException):
-        return ""
+            webhooks.post_json(self.url, asdict(message), headers=headers, timeout=self.timeout_seconds)
+        except webhooks.WebhookError as exc:
+            raise DeliveryError(str(exc)) from exc

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import json
+from dataclasses import dataclass, fields, replace
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import phonenumbers
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from loyalty_pipeline.csv_reader import FIELDS
 from loyalty_pipeline.names import InvalidName, check_slug
 
 _COLUMNS = (
     "id, slug, name, birthday_bot_enabled, birthday_reward_points, birthday_message, "
     "default_phone_region, date_order, timezone, birthday_min_notice_days, "
-    "birthday_max_delay_days, birthday_send_hour"
+    "birthday_max_delay_days, birthday_send_hour, csv_columns"
 )
 
 
@@ -39,6 +42,7 @@ class Program:
     birthday_min_notice_days: int
     birthday_max_delay_days: int
     birthday_send_hour: int
+    csv_columns: object = None  # JSON as stored (text on SQLite); read it through csv_column_mapping()
 
     def zone(self, default_timezone: str) -> ZoneInfo:
         return ZoneInfo(self.timezone or default_timezone)
@@ -52,6 +56,35 @@ def _program(row) -> Program:
     values["id"] = str(values["id"])
     values["birthday_bot_enabled"] = bool(values["birthday_bot_enabled"])
     return Program(**values)
+
+
+def csv_column_mapping(program: Program) -> dict[str, list[str]] | None:
+    """The program's own header mapping (`programs.csv_columns`, written by the front end: a JSON
+    object of field -> header name or list of header names), or None to detect columns from the
+    field table. InvalidProgramConfig names the field and the headers that are wrong."""
+    value = program.csv_columns
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, (str, bytes)):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise InvalidProgramConfig(f"program {program.slug!r}: csv_columns is not valid JSON ({exc})") from exc
+    if not isinstance(value, dict):
+        raise InvalidProgramConfig(f"program {program.slug!r}: csv_columns must be a JSON object of "
+                                   f"field -> header name(s), got {type(value).__name__}")
+    mapping = {}
+    for name, headers in value.items():
+        headers = [headers] if isinstance(headers, str) else headers
+        if not isinstance(headers, list) or not headers or not all(isinstance(h, str) and h.strip() for h in headers):
+            raise InvalidProgramConfig(f"program {program.slug!r}: csv_columns[{name!r}] must be a header name "
+                                       "or a non-empty list of header names")
+        if name not in (*FIELDS, "full_name"):
+            raise InvalidProgramConfig(
+                f"program {program.slug!r}: csv_columns maps an unknown field {name!r} (to "
+                + ", ".join(f'"{h}"' for h in headers) + f"); the fields are {', '.join(FIELDS)}, full_name")
+        mapping[name] = headers
+    return mapping or None
 
 
 def get_program(conn: Connection, slug: str) -> Program:
@@ -90,28 +123,127 @@ def check_config(program: Program, default_timezone: str) -> None:
         raise InvalidProgramConfig(f"program {program.slug!r} has invalid config: " + "; ".join(problems))
 
 
-_SETTABLE = {
-    "name", "birthday_bot_enabled", "birthday_reward_points", "birthday_message",
-    "default_phone_region", "date_order", "timezone", "birthday_min_notice_days",
-    "birthday_max_delay_days", "birthday_send_hour",
+def setting_problems(program: Program, default_timezone: str) -> list[str]:
+    """Everything wrong with a program's settings: the birthday bot's rules (config_problems) and
+    those of its uploads. `loyalty programs` refuses a change that leaves any of these."""
+    problems = config_problems(program, default_timezone)
+    if not (program.name or "").strip():
+        problems.append("name is empty")
+    if not 0 <= program.birthday_send_hour <= 23:
+        problems.append(f"birthday_send_hour must be an hour 0-23, got {program.birthday_send_hour}")
+    if program.date_order not in DATE_ORDERS:
+        problems.append(f"date_order must be one of {', '.join(DATE_ORDERS)}, got {program.date_order!r}")
+    if (program.default_phone_region or "").upper() not in phonenumbers.SUPPORTED_REGIONS:
+        problems.append(f"default_phone_region {program.default_phone_region!r} is not a phone region "
+                        "(an ISO 3166 country code such as US, GB, DE)")
+    try:
+        csv_column_mapping(program)
+    except InvalidProgramConfig as exc:
+        problems.append(str(exc).removeprefix(f"program {program.slug!r}: "))
+    return problems
+
+
+DATE_ORDERS = ("MDY", "DMY")
+
+
+_TRUE, _FALSE = ("true", "on", "yes", "1"), ("false", "off", "no", "0")
+_DEFAULT_WORDS = ("", "default", "null", "none")
+
+
+def _integer(raw: str) -> int:
+    return int(raw.strip())
+
+
+def _boolean(raw: str) -> bool:
+    word = raw.strip().lower()
+    if word in _TRUE or word in _FALSE:
+        return word in _TRUE
+    raise ValueError(f"expected one of {', '.join(_TRUE + _FALSE)}")
+
+
+def _optional_text(raw: str) -> str | None:
+    return None if raw.strip().lower() in _DEFAULT_WORDS else raw.strip()
+
+
+def _json_object(raw: str) -> str | None:
+    if raw.strip().lower() in _DEFAULT_WORDS:
+        return None
+    value = json.loads(raw)
+    if not isinstance(value, dict):
+        raise TypeError("expected a JSON object of field -> header name(s)")
+    return json.dumps(value, ensure_ascii=False)
+
+
+# Every setting of the programs table, with how a value typed by an operator is read.
+SETTINGS = {
+    "name": str.strip,
+    "birthday_bot_enabled": _boolean,
+    "birthday_reward_points": _integer,
+    "birthday_message": str,
+    "default_phone_region": lambda raw: raw.strip().upper(),
+    "date_order": lambda raw: raw.strip().upper(),
+    "timezone": _optional_text,  # default/empty: the deployment's LOYALTY_TIMEZONE
+    "birthday_min_notice_days": _integer,
+    "birthday_max_delay_days": _integer,
+    "birthday_send_hour": _integer,
+    "csv_columns": _json_object,  # default/empty: recognise the headers from the field table
 }
+
+
+def parse_settings(assignments: list[str]) -> dict:
+    """`key=value` words typed by an operator -> column values. InvalidProgramConfig names the word."""
+    values = {}
+    for assignment in assignments:
+        key, sep, raw = assignment.partition("=")
+        key = key.strip()
+        if not sep:
+            raise InvalidProgramConfig(f"{assignment!r} is not key=value")
+        if key not in SETTINGS:
+            raise InvalidProgramConfig(f"unknown setting {key!r}; the settings are {', '.join(SETTINGS)}")
+        try:
+            values[key] = SETTINGS[key](raw)
+        except (ValueError, TypeError) as exc:
+            raise InvalidProgramConfig(f"{key}={raw!r}: {exc}") from exc
+    return values
 
 
 def save_program(conn: Connection, slug: str, name: str, **settings) -> Program:
     """Create the program or update the given settings (used by the demo, tests and operators)."""
     check_slug(slug)
-    unknown = set(settings) - _SETTABLE
+    unknown = set(settings) - set(SETTINGS)
     if unknown:
         raise ValueError(f"unknown program settings: {sorted(unknown)}")
     values = {"slug": slug, "name": name, **settings}
     columns = sorted(values)
-    # Column names come from the _SETTABLE whitelist above, values are bound parameters.
+    # Column names come from the SETTINGS whitelist above, values are bound parameters.
     insert = text(
         f"INSERT INTO programs ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)}) "
         f"ON CONFLICT (slug) DO UPDATE SET {', '.join(f'{c} = EXCLUDED.{c}' for c in columns if c != 'slug')}"
     )
     conn.execute(insert, values)
     return get_program(conn, slug)
+
+
+def change_program(conn: Connection, slug: str, values: dict, default_timezone: str, *,
+                   create: bool = False) -> Program:
+    """Create (`create`) or change a program, refusing with InvalidProgramConfig - before anything is
+    written - a change that leaves any setting_problems. A new program starts from the table's
+    defaults; run inside the caller's transaction, so a refusal leaves no trace."""
+    check_slug(slug)
+    exists = conn.execute(text("SELECT 1 FROM programs WHERE slug = :slug"), {"slug": slug}).first() is not None
+    if create and exists:
+        raise InvalidProgramConfig(f"program {slug!r} already exists (change it with `loyalty programs set`)")
+    if create:
+        if not str(values.get("name") or "").strip():
+            raise InvalidProgramConfig("a new program needs a name")
+        conn.execute(text("INSERT INTO programs (slug, name) VALUES (:slug, :name)"), {"slug": slug, "name": values["name"]})
+    base = get_program(conn, slug)
+    candidate = replace(base, **values)
+    problems = setting_problems(candidate, default_timezone)
+    if problems:
+        raise InvalidProgramConfig(f"program {slug!r} not {'added' if create else 'changed'}: " + "; ".join(problems))
+    changes = {key: value for key, value in values.items() if key != "name"}
+    return save_program(conn, slug, candidate.name, **changes)
 
 
 def program_slugs(conn: Connection) -> list[str]:
@@ -131,6 +263,20 @@ def valid_program_slugs(conn: Connection, warn=lambda message: None) -> list[str
 
 
 __all__ = [
-    "Program", "ProgramNotFound", "InvalidProgramConfig", "get_program", "list_programs",
-    "config_problems", "check_config", "save_program", "program_slugs", "valid_program_slugs",
+    "DATE_ORDERS",
+    "SETTINGS",
+    "InvalidProgramConfig",
+    "Program",
+    "ProgramNotFound",
+    "change_program",
+    "check_config",
+    "config_problems",
+    "csv_column_mapping",
+    "get_program",
+    "list_programs",
+    "parse_settings",
+    "program_slugs",
+    "save_program",
+    "setting_problems",
+    "valid_program_slugs",
 ]

@@ -39,31 +39,67 @@ _REWARD_DAYS = [
     ("window_end", "date"),
 ]
 
+# The reward rule, once. A member is a pass with its user; `column(name)` is the SQL of one of the
+# member's columns below, so each query shape can read them from its own tables or subquery.
+_MEMBER_COLUMNS = {
+    "id": "p.id",
+    "program_id": "p.program_id",
+    "user_id": "p.user_id",
+    "status": "p.status",
+    "created_at": "p.created_at",
+    "first_name": "u.first_name",
+    "birth_month": "u.birth_month",
+    "birth_day": "u.birth_day",
+    "birthday_known_at": "COALESCE(u.birth_date_set_at, u.created_at)",
+}
+
+
+def _member_conditions(column) -> list[str]:
+    """Which members can be rewarded at all: an active pass of the program whose user has a birthday."""
+    return [f"{column('program_id')} = :program_id", f"{column('status')} = 'active'",
+            f"{column('birth_month')} IS NOT NULL"]
+
+
+def _day_conditions(column) -> list[str]:
+    """Which members are candidates on reward day `d`: born on it, with the pass created by the end of
+    the day and the birthday known `birthday_min_notice_days` before it (cut-offs in reward_days)."""
+    return [f"{column('birth_month')} = d.birth_month", f"{column('birth_day')} = d.birth_day",
+            f"{column('created_at')} < d.created_cutoff", f"{column('birthday_known_at')} < d.notice_cutoff"]
+
+
 # Each candidate is a (pass, reward day) with what the log row and the message need.
-_CANDIDATES = """
-    SELECT p.id, p.program_id, p.user_id, u.first_name, d.year, d.reward_date, d.window_start, d.window_end
-    FROM reward_days d
-    JOIN users u ON u.birth_month = d.birth_month AND u.birth_day = d.birth_day
-    JOIN passes_master p ON p.user_id = u.id AND p.program_id = :program_id
-    WHERE p.status = 'active'
-      AND p.created_at < d.created_cutoff
-      AND COALESCE(u.birth_date_set_at, u.created_at) < d.notice_cutoff
-"""
-# The same candidates driven from the program's passes: for a date range (a backfill) this reads the
-# program's passes and their users once, where the query above would visit every user born on any of
-# the days and then look for their passes one by one (seconds to minutes on millions of passes).
-# OFFSET 0 keeps the subquery as written; the conditions are the ones above.
-_CANDIDATES_BY_MEMBER = """
-    SELECT m.id, m.program_id, m.user_id, m.first_name, d.year, d.reward_date, d.window_start, d.window_end
-    FROM (SELECT p.id, p.program_id, p.user_id, p.created_at, u.first_name, u.birth_month, u.birth_day,
-                 COALESCE(u.birth_date_set_at, u.created_at) AS birthday_known_at
-          FROM passes_master p JOIN users u ON u.id = p.user_id
-          WHERE p.program_id = :program_id AND p.status = 'active' AND u.birth_month IS NOT NULL
-          OFFSET 0) m
-    JOIN reward_days d ON d.birth_month = m.birth_month AND d.birth_day = m.birth_day
-    WHERE m.created_at < d.created_cutoff
-      AND m.birthday_known_at < d.notice_cutoff
-"""
+_CANDIDATE_COLUMNS = ("id", "program_id", "user_id", "first_name")
+_DAY_COLUMNS = "d.year, d.reward_date, d.window_start, d.window_end"
+
+
+def _birthday_first_query() -> str:
+    """From the reward days through the birthday index to the users born on them, then their passes."""
+    member = _MEMBER_COLUMNS.__getitem__
+    return (
+        f"SELECT {', '.join(f'{member(name)} AS {name}' for name in _CANDIDATE_COLUMNS)}, {_DAY_COLUMNS} "
+        "FROM reward_days d, users u, passes_master p "
+        f"WHERE {' AND '.join(['p.user_id = u.id', *_member_conditions(member), *_day_conditions(member)])}"
+    )
+
+
+def _member_first_query() -> str:
+    """From the program's passes and their users, read once, to the reward days of their birthdays:
+    for a date range (a backfill) the birthday index would visit every user born on any of the days
+    and then look for their passes one by one (seconds to minutes on millions of passes).
+    OFFSET 0 keeps the subquery as written (PostgreSQL only)."""
+    inner = ", ".join(f"{sql} AS {name}" for name, sql in _MEMBER_COLUMNS.items())
+    outer = ", ".join(f"m.{name}" for name in _CANDIDATE_COLUMNS)
+    return (
+        f"SELECT {outer}, {_DAY_COLUMNS} "
+        f"FROM (SELECT {inner} FROM passes_master p JOIN users u ON u.id = p.user_id "
+        f"WHERE {' AND '.join(_member_conditions(_MEMBER_COLUMNS.__getitem__))} OFFSET 0) m, reward_days d "
+        f"WHERE {' AND '.join(_day_conditions(lambda name: f'm.{name}'))}"
+    )
+
+
+# The two shapes of the candidate query, generated from the one rule above.
+CANDIDATES_BY_BIRTHDAY = _birthday_first_query()
+CANDIDATES_BY_MEMBER = _member_first_query()
 # Up to this many birthdays (reward_days rows) the birthday index is the cheaper way in.
 BIRTHDAY_FIRST_MAX_DAYS = 7
 
@@ -152,6 +188,22 @@ def _reward_days(conn: Connection, program: Program, days: list[date], default_t
     return frame
 
 
+def stage_reward_days(conn: Connection, program: Program, days: list[date], default_timezone: str) -> int:
+    """The temp table `reward_days` the candidate queries read: a row per (day, birthday celebrated
+    on it) with the day's cut-offs. Returns its row count."""
+    create_temp_table(conn, "reward_days", _REWARD_DAYS)
+    rows = bulk_insert(conn, "reward_days", _reward_days(conn, program, days, default_timezone))
+    if is_postgres(conn):
+        # Bulk statements whose estimated cost passes the JIT thresholds; compiling costs more.
+        conn.exec_driver_sql("SET LOCAL jit = off")
+        # The anti-join with birthday_logs sorts a year of candidates: in memory, not on disk.
+        conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
+        # A temp table has no statistics until analysed; with none the planner guesses 1,270 rows
+        # and walks the whole birthday index for a single day (0.6 s instead of 25 ms).
+        conn.exec_driver_sql("ANALYZE reward_days")
+    return rows
+
+
 def _lock_program(conn: Connection, program_slug: str) -> None:
     """Serialise one program's reward transactions: the 365-day rule reads rows that a concurrent
     partition of the same program may be writing. SQLite's BEGIN IMMEDIATE already serialises."""
@@ -164,8 +216,8 @@ def _lock_program(conn: Connection, program_slug: str) -> None:
 
 def _candidates(conn: Connection, reward_days: int) -> str:
     if is_postgres(conn) and reward_days > BIRTHDAY_FIRST_MAX_DAYS:
-        return _CANDIDATES_BY_MEMBER
-    return _CANDIDATES
+        return CANDIDATES_BY_MEMBER
+    return CANDIDATES_BY_BIRTHDAY
 
 
 def _insert_logs(conn: Connection, program: Program, batch_id: str, now_param) -> int:
@@ -270,16 +322,7 @@ def _award(conn: Connection, program_slug: str, dates: list[date], now: datetime
     due, result.skipped = due_dates(program, dates, now, default_timezone)
     if not due:
         return result, program.id
-    create_temp_table(conn, "reward_days", _REWARD_DAYS)
-    days_rows = bulk_insert(conn, "reward_days", _reward_days(conn, program, due, default_timezone))
-    if is_postgres(conn):
-        # Bulk statements whose estimated cost passes the JIT thresholds; compiling costs more.
-        conn.exec_driver_sql("SET LOCAL jit = off")
-        # The anti-join with birthday_logs sorts a year of candidates: in memory, not on disk.
-        conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
-        # A temp table has no statistics until analysed; with none the planner guesses 1,270 rows
-        # and walks the whole birthday index for a single day (0.6 s instead of 25 ms).
-        conn.exec_driver_sql("ANALYZE reward_days")
+    days_rows = stage_reward_days(conn, program, due, default_timezone)
     create_temp_table_as(conn, "reward_candidates", _candidates(conn, days_rows), {"program_id": program.id})
     if is_postgres(conn):
         conn.exec_driver_sql("ANALYZE reward_candidates")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 
-PLACEHOLDERS = ("first_name", "program_name", "points")
 _PLACEHOLDER = re.compile(r"\{(first_name|program_name|points)\}")
 MISSING_FIRST_NAME = "there"
 

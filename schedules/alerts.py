@@ -1,4 +1,5 @@
-"""Alerting: when a run fails, POST a JSON alert to LOYALTY_ALERT_WEBHOOK_URL (if set).
+"""Alerting: when a run fails, POST a JSON alert to the `alert_webhook` resource's URL
+(LOYALTY_ALERT_WEBHOOK_URL, if set; delivery and retries are loyalty_pipeline.alerts).
 
 The payload carries what an on-call data engineer needs before opening the UI: the run id, the
 job, the asset(s) and partition it was materializing, which step failed with a short error
@@ -7,11 +8,7 @@ It also has a `text` field, so a Slack or Teams "incoming webhook" URL works as 
 
 from __future__ import annotations
 
-import json
-import os
 import time
-import urllib.error
-import urllib.request
 from datetime import datetime, timezone
 
 from dagster import (
@@ -21,22 +18,17 @@ from dagster import (
     run_failure_sensor,
 )
 
-# Run tags Dagster sets (stable names; dagster._core.storage.tags is private).
-PARTITION_NAME_TAG = "dagster/partition"
-ASSET_PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
-ASSET_PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
-BACKFILL_ID_TAG = "dagster/backfill"
+from assets.resources import AlertWebhook
+from loyalty_pipeline import config
+from loyalty_pipeline.dagster_internals import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    BACKFILL_ID_TAG,
+    PARTITION_NAME_TAG,
+)
+from loyalty_pipeline.run_results import innermost_cause
 
-WEBHOOK_ENV = "LOYALTY_ALERT_WEBHOOK_URL"
-UI_URL_ENV = "LOYALTY_UI_URL"
-DEFAULT_UI_URL = "http://localhost:3000"
-TIMEOUT_SECONDS = 10.0
-ATTEMPTS = 3
 ERROR_SUMMARY_CHARS = 500
-
-
-class AlertDeliveryError(RuntimeError):
-    """The webhook did not accept the alert after every attempt (shown on the sensor's tick)."""
 
 
 def _summary(message: str | None) -> str:
@@ -58,9 +50,7 @@ def _step_error(event) -> str:
         return _summary(event.message)
     if data.user_failure_data and data.user_failure_data.description:
         return _summary(data.user_failure_data.description)
-    error = data.error
-    while error is not None and error.cause is not None:
-        error = error.cause
+    error = innermost_cause(data.error)
     return _summary(error.message if error else event.message)
 
 
@@ -116,13 +106,13 @@ def _ended_at(context: RunFailureSensorContext) -> str:
     return datetime.fromtimestamp(ended, tz=timezone.utc).isoformat()
 
 
-def build_alert(context: RunFailureSensorContext, ui_url: str | None = None) -> dict:
-    """The JSON alert for the failed run in `context`."""
+def build_alert(context: RunFailureSensorContext, ui_url: str = config.UI_URL.default) -> dict:
+    """The JSON alert for the failed run in `context`, linking to the Dagster UI at `ui_url`."""
     if not isinstance(context, RunFailureSensorContext):  # e.g. from build_run_status_sensor_context
         context = context.for_run_failure()
     run = context.dagster_run
     tags = dict(run.tags)
-    base = (ui_url or os.environ.get(UI_URL_ENV) or DEFAULT_UI_URL).rstrip("/")
+    base = ui_url.rstrip("/")
     step_failures = context.get_step_failure_events()
     errors = [{"step": event.step_key, "error": _step_error(event)} for event in step_failures]
     error = errors[0]["error"] if errors else _summary(context.failure_event.message)
@@ -149,32 +139,6 @@ def build_alert(context: RunFailureSensorContext, ui_url: str | None = None) -> 
     }
 
 
-def post_json(url: str, payload: dict, *, timeout: float = TIMEOUT_SECONDS, attempts: int = ATTEMPTS,
-              idempotency_key: str | None = None) -> int:
-    """POST `payload` as JSON; a few quick retries on connection errors and 5xx. Returns the status."""
-    body = json.dumps(payload).encode("utf-8")
-    idempotency_key = idempotency_key or f"run-failure:{payload.get('run_id')}"
-    last_error = "no attempt made"
-    for attempt in range(1, attempts + 1):
-        request = urllib.request.Request(
-            url, data=body, method="POST",
-            headers={"Content-Type": "application/json", "User-Agent": "loyalty-pipeline-alerts",
-                     "Idempotency-Key": idempotency_key},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                return response.status
-        except urllib.error.HTTPError as exc:
-            last_error = f"HTTP {exc.code} {exc.reason}"
-            if exc.code < 500 and exc.code != 429:
-                break  # the receiver rejected the alert: retrying will not help
-        except (urllib.error.URLError, TimeoutError, OSError) as exc:
-            last_error = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
-        if attempt < attempts:
-            time.sleep(0.5 * 2 ** (attempt - 1))
-    raise AlertDeliveryError(f"alert {idempotency_key} not delivered to the webhook: {last_error}")
-
-
 @run_failure_sensor(
     name="run_failure_alert_sensor",
     default_status=DefaultSensorStatus.RUNNING,
@@ -182,11 +146,12 @@ def post_json(url: str, payload: dict, *, timeout: float = TIMEOUT_SECONDS, atte
     description="When a run of this code location fails and LOYALTY_ALERT_WEBHOOK_URL is set, POSTs a JSON "
     "alert (run id, asset(s), partition, error summary, link to the run in the UI at LOYALTY_UI_URL).",
 )
-def run_failure_alert_sensor(context: RunFailureSensorContext):
-    url = os.environ.get(WEBHOOK_ENV)
-    if not url:
-        context.log.info(f"run {context.dagster_run.run_id} failed; {WEBHOOK_ENV} is not set, no alert sent")
+def run_failure_alert_sensor(context: RunFailureSensorContext, alert_webhook: AlertWebhook):
+    sender = alert_webhook.sender()
+    if sender is None:
+        context.log.info(
+            f"run {context.dagster_run.run_id} failed; {config.ALERT_WEBHOOK_URL.name} is not set, no alert sent")
         return  # returning nothing lets the sensor go on to the next failed run in the same tick
-    alert = build_alert(context)
-    status = post_json(url, alert)
+    alert = build_alert(context, alert_webhook.ui_url)
+    status = sender.send(alert)
     context.log.info(f"alert for run {alert['run_id']} delivered (HTTP {status})")

@@ -12,10 +12,11 @@ from dagster import (
     sensor,
 )
 
+from assets.birthdays import birthday_job
 from assets.partitions import OBSOLETE_PROGRAMS_PARTITIONS
 from assets.resources import Clock, LoyaltyDatabase, LoyaltySettings
 from loyalty_pipeline import birthday_runs
-from schedules.schedules import birthday_job, birthdays_in_flight, evaluation_time, run_requests
+from schedules.schedules import birthdays_in_flight, evaluation_time, run_requests
 
 # Deleting a dynamic partition is two queries in the daemon: retire the old ones a chunk per tick.
 RETIRE_PER_TICK = 1000

@@ -1,33 +1,34 @@
 """Freshness alert: a program's birthday day not rewarded by its send hour + LOYALTY_LATE_ALERT_HOURS
-raises one `birthday_late` alert per (program, day), in the run-failure alert's JSON shape."""
+raises one `birthday_late` alert per (program, day), in the run-failure alert's JSON shape, through
+the `alert_webhook` resource (delivery: loyalty_pipeline.alerts)."""
 
 
-import os
 from datetime import timedelta
 
 from dagster import DefaultSensorStatus, SensorEvaluationContext, SkipReason, sensor
 
-from assets.resources import Clock, LoyaltyDatabase, LoyaltySettings
-from loyalty_pipeline import birthday_runs
+from assets.birthdays import BIRTHDAY_JOB
+from assets.resources import AlertWebhook, Clock, LoyaltyDatabase, LoyaltySettings
+from loyalty_pipeline import birthday_runs, config
 from loyalty_pipeline.birthday_runs import LateDay
-from schedules import alerts
-from schedules.schedules import BIRTHDAY_JOB, evaluation_time
+from schedules.alerts import ERROR_SUMMARY_CHARS
+from schedules.schedules import evaluation_time
 
 # A mass outage must not turn one tick into thousands of POSTs: the rest go on the next ticks.
 MAX_ALERTS_PER_TICK = 100
 STATUS = {"failed": "FAILURE", "missing": "NOT_RUN"}
 
 
-def late_alert(late: LateDay, ui_url: str | None = None) -> dict:
+def late_alert(late: LateDay, ui_url: str = config.UI_URL.default) -> dict:
     """The JSON alert for a late (program, day): the fields of schedules.alerts.build_alert."""
-    base = (ui_url or os.environ.get(alerts.UI_URL_ENV) or alerts.DEFAULT_UI_URL).rstrip("/")
+    base = ui_url.rstrip("/")
     program, partition = late.program, late.day.isoformat()
     run_url = f"{base}/runs/{late.run_id}" if late.run_id else f"{base}/assets/birthday_log?partition={partition}"
     zone = program.timezone or "the default time zone"
     reason = late.error or ("its last run failed" if late.status == "failed" else "no run has rewarded it yet")
     error = (f"{program.slug}: birthday rewards of {partition} not done by {late.deadline.isoformat()} "
              f"(birthday_send_hour {program.birthday_send_hour} in {zone} + late hours): {reason}")
-    error = error[:alerts.ERROR_SUMMARY_CHARS]
+    error = error[:ERROR_SUMMARY_CHARS]
     return {
         "event": "birthday_late",
         "run_id": late.run_id,
@@ -46,9 +47,8 @@ def late_alert(late: LateDay, ui_url: str | None = None) -> dict:
     }
 
 
-def send_alert(url: str, payload: dict) -> None:
-    """The one place this module delivers an alert (the run-failure alert's webhook client)."""
-    alerts.post_json(url, payload, idempotency_key=f"birthday-late:{payload['program']}:{payload['partition']}")
+def idempotency_key(alert: dict) -> str:
+    return f"birthday-late:{alert['program']}:{alert['partition']}"
 
 
 @sensor(
@@ -59,7 +59,7 @@ def send_alert(url: str, payload: dict) -> None:
     "LOYALTY_ALERT_WEBHOOK_URL (and logs it on the tick).",
 )
 def birthday_late_sensor(context: SensorEvaluationContext, database: LoyaltyDatabase, settings: LoyaltySettings,
-                         clock: Clock):
+                         clock: Clock, alert_webhook: AlertWebhook):
     now = evaluation_time(None, clock)
     span = (23 + settings.late_alert_hours) // 24 + 1
     engine = database.engine()
@@ -69,14 +69,14 @@ def birthday_late_sensor(context: SensorEvaluationContext, database: LoyaltyData
     late = birthday_runs.late_days(snap, now, settings.late_alert_hours, alerted)
     if not late:
         return SkipReason(f"no late birthday day among {len(snap.programs)} enabled program(s)")
-    url = os.environ.get(alerts.WEBHOOK_ENV)
+    sender = alert_webhook.sender()
     for item in late[:MAX_ALERTS_PER_TICK]:
-        payload = late_alert(item)
-        context.log.warning(payload["text"])
-        if url:
-            send_alert(url, payload)
+        alert = late_alert(item, alert_webhook.ui_url)
+        context.log.warning(alert["text"])
+        if sender is not None:
+            sender.send(alert, idempotency_key=idempotency_key(alert))
         birthday_runs.record_alert(engine, item.program.id, item.day, now)
     more = len(late) - MAX_ALERTS_PER_TICK
     return SkipReason(f"{min(len(late), MAX_ALERTS_PER_TICK)} late day(s) alerted"
                       + (f" ({more} more on the next ticks)" if more > 0 else "")
-                      + ("" if url else f"; {alerts.WEBHOOK_ENV} is not set, logged only"))
+                      + ("" if sender else f"; {config.ALERT_WEBHOOK_URL.name} is not set, logged only"))

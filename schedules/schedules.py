@@ -13,32 +13,22 @@ from dagster import (
     RunsFilter,
     ScheduleEvaluationContext,
     SkipReason,
-    define_asset_job,
     schedule,
 )
 
+from assets.birthdays import BIRTHDAY_JOB, batch_config, birthday_job
 from assets.resources import Clock, LoyaltyDatabase, LoyaltySettings
 from loyalty_pipeline import birthday_runs
-from schedules.alerts import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG, PARTITION_NAME_TAG
+from loyalty_pipeline.dagster_internals import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    PARTITION_NAME_TAG,
+)
 
-BIRTHDAY_JOB = "birthday_job"
 BIRTHDAY_LOG = AssetKey("birthday_log")
 TRIGGER_TAG = "loyalty/trigger"
 IN_FLIGHT_STATUSES = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
                       DagsterRunStatus.STARTED]
-
-birthday_job = define_asset_job(
-    BIRTHDAY_JOB,
-    selection=["birthday_log", "birthday_notifications"],
-    description="Award and deliver the birthday rewards of a day for a batch of programs "
-    "(config `programs`; default every enabled program whose send hour has passed on the day).",
-)
-
-
-def batch_config(programs: list[str], ignore_send_hour: bool = False) -> dict:
-    """The run config that names a run's programs (the launchpad takes the same shape)."""
-    config = {"programs": list(programs)} | ({"ignore_send_hour": True} if ignore_send_hour else {})
-    return {"ops": {"birthday_log": {"config": config}}}
 
 
 def _run_days(tags: dict) -> list[date]:

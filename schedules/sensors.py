@@ -12,22 +12,16 @@ from dagster import (
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
-    define_asset_job,
     sensor,
 )
 
+from assets.ingestion import ingest_upload_job
 from assets.partitions import uploads_partitions
 from assets.resources import LoyaltySettings
 from loyalty_pipeline.names import InvalidName, upload_key
 
 # A file still being written changes size or mtime; one left alone this long is complete.
 SETTLE_SECONDS = 5
-
-ingest_upload_job = define_asset_job(
-    "ingest_upload_job",
-    selection=["raw_upload", "validated_users", "users", "passes"],
-    description="Read, validate and load one uploaded CSV.",
-)
 
 
 def _sha256(path: Path) -> str:

@@ -9,14 +9,16 @@ from __future__ import annotations
 import os
 import uuid
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
+from dagster import instance_for_test
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from loyalty_pipeline.config import Settings
 from loyalty_pipeline.db import make_engine, migrate
 from loyalty_pipeline.programs import save_program
+from tests.factories import HttpReceiver, answers, write_csv  # noqa: F401 (write_csv: kept importable from here)
 
 POSTGRES_URL = os.environ.get("LOYALTY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 APP_TABLES = ("notifications", "birthday_logs", "upload_issues", "uploads", "passes_master", "users", "programs")
@@ -66,10 +68,33 @@ def db_url(request, tmp_path) -> str:
         migrate(engine)
         engine.dispose()
         return url
-    engine = request.getfixturevalue("_postgres_schema")
-    with engine.begin() as conn:
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def postgres_url(_postgres_schema) -> str:
+    """The empty PostgreSQL application database alone, for what only PostgreSQL does."""
+    with _postgres_schema.begin() as conn:
         conn.execute(text(f"TRUNCATE {', '.join(APP_TABLES)} CASCADE"))
-    return engine.url.render_as_string(hide_password=False)
+    return _postgres_schema.url.render_as_string(hide_password=False)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def empty_db_url(request, tmp_path):
+    """A database of each kind with no schema at all (PostgreSQL: created for this test, then dropped)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    server = request.getfixturevalue("postgres_server_url")
+    name = f"loyalty_empty_{uuid.uuid4().hex[:12]}"
+    admin = _admin_engine()
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(server).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name})
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()
 
 
 @pytest.fixture
@@ -77,6 +102,29 @@ def engine(db_url):
     engine = make_engine(db_url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def postgres_engine(postgres_url):
+    engine = make_engine(postgres_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def loyalty(db_url, monkeypatch, capsys):
+    """Run the `loyalty` command line on `db_url` (UTC, a pinned clock): (exit code, stdout, stderr)."""
+    from loyalty_pipeline import cli
+
+    monkeypatch.setenv("LOYALTY_DATABASE_URL", db_url)
+    monkeypatch.setenv("LOYALTY_TIMEZONE", "UTC")
+    monkeypatch.setenv("LOYALTY_FROZEN_NOW", "2026-11-26T10:00:00+00:00")
+
+    def run(*argv):
+        code = cli.main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+    return run
 
 
 @pytest.fixture
@@ -91,10 +139,31 @@ def program(engine):
                             birthday_reward_points=50, date_order="MDY", default_phone_region="US")
 
 
-def write_csv(path: Path, text_or_bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(text_or_bytes, bytes):
-        path.write_bytes(text_or_bytes)
-    else:
-        path.write_text(text_or_bytes, encoding="utf-8", newline="")
-    return path
+@pytest.fixture
+def settings(db_url, tmp_path) -> Settings:
+    """Settings on the test database, with every folder under tmp_path."""
+    return Settings(database_url=db_url, uploads_dir=tmp_path / "uploads", timezone="UTC",
+                    reports_dir=tmp_path / "reports", storage_dir=tmp_path / "storage")
+
+
+@pytest.fixture
+def instance():
+    """A throwaway Dagster instance."""
+    with instance_for_test() as instance:
+        yield instance
+
+
+@pytest.fixture
+def http_receiver():
+    """http_receiver(*plan) or http_receiver(answer=...) starts a local webhook endpoint
+    (tests.factories.HttpReceiver); each is stopped at teardown."""
+    started: list[HttpReceiver] = []
+
+    def start(*plan, answer=None) -> HttpReceiver:
+        receiver = HttpReceiver(answer or answers(*(plan or (200,))))
+        started.append(receiver)
+        return receiver
+
+    yield start
+    for receiver in started:
+        receiver.stop()

@@ -5,14 +5,21 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import threading
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
+from dagster import materialize
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
-from loyalty_pipeline.db import db_time
+from assets.ingestion import raw_upload, users_and_passes, validated_users
+from loyalty_pipeline.config import Settings
+from loyalty_pipeline.db import db_time, make_engine, migrate
+from loyalty_pipeline.definitions import build_resources
 from loyalty_pipeline.programs import Program, save_program
 
 LONG_AGO = datetime(2020, 1, 1, tzinfo=timezone.utc)
@@ -95,35 +102,152 @@ def balance(engine: Engine, pass_id: str) -> int:
     return count(engine, "SELECT points_balance FROM passes_master WHERE id = :p", p=pass_id)
 
 
-class WebhookReceiver:
-    """A webhook on 127.0.0.1 that records each POST and answers with the next queued status."""
+@dataclass
+class ReceivedPost:
+    headers: dict
+    body: bytes
 
-    def __init__(self, statuses=()):
-        self.requests: list[dict] = []
-        self.statuses = list(statuses)
+    def json(self):
+        return json.loads(self.body)
+
+
+class HttpReceiver:
+    """A webhook endpoint on 127.0.0.1 (a free port) for the tests of the code that POSTs: records
+    each request and answers with `answer(request)`, which returns a status, (status, body) or
+    (status, body, headers), or "hang" to stall until stop(). Use the `http_receiver` fixture;
+    a module-scoped fixture may start one itself and must stop() it."""
+
+    def __init__(self, answer):
+        self.requests: list[ReceivedPost] = []
+        self.release = threading.Event()
+        self.lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 (http.server's naming)
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.requests.append({"headers": dict(self.headers), "body": json.loads(body)})
-                status = receiver.statuses.pop(0) if receiver.statuses else 200
+                request = ReceivedPost(dict(self.headers), self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                with receiver.lock:
+                    receiver.requests.append(request)
+                    reply = answer(request)
+                if reply == "hang":
+                    receiver.release.wait(10)
+                    reply = 200
+                reply = reply if isinstance(reply, tuple) else (reply,)
+                status, body, headers = reply + ((b"ok", {})[len(reply) - 1:])
                 self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(b"ok")
+                self.wfile.write(body)
 
             def log_message(self, *args):
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
-        return self
 
-    def __exit__(self, *exc):
+    def stop(self) -> None:
+        self.release.set()
         self.server.shutdown()
         self.server.server_close()
-        self.thread.join(timeout=5)
+        self.thread.join(5)
+
+
+def answers(*plan):
+    """An `answer` giving each POST the next entry of `plan`; the last one repeats."""
+    queue = list(plan)
+    return lambda request: queue.pop(0) if len(queue) > 1 else queue[0]
+
+
+def write_csv(path: Path, text_or_bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text_or_bytes, bytes):
+        path.write_bytes(text_or_bytes)
+    else:
+        path.write_text(text_or_bytes, encoding="utf-8", newline="")
+    return path
+
+
+def sqlite_world(tmp_path: Path) -> tuple[Settings, Engine]:
+    """A migrated SQLite application database with the program joes-pizza, and settings that keep
+    every folder under tmp_path; the caller disposes of the engine."""
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'loyalty.db'}", uploads_dir=tmp_path / "uploads",
+                        timezone="UTC", reports_dir=tmp_path / "reports", storage_dir=tmp_path / "storage")
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    with engine.begin() as conn:
+        save_program(conn, "joes-pizza", "Joe's Pizza")
+    return settings, engine
+
+
+INGESTION = [raw_upload, validated_users, users_and_passes]
+
+
+def run_upload(instance, settings: Settings, key: str, content):
+    """Write `content` as the upload `key` and materialize the ingestion assets for it."""
+    write_csv(settings.uploads_dir / key, content)
+    instance.add_dynamic_partitions("uploads", [key])
+    return materialize(INGESTION, partition_key=key, instance=instance, raise_on_error=False,
+                       resources=build_resources(settings, frozen_now="2026-11-26T10:00:00+00:00"))
+LEGACY_SQL_DIR = Path(__file__).resolve().parent / "data" / "legacy_sql"
+# The hand-written runner of loyalty_pipeline/db.py before Alembic, kept verbatim so tests can build
+# a database exactly as a deployment of that version left it (the files are its sql/ directory).
+_LEGACY_SQLITE_UUID = (
+    "(lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) || '-4' || "
+    "substr(lower(hex(randomblob(2))), 2) || '-' || substr('89ab', 1 + (abs(random()) % 4), 1) || "
+    "substr(lower(hex(randomblob(2))), 2) || '-' || lower(hex(randomblob(6))))"
+)
+_LEGACY_SQLITE_REWRITES = [
+    (re.compile(r"gen_random_uuid\(\)"), _LEGACY_SQLITE_UUID),
+    (re.compile(r"\bnow\(\)"), "CURRENT_TIMESTAMP"),
+    (re.compile(r"\btimestamptz\b"), "timestamp"),
+    (re.compile(r"\buuid\b(?= )"), "text"),
+    (re.compile(r"ADD COLUMN IF NOT EXISTS"), "ADD COLUMN"),
+]
+_LEGACY_POSTGRES_ONLY = re.compile(r"^(CREATE (OR REPLACE )?FUNCTION|ALTER TABLE \w+ (DROP CONSTRAINT|ALTER COLUMN))")
+
+
+def legacy_runner_migrate(engine: Engine, upto: str = "999") -> None:
+    """Apply tests/data/legacy_sql/NNN_*.sql (up to and including `upto`) the way the old runner did."""
+    postgres = engine.dialect.name == "postgresql"
+
+    def for_dialect(statement: str) -> str:
+        if postgres:
+            return statement
+        for pattern, replacement in _LEGACY_SQLITE_REWRITES:
+            statement = pattern.sub(replacement, statement)
+        return statement
+
+    with engine.begin() as conn:
+        conn.exec_driver_sql(for_dialect("CREATE TABLE IF NOT EXISTS schema_migrations "
+                                         "(version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"))
+        for path in sorted(LEGACY_SQL_DIR.glob("[0-9][0-9][0-9]_*.sql")):
+            if path.stem[:3] > upto:
+                break
+            lines = [line for line in path.read_text(encoding="utf-8").splitlines() if not line.strip().startswith("--")]
+            for statement in (s.strip() for s in "\n".join(lines).split(";")):
+                if not statement or (not postgres and _LEGACY_POSTGRES_ONLY.match(statement)):
+                    continue
+                conn.exec_driver_sql(for_dialect(statement))
+            conn.execute(text("INSERT INTO schema_migrations (version) VALUES (:v)"), {"v": path.stem})
+
+
+def load_csv(engine: Engine, program: Program, folder: Path, content: str, *, name: str = "u.csv",
+             now: datetime | None = None):
+    """Ingest `content` as the pipeline does (read, validate, merge), without Dagster."""
+    from loyalty_pipeline import ingest
+    from loyalty_pipeline.csv_reader import read_csv
+    from loyalty_pipeline.validation import validate_upload
+
+    now = now or datetime(2026, 11, 26, 10, 0, tzinfo=timezone.utc)
+    path = folder / program.slug / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(content, encoding="utf-8", newline="")
+    raw = read_csv(path)
+    validated = validate_upload(raw, date_order=program.date_order, phone_region=program.default_phone_region,
+                                today=now.date())
+    return ingest.load_upload(engine, key=f"{program.slug}/{name}", file_name=name, sha256=raw.sha256,
+                              program=program, validated=validated, now=now)

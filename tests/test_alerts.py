@@ -3,17 +3,16 @@ JSON it POSTs checked as received by a local HTTP server."""
 
 from __future__ import annotations
 
-
 import pytest
 from dagster import Definitions, build_run_status_sensor_context, in_process_executor, instance_for_test
 
-from assets.ingestion import raw_upload, users_and_passes, validated_users
+from assets.ingestion import ingest_upload_job, raw_upload, users_and_passes, validated_users
+from loyalty_pipeline.alerts import AlertDeliveryError, AlertSender
+from loyalty_pipeline.config import Settings
 from loyalty_pipeline.db import make_engine, migrate
 from loyalty_pipeline.definitions import build_resources
-from schedules.alerts import AlertDeliveryError, _program, build_alert, post_json, run_failure_alert_sensor
-from schedules.sensors import ingest_upload_job
-from tests.conftest import write_csv
-from tests.factories import WebhookReceiver as _Receiver
+from schedules.alerts import _program, build_alert, run_failure_alert_sensor
+from tests.factories import write_csv
 
 # build_run_status_sensor_context(repository_def=...) is marked beta in Dagster 1.13.
 pytestmark = pytest.mark.filterwarnings("ignore::dagster.BetaWarning")
@@ -31,15 +30,12 @@ def failed_run(tmp_path_factory):
     uploads = tmp_path / "uploads"
     write_csv(uploads / "ghost-program" / "customers.csv", "email\nann@example.com\n")
     key = "ghost-program/customers.csv"
-    with pytest.MonkeyPatch.context() as env, instance_for_test() as instance:
-        env.setenv("LOYALTY_DATABASE_URL", db_url)
-        env.setenv("LOYALTY_UPLOADS_DIR", str(uploads))
-        env.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    with instance_for_test() as instance:
         defs = Definitions(
             assets=[raw_upload, validated_users, users_and_passes],
             jobs=[ingest_upload_job],
             sensors=[run_failure_alert_sensor],
-            resources=build_resources(),
+            resources=build_resources(Settings(database_url=db_url, uploads_dir=uploads, storage_dir=tmp_path / "storage")),
             executor=in_process_executor,
         )
         instance.add_dynamic_partitions("uploads", [key])
@@ -56,15 +52,26 @@ def failed_run(tmp_path_factory):
         )
 
 
-def test_failed_run_posts_json_alert(failed_run, monkeypatch):
-    monkeypatch.setenv("LOYALTY_UI_URL", "https://dagster.example.com/")
-    with _Receiver() as receiver:
-        monkeypatch.setenv("LOYALTY_ALERT_WEBHOOK_URL", receiver.url)
-        run_failure_alert_sensor(failed_run)
+def with_settings(context, settings: Settings):
+    """The sensor's context for the same failed run, with the resources built from `settings`."""
+    return build_run_status_sensor_context(
+        sensor_name=context.sensor_name,
+        dagster_event=context.dagster_event,
+        dagster_instance=context.instance,
+        dagster_run=context.dagster_run,
+        repository_def=context.repository_def,
+        resources=build_resources(settings),
+    )
+
+
+def test_failed_run_posts_json_alert(failed_run, http_receiver):
+    receiver = http_receiver(200)
+    settings = Settings(alert_webhook_url=receiver.url, ui_url="https://dagster.example.com/")
+    run_failure_alert_sensor(with_settings(failed_run, settings))
     assert len(receiver.requests) == 1, "exactly one alert per failed run"
     request = receiver.requests[0]
-    assert request["headers"]["Content-Type"] == "application/json"
-    alert = request["body"]
+    assert request.headers["Content-Type"] == "application/json"
+    alert = request.json()
     run_id = failed_run.dagster_run.run_id
     assert alert["event"] == "run_failure"
     assert alert["run_id"] == run_id
@@ -82,26 +89,26 @@ def test_failed_run_posts_json_alert(failed_run, monkeypatch):
     assert "validated_users" in alert["text"] and alert["run_url"] in alert["text"], "Slack-style text line"
 
 
-def test_ui_url_defaults_to_local_dagster(failed_run, monkeypatch):
-    monkeypatch.delenv("LOYALTY_UI_URL", raising=False)
-    alert = build_alert(failed_run)
+def test_ui_url_defaults_to_local_dagster(failed_run):
+    alert = build_alert(failed_run, Settings().ui_url)
     assert alert["run_url"] == f"http://localhost:3000/runs/{failed_run.dagster_run.run_id}"
 
 
-def test_no_webhook_configured_sends_nothing(failed_run, monkeypatch):
-    with _Receiver() as receiver:
-        monkeypatch.delenv("LOYALTY_ALERT_WEBHOOK_URL", raising=False)
-        assert run_failure_alert_sensor(failed_run) is None
+def test_no_webhook_configured_sends_nothing(failed_run, http_receiver):
+    receiver = http_receiver(200)
+    # Every other URL the pipeline knows is the receiver's: only the alert webhook is missing.
+    settings = Settings(alert_webhook_url=None, notification_sender="webhook", webhook_url=receiver.url,
+                        ui_url=receiver.url)
+    assert run_failure_alert_sensor(with_settings(failed_run, settings)) is None
     assert receiver.requests == []
 
 
-def test_webhook_5xx_is_retried_then_delivered(failed_run, monkeypatch):
-    with _Receiver(statuses=[503]) as receiver:
-        monkeypatch.setenv("LOYALTY_ALERT_WEBHOOK_URL", receiver.url)
-        run_failure_alert_sensor(failed_run)
+def test_webhook_5xx_is_retried_then_delivered(failed_run, http_receiver):
+    receiver = http_receiver(503, 200)
+    run_failure_alert_sensor(with_settings(failed_run, Settings(alert_webhook_url=receiver.url)))
     assert len(receiver.requests) == 2
-    assert receiver.requests[0]["body"] == receiver.requests[1]["body"]
-    assert receiver.requests[1]["headers"]["Idempotency-Key"] == f"run-failure:{failed_run.dagster_run.run_id}"
+    assert receiver.requests[0].json() == receiver.requests[1].json()
+    assert receiver.requests[1].headers["Idempotency-Key"] == f"run-failure:{failed_run.dagster_run.run_id}"
 
 
 @pytest.mark.parametrize("tags, partition, program", [
@@ -115,15 +122,15 @@ def test_program_from_tag_or_partition(tags, partition, program):
     assert _program(tags, partition) == program
 
 
-def test_rejected_alert_fails_the_tick_with_a_reason():
-    with _Receiver(statuses=[400, 400, 400]) as receiver:
-        with pytest.raises(AlertDeliveryError, match="HTTP 400"):
-            post_json(receiver.url, {"run_id": "r1"})
+def test_rejected_alert_fails_the_tick_with_a_reason(http_receiver):
+    receiver = http_receiver(400)
+    with pytest.raises(AlertDeliveryError, match="HTTP 400"):
+        AlertSender(receiver.url).send({"run_id": "r1"})
     assert len(receiver.requests) == 1, "a 4xx is not retried"
 
 
-def test_unreachable_webhook_fails_the_tick_with_a_reason():
-    with _Receiver() as receiver:
-        url = receiver.url
+def test_unreachable_webhook_fails_the_tick_with_a_reason(http_receiver):
+    receiver = http_receiver(200)
+    receiver.stop()
     with pytest.raises(AlertDeliveryError, match="not delivered"):
-        post_json(url, {"run_id": "r1"}, timeout=1, attempts=2)
+        AlertSender(receiver.url, timeout_seconds=1, attempts=2).send({"run_id": "r1"})

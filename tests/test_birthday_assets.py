@@ -22,19 +22,20 @@ from dagster import (
 )
 from sqlalchemy import text
 
-from assets.birthdays import birthday_log, birthday_notifications
-from assets.resources import Clock, LoyaltySettings, NotificationSender
+from assets.birthdays import batch_config, birthday_job, birthday_log, birthday_notifications
+from assets.resources import AlertWebhook, Clock, LoyaltySettings, NotificationSender
 from loyalty_pipeline import birthday_runs
-from loyalty_pipeline.config import Settings
+from loyalty_pipeline.dagster_internals import IN_MEMORY_EVENT_LOG
 from loyalty_pipeline.db import migrate
 from loyalty_pipeline.definitions import build_resources
 from loyalty_pipeline.programs import Program
 from loyalty_pipeline.rewards import award_birthdays
-from loyalty_pipeline.runs import failure_reason, run_birthdays
+from loyalty_pipeline.run_results import failure_reason
+from loyalty_pipeline.runs import run_birthdays
 from schedules.catchup import birthday_catchup_sensor
 from schedules.late_alerts import birthday_late_sensor
-from schedules.schedules import batch_config, birthday_job, birthday_schedule
-from tests.factories import WebhookReceiver, balance, count, make_program, member, rewarded_passes, set_birthday, utc
+from schedules.schedules import birthday_schedule
+from tests.factories import balance, count, make_program, member, rewarded_passes, set_birthday, utc
 
 FROZEN_NOW = "2026-11-26T10:00:00+00:00"
 MESSAGE = "Happy birthday {first_name}! {program_name} added {points} points."
@@ -42,8 +43,7 @@ MESSAGE = "Happy birthday {first_name}! {program_name} added {points} points."
 
 # The default per-run SQLite event logs cost ~20 ms an event; the in-memory event log keeps asset
 # checks and materializations all the same.
-FAST_EVENT_LOG = {"event_log_storage": {"module": "dagster._core.storage.event_log",
-                                        "class": "InMemoryEventLogStorage"}}
+FAST_EVENT_LOG = {"event_log_storage": IN_MEMORY_EVENT_LOG}
 
 
 @pytest.fixture
@@ -57,11 +57,6 @@ def disk_instance():
     """Schedule and sensor contexts reopen the instance from its ref, so its storage must be on disk."""
     with instance_for_test() as instance:
         yield instance
-
-
-@pytest.fixture
-def settings(db_url, tmp_path) -> Settings:
-    return Settings(database_url=db_url, uploads_dir=tmp_path / "uploads", timezone="UTC")
 
 
 @pytest.fixture
@@ -236,12 +231,12 @@ def test_the_migration_backfills_birthday_runs_from_the_reward_history(engine):
     member(engine, program, (11, 22))
     award_birthdays(engine, program_slug="joes-pizza", dates=[date(2026, 11, 20), date(2026, 11, 22)],
                     now=utc(2026, 11, 22, 12))
-    with engine.begin() as conn:  # the instance as it was before sql/006
+    with engine.begin() as conn:  # the database as it was at revision 0006, with its reward history
         for table in ("birthday_late_alerts", "birthday_enabled_since", "birthday_runs"):
             conn.execute(text(f"DROP TABLE {table}"))
-        conn.execute(text("DELETE FROM schema_migrations WHERE version = '006_birthday_runs'"))
+        conn.execute(text("UPDATE alembic_version SET version_num = '0006'"))
 
-    assert migrate(engine) == ["006_birthday_runs"]
+    assert migrate(engine) == ["0007"]
 
     recorded = results(engine)
     assert {k: v[:4] for k, v in recorded.items()} == {
@@ -386,7 +381,7 @@ def test_catchup_requests_each_missed_day_once_since_the_last_success(engine, di
 
 # --- late alert ----------------------------------------------------------------------------------------
 
-def test_late_alert_once_per_program_and_day(engine, disk_instance, resources, monkeypatch):
+def test_late_alert_once_per_program_and_day(engine, disk_instance, resources, http_receiver):
     instance = disk_instance
     for slug, hour in (("tardy", 9), ("ontime", 9), ("later", 10), ("failing", 9)):
         make_program(engine, slug, name=slug, birthday_send_hour=hour)
@@ -396,18 +391,19 @@ def test_late_alert_once_per_program_and_day(engine, disk_instance, resources, m
     birthday_runs.record_failure(engine, "failing", [date(2026, 11, 26)], "failing: connection refused", "run-1",
                                  utc(2026, 11, 26, 9), utc(2026, 11, 26, 9, 1))
 
-    with WebhookReceiver() as receiver:
-        monkeypatch.setenv("LOYALTY_ALERT_WEBHOOK_URL", receiver.url)
-        monkeypatch.setenv("LOYALTY_UI_URL", "https://dagster.example.com")
-        before = _sensor(birthday_late_sensor, instance, resources, utc(2026, 11, 26, 10, 59))
-        first = _sensor(birthday_late_sensor, instance, resources, utc(2026, 11, 26, 11, 30))
-        second = _sensor(birthday_late_sensor, instance, resources, utc(2026, 11, 26, 11, 45))
-        alerts = [request["body"] for request in receiver.requests]
+    receiver = http_receiver(200)
+    resources = {**resources, "alert_webhook": AlertWebhook(url=receiver.url, ui_url="https://dagster.example.com")}
+    before = _sensor(birthday_late_sensor, instance, resources, utc(2026, 11, 26, 10, 59))
+    first = _sensor(birthday_late_sensor, instance, resources, utc(2026, 11, 26, 11, 30))
+    second = _sensor(birthday_late_sensor, instance, resources, utc(2026, 11, 26, 11, 45))
+    alerts = [request.json() for request in receiver.requests]
 
     assert "no late birthday day" in before.skip_message
     assert "2 late day(s) alerted" in first.skip_message and "no late" in second.skip_message
     assert sorted((a["program"], a["partition"]) for a in alerts) == [
         ("failing", "2026-11-26"), ("tardy", "2026-11-26")]
+    assert sorted(request.headers["Idempotency-Key"] for request in receiver.requests) == [
+        "birthday-late:failing:2026-11-26", "birthday-late:tardy:2026-11-26"]
     by_program = {a["program"]: a for a in alerts}
     failing = by_program["failing"]
     assert set(failing) == {"event", "run_id", "job", "status", "assets", "failed_assets", "partition", "program",

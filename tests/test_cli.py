@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from loyalty_pipeline.db import make_engine
 from loyalty_pipeline.programs import save_program
-from tests.conftest import write_csv
+from tests.factories import write_csv
 
 
 def loyalty(*args, cwd: Path, env: dict | None = None, timeout=180):

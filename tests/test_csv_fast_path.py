@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from loyalty_pipeline import csv_reader
 from loyalty_pipeline.csv_reader import read_csv
-from tests.conftest import write_csv
+from tests.factories import write_csv
 
 CELLS = ["", "a", "b c", " x ", "é", "😀", "Ann", '"q"', '"a,b"', '"l1\nl2"', '"l1\r\nl2"', '"x""y"', '""',
          'a"b', '"a"b', ' "s"', '"', "a,b", "\t", "x\r", '"c\r"', "=1+2"]
@@ -61,7 +61,7 @@ def test_fast_path_reads_exactly_what_the_csv_module_reads(tmp_path, sample):
         except csv_reader.CsvFileError as again:
             assert str(again) == str(error)
             return
-        raise AssertionError("the fast path accepted a file the csv module rejects")
+        raise AssertionError("the fast path accepted a file the csv module rejects") from error
     _same(read_csv(path), slow)
 
 

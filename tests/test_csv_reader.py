@@ -3,7 +3,7 @@
 import pytest
 
 from loyalty_pipeline.csv_reader import CsvFileError, normalize_header, read_csv
-from tests.conftest import write_csv
+from tests.factories import write_csv
 
 
 def test_headers_are_normalised_and_aliased():

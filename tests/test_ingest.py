@@ -10,7 +10,7 @@ from loyalty_pipeline import ingest
 from loyalty_pipeline.csv_reader import read_csv
 from loyalty_pipeline.programs import save_program
 from loyalty_pipeline.validation import validate_upload
-from tests.conftest import write_csv
+from tests.factories import write_csv
 
 
 def load(engine, program, tmp_path, content, *, name="u.csv", now=None):

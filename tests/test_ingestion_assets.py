@@ -8,35 +8,12 @@ import time
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance, build_sensor_context, instance_for_test, materialize
+from dagster import build_sensor_context
 from sqlalchemy import text
 
-from assets.ingestion import raw_upload, users_and_passes, validated_users
-from loyalty_pipeline.config import Settings
 from loyalty_pipeline.definitions import build_resources
 from schedules.sensors import upload_sensor
-from tests.conftest import write_csv
-
-INGESTION = [raw_upload, validated_users, users_and_passes]
-
-
-@pytest.fixture
-def settings(db_url, tmp_path) -> Settings:
-    return Settings(database_url=db_url, uploads_dir=tmp_path / "uploads", timezone="UTC",
-                    reports_dir=tmp_path / "reports", storage_dir=tmp_path / "storage")
-
-
-@pytest.fixture
-def instance():
-    with instance_for_test() as instance:
-        yield instance
-
-
-def run_upload(instance: DagsterInstance, settings: Settings, key: str, content):
-    write_csv(settings.uploads_dir / key, content)
-    instance.add_dynamic_partitions("uploads", [key])
-    return materialize(INGESTION, partition_key=key, instance=instance, raise_on_error=False,
-                       resources=build_resources(settings, frozen_now="2026-11-26T10:00:00+00:00"))
+from tests.factories import run_upload, write_csv
 
 
 def metadata(result, asset):

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from upath import UPath
 
 from assets.io_managers import FramePickleIOManager, dump, load
-from tests.test_ingestion_assets import INGESTION, instance, run_upload, settings  # noqa: F401 (fixtures)
+from tests.factories import INGESTION, run_upload
 
 
 @dataclass
@@ -48,7 +48,7 @@ def test_a_partition_key_that_would_leave_the_storage_directory_is_refused(tmp_p
         manager.make_safe_partition_path(UPath(tmp_path), key)
 
 
-def test_a_later_run_loads_the_validated_upload_an_earlier_run_stored(instance, settings, engine, program):  # noqa: F811
+def test_a_later_run_loads_the_validated_upload_an_earlier_run_stored(instance, settings, engine, program):
     from assets.ingestion import users_and_passes
     from loyalty_pipeline.definitions import build_resources
 

@@ -4,10 +4,8 @@ message sent once it succeeded; the webhook against a real local HTTP server."""
 from __future__ import annotations
 
 import json
-import threading
 from collections import Counter
 from datetime import date
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from sqlalchemy import text
@@ -39,41 +37,27 @@ def pending(engine, program, now):
     return rows(engine)
 
 
-class _FailFirstAttempt(BaseHTTPRequestHandler):
-    """Answers 500 to the first POST of each Idempotency-Key and 200 afterwards."""
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        key = self.headers["Idempotency-Key"]
-        with self.server.lock:
-            self.server.attempts[key] += 1
-            ok = self.server.attempts[key] > 1
-            if ok:
-                self.server.delivered.append((key, body))
-        payload = b"ok" if ok else b"temporarily unavailable"
-        self.send_response(200 if ok else 500)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
-def flaky_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _FailFirstAttempt)
-    server.attempts, server.delivered, server.lock = Counter(), [], threading.Lock()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+def flaky_receiver(http_receiver):
+    """A webhook answering 500 to the first POST of each Idempotency-Key and 200 afterwards;
+    `attempts` counts POSTs per key, `delivered` lists the accepted (key, body)."""
+    attempts, delivered = Counter(), []
+
+    def answer(request):
+        key = request.headers["Idempotency-Key"]
+        attempts[key] += 1
+        if attempts[key] == 1:
+            return 500, b"temporarily unavailable"
+        delivered.append((key, request.json()))
+        return 200
+
+    receiver = http_receiver(answer=answer)
+    receiver.attempts, receiver.delivered = attempts, delivered
+    return receiver
 
 
-def test_webhook_that_fails_once_then_succeeds_delivers_each_message_once(engine, pending, now, flaky_server):
-    sender = WebhookSender(f"http://127.0.0.1:{flaky_server.server_address[1]}/hook", timeout_seconds=5)
+def test_webhook_that_fails_once_then_succeeds_delivers_each_message_once(engine, pending, now, flaky_receiver):
+    sender = WebhookSender(flaky_receiver.url, timeout_seconds=5)
 
     first = deliver(engine, sender, now)
     assert (first.sent, first.failed_attempts, first.given_up) == (0, 3, 0)
@@ -92,9 +76,9 @@ def test_webhook_that_fails_once_then_succeeds_delivers_each_message_once(engine
 
     third = deliver(engine, sender, now)
     assert third.sent == 0
-    assert flaky_server.attempts == Counter({notification_id: 2 for notification_id in pending})
-    assert sorted(key for key, _ in flaky_server.delivered) == sorted(pending)
-    assert {body["notification_id"]: body["text"] for _, body in flaky_server.delivered} == {
+    assert flaky_receiver.attempts == Counter({notification_id: 2 for notification_id in pending})
+    assert sorted(key for key, _ in flaky_receiver.delivered) == sorted(pending)
+    assert {body["notification_id"]: body["text"] for _, body in flaky_receiver.delivered} == {
         notification_id: row.message for notification_id, row in pending.items()}
 
 

@@ -15,7 +15,7 @@ REGIONS = ["US", "GB", "FR", "DE", "IN"]
 
 def column(values, region):
     frame = normalize_phone_column(pl.Series(values, dtype=pl.Utf8), region)
-    return list(zip(frame["phone_number"].to_list(), frame["phone_warning"].to_list()))
+    return list(zip(frame["phone_number"].to_list(), frame["phone_warning"].to_list(), strict=True))
 
 
 def scalar(values, region):
@@ -101,7 +101,7 @@ def test_column_keeps_length_order_and_types():
     values = ["(212) 555-0100", None, "0044 121 234 5678", "", "hello", "+44 121 234 5678", "(212) 555-0100", "  ", "00 1"]
     frame = normalize_phone_column(pl.Series(values), "US")
     assert frame.schema == pl.Schema({"phone_number": pl.Utf8, "phone_warning": pl.Utf8})
-    assert list(zip(frame["phone_number"].to_list(), frame["phone_warning"].to_list())) == [
+    assert list(zip(frame["phone_number"].to_list(), frame["phone_warning"].to_list(), strict=True)) == [
         ("+12125550100", None),
         (None, None),
         ("+441212345678", None),

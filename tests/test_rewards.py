@@ -13,7 +13,11 @@ from sqlalchemy.exc import IntegrityError
 from loyalty_pipeline import rewards
 from loyalty_pipeline.outbox import deliver_pending
 from loyalty_pipeline.programs import (
-    InvalidProgramConfig, ProgramNotFound, config_problems, get_program, save_program,
+    InvalidProgramConfig,
+    ProgramNotFound,
+    config_problems,
+    get_program,
+    save_program,
 )
 from loyalty_pipeline.rewards import award_birthdays
 from tests.factories import balance, count, make_program, member, rewarded_passes, set_birthday, utc
@@ -312,7 +316,7 @@ def test_balances_logs_and_notifications_agree(engine, program, now):
     balances = {str(k): v for k, v in balances.items()}
     logged = {str(k): v for k, v in logged.items()}
     assert logged == {passes[0]: 50, passes[1]: 50, passes[2]: 80}
-    for day, pass_id in zip((20, 21, 22, 23), passes):
+    for day, pass_id in zip((20, 21, 22, 23), passes, strict=True):
         assert balances[pass_id] == day + logged.get(pass_id, 0)
     assert count(engine, "SELECT count(*) FROM notifications") == count(engine, "SELECT count(*) FROM birthday_logs") == 3
     assert notified == 3

@@ -1,6 +1,8 @@
-"""award_birthdays reaches the candidates of a long date range from the program's passes and those
-of a few days from the birthday index (Postgres; SQLite always uses the birthday index). Both
-ways must reward exactly the same passes, whatever mix of rules applies."""
+"""On PostgreSQL award_birthdays reaches the candidates of a long date range from the program's
+passes and those of a few days from the birthday index (SQLite always uses the birthday index, so
+these tests run on PostgreSQL only). Both query shapes are generated from one definition of the
+reward rule; they must find exactly the same candidates and reward the same passes, whatever mix
+of rules applies."""
 
 from __future__ import annotations
 
@@ -8,10 +10,12 @@ import random
 from datetime import date, timedelta
 
 import pytest
+from sqlalchemy import text
 
 from loyalty_pipeline import rewards
-from loyalty_pipeline.rewards import award_birthdays
-from tests.factories import make_program, member, rewarded_passes, utc
+from loyalty_pipeline.programs import get_program
+from loyalty_pipeline.rewards import CANDIDATES_BY_BIRTHDAY, CANDIDATES_BY_MEMBER, award_birthdays, stage_reward_days
+from tests.factories import count, make_program, member, rewarded_passes, utc
 
 START = date(2027, 2, 10)
 DAYS = [START + timedelta(days=i) for i in range(40)]  # across 28 February in a non-leap year
@@ -36,7 +40,24 @@ def _population(engine, seed: int):
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_both_ways_in_reward_the_same_passes(engine, db_url, seed, monkeypatch):
+def test_both_query_shapes_find_the_same_candidates(postgres_engine, seed):
+    engine = postgres_engine
+    program = _population(engine, seed)
+    with engine.begin() as conn:
+        program = get_program(conn, program.slug)
+        stage_reward_days(conn, program, DAYS, "UTC")
+        found = {
+            name: sorted(tuple(row) for row in conn.execute(text(query), {"program_id": program.id}))
+            for name, query in (("birthday index", CANDIDATES_BY_BIRTHDAY), ("program's passes", CANDIDATES_BY_MEMBER))
+        }
+    assert found["birthday index"] == found["program's passes"]
+    passes = count(engine, "SELECT count(*) FROM passes_master")
+    assert 0 < len(found["birthday index"]) < passes, "the rules must keep some passes out and let some in"
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_both_ways_in_reward_the_same_passes(postgres_engine, seed, monkeypatch):
+    engine = postgres_engine
     program = _population(engine, seed)
     # A few passes were rewarded last year close to the range: the 365-day rule must see them.
     award_birthdays(engine, program_slug=program.slug, dates=[d - timedelta(days=360) for d in DAYS[:10]],

@@ -1,8 +1,6 @@
 import json
-import threading
 import time
 from dataclasses import asdict
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -16,51 +14,6 @@ def message(n: int = 1, text: str = "Joyeux anniversaire, Zoë 🎂 — عيد �
     )
 
 
-class _Handler(BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self.server.received.append((dict(self.headers), body))
-        plan = self.server.plan
-        action = plan.pop(0) if len(plan) > 1 else plan[0]
-        if action == "hang":
-            self.server.release.wait(10)
-            action = 200
-        if isinstance(action, tuple):  # (status, location) for redirects
-            self.send_response(action[0])
-            self.send_header("Location", action[1])
-        else:
-            self.send_response(action)
-        payload = b"boom" if action == 500 else b"ok"
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def serve():
-    """serve(*plan) starts a server answering each POST with the next plan entry (the last repeats):
-    a status code, ("hang") to stall until teardown, or (status, location)."""
-    started = []
-
-    def start(*plan):
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        server.plan, server.received, server.release = list(plan), [], threading.Event()
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        thread.start()
-        started.append((server, thread))
-        return f"http://127.0.0.1:{server.server_address[1]}/hook", server
-
-    yield start
-    for server, thread in started:
-        server.release.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
-
-
 def test_log_sender_appends_json_lines_with_unicode(tmp_path):
     path = tmp_path / "deep" / "dir" / "notifications.jsonl"
     LogSender(path).send(message(1))
@@ -72,48 +25,48 @@ def test_log_sender_appends_json_lines_with_unicode(tmp_path):
     assert "Zoë 🎂" in raw and "عيد" in raw  # stored as text, not \u escapes
 
 
-def test_webhook_posts_json_with_idempotency_key(serve):
-    url, server = serve(200)
-    WebhookSender(url, headers={"Authorization": "Bearer t"}).send(message(7))
+def test_webhook_posts_json_with_idempotency_key(http_receiver):
+    receiver = http_receiver(200)
+    WebhookSender(receiver.url, headers={"Authorization": "Bearer t"}).send(message(7))
 
-    [(headers, body)] = server.received
+    [request] = receiver.requests
+    headers, body = request.headers, request.body
     assert json.loads(body.decode("utf-8")) == asdict(message(7))
     assert headers["Idempotency-Key"] == "n-7"
     assert headers["Content-Type"].startswith("application/json")
     assert headers["Authorization"] == "Bearer t"
 
 
-def test_webhook_server_error_then_success(serve):
-    url, server = serve(500, 200)
-    sender = WebhookSender(url)
+def test_webhook_server_error_then_success(http_receiver):
+    receiver = http_receiver((500, b"boom"), 200)
+    sender = WebhookSender(receiver.url)
 
     with pytest.raises(DeliveryError, match="500") as failure:
         sender.send(message(1))
     assert "boom" in str(failure.value)
     sender.send(message(1))
-    assert len(server.received) == 2
+    assert len(receiver.requests) == 2
 
 
-def test_webhook_timeout_is_a_delivery_error(serve):
-    url, _ = serve("hang")
+def test_webhook_timeout_is_a_delivery_error(http_receiver):
+    receiver = http_receiver("hang")
     started = time.monotonic()
     with pytest.raises(DeliveryError, match="timed out"):
-        WebhookSender(url, timeout_seconds=0.3).send(message(1))
+        WebhookSender(receiver.url, timeout_seconds=0.3).send(message(1))
     assert time.monotonic() - started < 5
 
 
-def test_webhook_does_not_follow_redirects(serve):
-    elsewhere, other = serve(200)
-    url, _ = serve((302, elsewhere))
+def test_webhook_does_not_follow_redirects(http_receiver):
+    other = http_receiver(200)
+    redirecting = http_receiver((302, b"", {"Location": other.url}))
     with pytest.raises(DeliveryError, match="302"):
-        WebhookSender(url).send(message(1))
-    assert other.received == []
+        WebhookSender(redirecting.url).send(message(1))
+    assert other.requests == []
 
 
-def test_webhook_unreachable_is_a_delivery_error(serve):
-    url, server = serve(200)
-    server.shutdown()
-    server.server_close()
+def test_webhook_unreachable_is_a_delivery_error(http_receiver):
+    receiver = http_receiver(200)
+    receiver.stop()
     with pytest.raises(DeliveryError) as failure:
-        WebhookSender(url, timeout_seconds=2).send(message(1))
+        WebhookSender(receiver.url, timeout_seconds=2).send(message(1))
     assert len(str(failure.value)) <= 500

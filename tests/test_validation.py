@@ -6,7 +6,7 @@ import polars as pl
 
 from loyalty_pipeline.csv_reader import read_csv
 from loyalty_pipeline.validation import VALIDATED_USERS_SCHEMA, validate_upload
-from tests.conftest import write_csv
+from tests.factories import write_csv
 
 TODAY = date(2026, 11, 26)
 

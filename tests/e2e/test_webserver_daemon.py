@@ -18,13 +18,11 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
 from datetime import date, datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -34,6 +32,7 @@ from sqlalchemy.engine import make_url
 from loyalty_pipeline.db import make_engine, migrate
 from loyalty_pipeline.programs import save_program
 from tests.conftest import POSTGRES_URL, _admin_engine
+from tests.factories import HttpReceiver, answers
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -182,32 +181,6 @@ def _group_alive(pgid: int) -> bool:
         return True
 
 
-class AlertReceiver:
-    """LOYALTY_ALERT_WEBHOOK_URL for the daemon: collects the JSON alerts it POSTs."""
-
-    def __init__(self):
-        self.alerts: list[dict] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                receiver.alerts.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 # ---------------------------------------------------------------------------------------------
 # fixtures
 
@@ -268,7 +241,7 @@ def deployment(databases, tmp_path_factory):
 
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}"
-    receiver = AlertReceiver()
+    receiver = HttpReceiver(answers(204))  # LOYALTY_ALERT_WEBHOOK_URL for the daemon
     env = _environment(databases, root, FROZEN_NOW)
     env.update({"LOYALTY_ALERT_WEBHOOK_URL": receiver.url, "LOYALTY_UI_URL": base_url})
     workspace = str(REPO / "workspace.yaml")
@@ -282,7 +255,7 @@ def deployment(databases, tmp_path_factory):
     finally:
         for process in reversed(processes):
             process.stop()
-        receiver.close()
+        receiver.stop()
         app.dispose()
 
 
@@ -560,9 +533,9 @@ def test_webserver_and_daemon_end_to_end(deployment):
     # 5. The failed ingestion run raised a JSON alert through run_failure_alert_sensor.
     (ghost_run,) = [r for r in runs if r["status"] == "FAILURE"]
     receiver = deployment["receiver"]
-    wait_for("the failure alert of the ghost-program run", lambda: receiver.alerts, 90, interval=2,
+    wait_for("the failure alert of the ghost-program run", lambda: receiver.requests, 90, interval=2,
              on_timeout=lambda: _logs(deployment))
-    (alert,) = receiver.alerts
+    (alert,) = [request.json() for request in receiver.requests]
     assert alert["run_id"] == ghost_run["runId"]
     assert alert["partition"] == f"{GHOST}/customers.csv" and alert["program"] == GHOST
     assert alert["failed_assets"] == ["validated_users"]

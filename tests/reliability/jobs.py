@@ -48,7 +48,7 @@ def write_ingest_files(directory: Path, users: int = 1600, seed: int = 7) -> lis
     the order the files are loaded in. Each file also has rejects and warnings."""
     rng = random.Random(seed)
     plan = []
-    for k, (slug, (order, region)) in enumerate(INGEST_PROGRAMS.items()):
+    for k, (slug, (order, _region)) in enumerate(INGEST_PROGRAMS.items()):
         path = directory / slug / f"{slug}-customers.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
         rows = []

@@ -23,7 +23,15 @@ from loyalty_pipeline.rewards import award_birthdays
 from tests.conftest import _admin_engine
 from tests.reliability import jobs
 from tests.reliability.helpers import (
-    NOW, backends, diff, ingestion_violations, record, reward_violations, snapshot, validate_file, with_application_name,
+    NOW,
+    backends,
+    diff,
+    ingestion_violations,
+    record,
+    reward_violations,
+    snapshot,
+    validate_file,
+    with_application_name,
 )
 
 PROGRAMS = [f"program-{k}" for k in range(10)]

@@ -23,7 +23,14 @@ from loyalty_pipeline.programs import get_program
 from tests.conftest import _admin_engine
 from tests.reliability import jobs
 from tests.reliability.helpers import (
-    backends, diff, ingestion_violations, record, reward_violations, snapshot, terminate, validate_file,
+    backends,
+    diff,
+    ingestion_violations,
+    record,
+    reward_violations,
+    snapshot,
+    terminate,
+    validate_file,
     with_application_name,
 )
 

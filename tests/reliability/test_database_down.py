@@ -11,23 +11,34 @@ import time
 
 import pytest
 from dagster import instance_for_test, materialize
-from dagster._core.definitions import policy as dagster_policy
 from sqlalchemy import text
 
-from assets.birthdays import birthday_log, birthday_notifications
-from assets.ingestion import DATABASE_RETRY, raw_upload, users_and_passes, validated_users
+from assets.birthdays import batch_config, birthday_log, birthday_notifications
+from assets.ingestion import raw_upload, users_and_passes, validated_users
+from assets.resources import DATABASE_RETRY
 from loyalty_pipeline import cli
 from loyalty_pipeline.config import Settings
+from loyalty_pipeline.dagster_internals import RETRY_DELAY_FUNCTION, retry_delay_module
 from loyalty_pipeline.db import make_engine
 from loyalty_pipeline.definitions import build_resources
 from loyalty_pipeline.programs import get_program, save_program
-from loyalty_pipeline.runs import failure_reason
-from schedules.schedules import batch_config
+from loyalty_pipeline.run_results import failure_reason
 from tests.conftest import _admin_engine
 from tests.reliability import jobs
 from tests.reliability.helpers import (
-    NOW, FlakyProxy, backends, closed_port, diff, ingest_file, ingestion_violations, record, reward_violations,
-    snapshot, terminate, validate_file, with_application_name,
+    NOW,
+    FlakyProxy,
+    backends,
+    closed_port,
+    diff,
+    ingest_file,
+    ingestion_violations,
+    record,
+    reward_violations,
+    snapshot,
+    terminate,
+    validate_file,
+    with_application_name,
 )
 
 INGESTION = [raw_upload, validated_users, users_and_passes]
@@ -74,7 +85,7 @@ def fast_retries(monkeypatch):
             hook(attempt_num)
         return 0.1
 
-    monkeypatch.setattr(dagster_policy, "calculate_delay", calculate_delay)
+    monkeypatch.setattr(retry_delay_module(), RETRY_DELAY_FUNCTION, calculate_delay)
     return hooks
 
 
@@ -82,14 +93,14 @@ def fast_retries(monkeypatch):
 def retry_observer(monkeypatch):
     """Dagster's real retry delays, plus `hooks` that run when Dagster schedules a retry."""
     hooks: list = []
-    real = dagster_policy.calculate_delay
+    real = getattr(retry_delay_module(), RETRY_DELAY_FUNCTION)
 
     def calculate_delay(attempt_num, backoff, jitter, base_delay):
         for hook in hooks:
             hook(attempt_num)
         return real(attempt_num, backoff, jitter, base_delay)
 
-    monkeypatch.setattr(dagster_policy, "calculate_delay", calculate_delay)
+    monkeypatch.setattr(retry_delay_module(), RETRY_DELAY_FUNCTION, calculate_delay)
     return hooks
 
 
@@ -169,7 +180,7 @@ def run_with_database_down(pg_db, tmp_path_factory):
     settings = _settings(tmp_path_factory.mktemp("down"), proxy.url(url))
     _upload(settings)
     with pytest.MonkeyPatch.context() as patch, instance_for_test() as instance:
-        patch.setattr(dagster_policy, "calculate_delay", lambda *args, **kwargs: 0.1)
+        patch.setattr(retry_delay_module(), RETRY_DELAY_FUNCTION, lambda *args, **kwargs: 0.1)
         instance.add_dynamic_partitions("uploads", [KEY])
         result = materialize(INGESTION, partition_key=KEY, instance=instance, raise_on_error=False,
                              resources=build_resources(settings, frozen_now=NOW.isoformat()))

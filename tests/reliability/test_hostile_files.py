@@ -14,12 +14,10 @@ from dagster import instance_for_test, materialize
 from sqlalchemy import text
 
 from assets.ingestion import raw_upload, users_and_passes, validated_users
-from loyalty_pipeline.config import Settings
 from loyalty_pipeline.csv_reader import CsvFileError
-from loyalty_pipeline.db import make_engine, migrate
 from loyalty_pipeline.definitions import build_resources
-from loyalty_pipeline.programs import save_program
 from loyalty_pipeline.reports import write_issue_report
+from tests.factories import sqlite_world
 from tests.reliability.helpers import NOW, ingest_file, ingestion_violations, record, snapshot
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -205,7 +203,7 @@ def test_hostile_file(name, engine, program, tmp_path):
         reported = list(csv.DictReader(handle))
     assert len(reported) == len(issues)
     by_key = {(int(r["line"]), r["column"], r["reason"]): r for r in reported}
-    for line, column, value, severity, reason in issues:
+    for line, column, value, _severity, reason in issues:
         row = by_key[(line, column, reason)]
         for cell in row.values():
             assert not cell.startswith(FORMULA_START), cell
@@ -221,13 +219,7 @@ def test_hostile_file(name, engine, program, tmp_path):
 def test_the_ingestion_assets_store_formulas_verbatim_and_write_a_neutralised_report(tmp_path):
     """End to end through Dagster: the report file the validated_users asset writes."""
     record(cases_tried=1)
-    url = f"sqlite:///{tmp_path / 'loyalty.db'}"
-    engine = make_engine(url)
-    migrate(engine)
-    with engine.begin() as conn:
-        save_program(conn, "joes-pizza", "Joe's Pizza")
-    settings = Settings(database_url=url, uploads_dir=tmp_path / "uploads", timezone="UTC",
-                        reports_dir=tmp_path / "reports", storage_dir=tmp_path / "storage")
+    settings, engine = sqlite_world(tmp_path)
     key = "joes-pizza/formulas.csv"
     target = settings.uploads_dir / key
     target.parent.mkdir(parents=True)
@@ -255,11 +247,11 @@ def test_the_ingestion_assets_store_formulas_verbatim_and_write_a_neutralised_re
 def test_customer_text_in_run_metadata_cannot_inject_markdown_links_or_images():
     import polars as pl
 
-    from assets.ingestion import _markdown
+    from assets.metadata import markdown_table
 
     record(cases_tried=1)
     frame = pl.DataFrame({"line": [2, 3, 4], "value": [
         "[verify your account](http://evil.example/login)", "![](http://evil.example/pixel.png)",
         "<img src=x onerror=alert(1)>"]})
-    rendered = _markdown(frame)
+    rendered = markdown_table(frame)
     assert "](http" not in rendered and "<img" not in rendered

@@ -274,7 +274,7 @@ def test_issue_reports_neutralise_every_formula_and_keep_the_text(tmp_path, valu
     with path.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == len(values)
-    for row, original in zip(rows, values):
+    for row, original in zip(rows, values, strict=True):
         for cell_value in row.values():
             assert not cell_value.startswith(FORMULA_START), cell_value
         expected = "'" + original if original.startswith(FORMULA_START) else original
@@ -356,8 +356,9 @@ def test_the_fast_reader_and_the_reference_reader_agree(tmp_path, monkeypatch, r
     (rows, line numbers, ragged-row rejects, counts, whole-file errors) for any bytes."""
     from loyalty_pipeline import csv_reader
 
-    if not hasattr(csv_reader, "_fast_records"):
-        pytest.skip("csv_reader has no fast path")
+    # Fails (never skips) when the fast path is renamed: then this test compares nothing.
+    assert callable(getattr(csv_reader, "_fast_records", None)), (
+        "csv_reader._fast_records is gone: point this test at the fast path it must compare")
     record(cases_tried=1)
     text = newline.join([header, *(_raw_line(cells, mode) for cells, mode in records)])
     text += newline if trailing_newline else ""

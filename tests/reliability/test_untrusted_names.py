@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from assets.birthdays import birthday_log
+from assets.birthdays import batch_config, birthday_log
 from assets.ingestion import raw_upload, users_and_passes, validated_users
 from loyalty_pipeline import cli
 from loyalty_pipeline.config import Settings
@@ -24,8 +24,8 @@ from loyalty_pipeline.db import make_engine, migrate
 from loyalty_pipeline.definitions import build_resources
 from loyalty_pipeline.names import InvalidName, check_file_name, check_slug, split_upload_key, upload_key, upload_path
 from loyalty_pipeline.programs import save_program
-from schedules.schedules import batch_config
 from schedules.sensors import scan_uploads, upload_sensor
+from tests.factories import sqlite_world
 from tests.reliability.helpers import NOW, PROPERTY_SETTINGS, record
 
 HOSTILE_SLUGS = ["../etc", "..", ".", "a/b", "/abs", "joes pizza", "Joes", "joes-pizza/../../x", "a\\b", "x\x1b[2Jy",
@@ -160,13 +160,7 @@ def test_cli_console_script_escapes_control_characters(cli_world):
 
 @pytest.fixture
 def sensor_world(tmp_path):
-    url = f"sqlite:///{tmp_path / 'loyalty.db'}"
-    engine = make_engine(url)
-    migrate(engine)
-    with engine.begin() as conn:
-        save_program(conn, "joes-pizza", "Joe's Pizza")
-    settings = Settings(database_url=url, uploads_dir=tmp_path / "uploads", timezone="UTC",
-                        reports_dir=tmp_path / "reports", storage_dir=tmp_path / "storage")
+    settings, engine = sqlite_world(tmp_path)
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "secret.csv").write_text("email\nsecret@outside.com\n")

@@ -1,0 +1,38 @@
+"""Birthday bot write path: outbox without copied foreign keys (PostgreSQL)
+
+The birthday bot's write path at scale (issue 5's 365-day x 10-program backfill). PostgreSQL only.
+
+notifications is an outbox: each row belongs to its birthday_logs row (birthday_log_id, which
+cascades from passes, users and programs), and pass_id, program_id and user_id are copies taken
+from that reward in the same statement. Checking them again as foreign keys cost three index
+probes and row locks per message (1.2 s of a 46k-message backfill run, most of it dirtying
+users' pages for a KEY SHARE lock); the reward itself stays checked. SQLite cannot drop a
+constraint without rebuilding the table, and keeps them. Was sql/003_reward_write_path.sql.
+
+Revision ID: 0003
+Revises: 0002
+"""
+
+from __future__ import annotations
+
+from loyalty_pipeline.migrations import execute_for
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    execute_for(
+        postgresql=[
+            "ALTER TABLE notifications DROP CONSTRAINT IF EXISTS notifications_pass_id_fkey",
+            "ALTER TABLE notifications DROP CONSTRAINT IF EXISTS notifications_program_id_fkey",
+            "ALTER TABLE notifications DROP CONSTRAINT IF EXISTS notifications_user_id_fkey",
+            "ALTER TABLE notifications ALTER COLUMN birthday_log_id SET NOT NULL",
+        ],
+    )
+
+
+def downgrade() -> None:
+    raise NotImplementedError("the loyalty schema migrates forward only; restore a backup to go back")
