@@ -151,7 +151,7 @@ def run_child(task: dict) -> dict:
     """Run one task in a fresh interpreter; it reports its own timings and peak RSS."""
     proc = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(task)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT, capture_output=True, text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT), **CHILD_ENV},
     )
     lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_MARK)]
@@ -401,7 +401,7 @@ def seed_style_baseline(url: str, path: Path, sample_rows: int) -> dict:
                 if processed >= sample_rows:
                     break
                 processed += 1
-                row = dict(zip(header, record))
+                row = dict(zip(header, record, strict=False))  # a short row leaves fields out
                 email = (row.get("email") or "").strip().lower()
                 if len(record) > len(header) or not email_re.match(email) or len(email) > 254:
                     continue
@@ -660,8 +660,8 @@ def report(values: dict, scale: float, machine: dict, measurements: dict) -> dic
                     f"first ingest into empty users {m['ingest_first_into_empty']['seconds']:.2f} s")
     if "birthday_partition" in measurements:
         m = measurements
-        info.append(f"birthday partitions {['%.3f' % s for s in m['birthday_partition']['seconds']]} s, reruns "
-                    f"{['%.3f' % s for s in m['birthday_partition']['rerun_seconds']]} s; one day x {PROGRAMS} programs "
+        info.append(f"birthday partitions {[f'{s:.3f}' for s in m['birthday_partition']['seconds']]} s, reruns "
+                    f"{[f'{s:.3f}' for s in m['birthday_partition']['rerun_seconds']]} s; one day x {PROGRAMS} programs "
                     f"{m['birthday_one_day_all_programs']['seconds']:.2f} s; backfill runs "
                     f"{[r['seconds'] for r in m['birthday_backfill']['runs']]} s")
     for line in info:

@@ -356,7 +356,7 @@ def through_processes(env: dict, work: Path, now: datetime, schedule_tick: bool)
                                      "error": (evaluation.get("error") or {}).get("message")}
         for sensor in ("birthday_catchup_sensor", "birthday_late_sensor"):
             variables = {"s": {**selector, "sensorName": sensor}, "c": None}
-            seconds, data = timed(lambda: gql(base, SENSOR_DRY_RUN, variables))
+            seconds, data = timed(lambda variables=variables: gql(base, SENSOR_DRY_RUN, variables))
             evaluation = data["sensorDryRun"].get("evaluationResult") or {}
             out[f"{sensor}_grpc"] = {"seconds": seconds, "error": (evaluation.get("error") or {}).get("message")}
 
@@ -365,7 +365,7 @@ def through_processes(env: dict, work: Path, now: datetime, schedule_tick: bool)
             done = [t for t in state["ticks"] if t["endTimestamp"]]
             return done or None
         for sensor in ("birthday_catchup_sensor", "birthday_late_sensor"):
-            ticks = wait_for(lambda: daemon_ticks(sensor), 180, interval=3)
+            ticks = wait_for(lambda sensor=sensor: daemon_ticks(sensor), 180, interval=3)
             out[f"{sensor}_daemon_tick"] = {"seconds": round(max(t["endTimestamp"] - t["timestamp"] for t in ticks), 3),
                                             "status": ticks[0]["status"]}
 
