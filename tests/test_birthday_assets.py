@@ -323,6 +323,19 @@ def test_a_day_queued_or_running_is_not_requested_again(engine, disk_instance, r
     assert (again.partition_key, _batch(again)) == ("2026-11-26", ["osaka", "tokyo"])
 
 
+def test_a_program_with_an_unknown_time_zone_runs_on_the_default_clock_and_fails_visibly(engine, disk_instance,
+                                                                                           resources):
+    instance = disk_instance
+    make_program(engine, "mars", name="Mars", timezone="Mars/Olympus_Mons")
+    [request] = _tick(instance, resources, utc(2026, 11, 26, 9))  # 09:00 in UTC, the default
+
+    assert (request.partition_key, _batch(request)) == ("2026-11-26", ["mars"])
+    result = run_day(instance, at(resources, utc(2026, 11, 26, 9, 1)), request.partition_key, _batch(request))
+    assert not result.success
+    status, _, _, _, error = results(engine)[("mars", "2026-11-26")]
+    assert status == "failed" and "timezone 'Mars/Olympus_Mons' is not an IANA time zone name" in error
+
+
 def _batch(request) -> list[str]:
     return request.run_config["ops"]["birthday_log"]["config"]["programs"]
 
