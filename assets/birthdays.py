@@ -153,12 +153,14 @@ def _failures(failed: list[dict]) -> MetadataValue:
     return MetadataValue.md("\n".join(f"- {p['program']}: {p['note']}" for p in failed[:METADATA_PROGRAMS]) or "_none_")
 
 
-def _metadata(programs: list[dict], samples: list[str], requested: list[str]) -> dict:
+def _metadata(programs: list[dict], samples: list[str], config: BirthdayBatch) -> dict:
     failed = [p for p in programs if p["status"] == "failed"]
     return {
         "programs": len(programs),
         "programs_failed": len(failed),
-        "programs_requested": MetadataValue.text(", ".join(requested) if requested else "every due program"),
+        "programs_requested": MetadataValue.text(
+            ", ".join(config.programs) if config.programs
+            else "every enabled program" if config.ignore_send_hour else "every program past its send hour"),
         "eligible_passes": sum(p["eligible"] for p in programs),
         "rewarded_now": sum(p["rewarded_now"] for p in programs),
         "points_total": sum(p["points_total"] for p in programs),
@@ -223,7 +225,7 @@ def birthday_log(context: AssetExecutionContext, config: BirthdayBatch, database
     if failed and len(failed) == len(programs):
         # Nothing succeeded: fail the run, so it shows red and raises the run-failure alert.
         raise Failure(description="; ".join(f"{p['program']}: {p['note']}" for p in failed), allow_retries=False)
-    yield MaterializeResult(metadata=_metadata(programs, samples, config.programs))
+    yield MaterializeResult(metadata=_metadata(programs, samples, config))
     violations = _invariant_violations(engine, days)
     for name in INVARIANT_CHECKS:
         yield AssetCheckResult(check_name=name, passed=violations[name] == 0, metadata={"violations": violations[name]})

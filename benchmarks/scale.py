@@ -316,6 +316,8 @@ LAUNCH_BACKFILL = """mutation($p: LaunchBackfillParams!) { launchPartitionBackfi
   ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message }
   ... on InvalidSubsetError { message } } }"""
 RUNS = """query($f: RunsFilter) { runsOrError(filter: $f) { ... on Runs { results { runId status } } } }"""
+RUN_TIMES = """query($f: RunsFilter) { runsOrError(filter: $f) { ... on Runs {
+  results { runId status startTime endTime } } } }"""
 CANCEL_BACKFILL = """mutation($id: String!) { cancelPartitionBackfill(backfillId: $id) { __typename } }"""
 TERMINATE = """mutation($id: String!) { terminateRun(runId: $id) { __typename } }"""
 PARTITION_HEALTH = """query($a: AssetKeyInput!) { assetNodeOrError(assetKey: $a) { ... on AssetNode { id
@@ -379,6 +381,15 @@ def through_processes(env: dict, work: Path, now: datetime, schedule_tick: bool)
             out["schedule_tick_daemon"] = {"seconds": round(tick["endTimestamp"] - tick["timestamp"], 3),
                                            "status": tick["status"], "runs": len(tick["runIds"]),
                                            "error": (tick.get("error") or {}).get("message")}
+
+            def finished():
+                runs = gql(base, RUN_TIMES, {"f": {"runIds": tick["runIds"]}})["runsOrError"]["results"]
+                return runs if runs and all(r["status"] in ("SUCCESS", "FAILURE", "CANCELED") for r in runs) else None
+            if tick["runIds"]:  # from the tick to the batch rewarded (programs without members: orchestration only)
+                runs = wait_for(finished, 900, interval=2)
+                done = max(r["endTime"] for r in runs) - tick["timestamp"]
+                out["schedule_batch_done_after_tick_seconds"] = round(done, 1)
+                out["schedule_batch_status"] = sorted({r["status"] for r in runs})
 
         days = [(now.date() - timedelta(days=d)).isoformat() for d in range(BACKFILL_DAYS, 0, -1)]
         params = {"partitionNames": days, "title": "scale benchmark",

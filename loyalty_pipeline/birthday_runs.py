@@ -57,7 +57,9 @@ class Snapshot:
     programs: list[ProgramState]
     results: dict[tuple[str, date], str]  # (program id, day) -> status
     errors: dict[tuple[str, date], tuple[str | None, str | None]] = field(default_factory=dict)  # -> (error, run id)
-    unusable: dict[str, str] = field(default_factory=dict)  # slug -> why it cannot be scheduled
+    # slug -> why its time zone is unusable: it is scheduled on the default zone's clock, so its run
+    # fails with that reason and alerts, instead of the program silently never running.
+    unusable: dict[str, str] = field(default_factory=dict)
 
 
 def _as_date(value) -> date:
@@ -114,10 +116,11 @@ def snapshot(conn: Connection, now: datetime, default_timezone: str, history_day
                 zones[name] = ZoneInfo(name)
             except (ZoneInfoNotFoundError, ValueError):
                 zones[name] = None
-        if zones[name] is None:
+        zone = zones[name]
+        if zone is None:
             unusable[program.slug] = f"timezone {program.timezone!r} is not an IANA time zone name"
-            continue
-        states.append(ProgramState(program, zones[name], _as_instant(enabled_since),
+            zone = ZoneInfo(default_timezone)
+        states.append(ProgramState(program, zone, _as_instant(enabled_since),
                                    _as_date(last_success) if last_success is not None else None))
     first = now.date() - timedelta(days=history_days + 2)
     results, errors = {}, {}

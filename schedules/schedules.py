@@ -97,7 +97,7 @@ def birthday_schedule(context: ScheduleEvaluationContext, database: LoyaltyDatab
         birthday_runs.sync_enabled_since(conn, now)
         snap = birthday_runs.snapshot(conn, now, settings.timezone, history_days=1)
     for slug, why in snap.unusable.items():
-        context.log.warning(f"{slug}: not scheduled: {why}")
+        context.log.warning(f"{slug}: {why}; scheduled on {settings.timezone} time, its run will fail and say why")
     due = birthday_runs.due_today(snap, now, birthdays_in_flight(context.instance))
     requests = run_requests(due, "schedule", f"birthday:{now.strftime('%Y-%m-%dT%H:%M')}")
     if not requests:

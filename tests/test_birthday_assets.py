@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from dagster import (
+    DagsterRunStatus,
     Definitions,
     DeleteDynamicPartitionsRequest,
     RunsFilter,
@@ -297,6 +298,41 @@ def test_schedule_batches_programs_per_local_date_once_past_their_send_hour(engi
         ("la", "2026-11-24"): "succeeded", ("kolkata", "2026-11-25"): "succeeded", ("la", "2026-11-25"): "succeeded",
         ("broken", "2026-11-26"): "failed", ("osaka", "2026-11-26"): "succeeded",
         ("tokyo", "2026-11-26"): "succeeded", ("kolkata", "2026-11-26"): "succeeded"}
+
+
+def test_a_day_queued_or_running_is_not_requested_again(engine, disk_instance, resources):
+    instance = disk_instance
+    make_program(engine, "tokyo", name="Tokyo", timezone="Asia/Tokyo")
+    make_program(engine, "osaka", name="Osaka", timezone="Asia/Tokyo")
+    nine_in_tokyo = utc(2026, 11, 26, 0)
+    [request] = _tick(instance, resources, nine_in_tokyo)
+    job = Definitions(assets=[birthday_log, birthday_notifications], jobs=[birthday_job],
+                      resources=resources).resolve_job_def("birthday_job")
+    # The request's run, started but not finished (a long queue, or a slow batch).
+    running = instance.create_run_for_job(job, run_config=request.run_config, status=DagsterRunStatus.STARTED,
+                                          tags={**request.tags, "dagster/partition": request.partition_key})
+
+    assert _tick(instance, resources, nine_in_tokyo + timedelta(minutes=15)) == []  # in flight
+    instance.report_run_canceled(running)  # it ended without recording anything for the day
+    [again] = _tick(instance, resources, nine_in_tokyo + timedelta(minutes=30))
+    assert (again.partition_key, _batch(again)) == ("2026-11-26", ["osaka", "tokyo"])
+
+
+def test_a_program_with_an_unknown_time_zone_runs_on_the_default_clock_and_fails_visibly(engine, disk_instance,
+                                                                                           resources):
+    instance = disk_instance
+    make_program(engine, "mars", name="Mars", timezone="Mars/Olympus_Mons")
+    [request] = _tick(instance, resources, utc(2026, 11, 26, 9))  # 09:00 in UTC, the default
+
+    assert (request.partition_key, _batch(request)) == ("2026-11-26", ["mars"])
+    result = run_day(instance, at(resources, utc(2026, 11, 26, 9, 1)), request.partition_key, _batch(request))
+    assert not result.success
+    status, _, _, _, error = results(engine)[("mars", "2026-11-26")]
+    assert status == "failed" and "timezone 'Mars/Olympus_Mons' is not an IANA time zone name" in error
+
+
+def _batch(request) -> list[str]:
+    return request.run_config["ops"]["birthday_log"]["config"]["programs"]
 
 
 def test_schedule_batches_follow_time_zones_not_programs():
