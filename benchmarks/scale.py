@@ -43,10 +43,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy import text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-ADMIN_URL = os.environ.get("LOYALTY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+# Throw-away databases on the server of LOYALTY_BENCH_POSTGRES_URL, made as `make bench` makes them.
+from benchmarks.run import create_database, drop_database  # noqa: E402
+
 RESULTS = REPO / "benchmarks" / "scale_results.json"
 BIN = Path(sys.executable).parent
 LOCATION, REPOSITORY = "loyalty_pipeline.definitions", "__repository__"
@@ -75,22 +77,6 @@ BEFORE = {
 
 def log(message: str) -> None:
     print(f"[{datetime.now().strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def _admin():
-    return create_engine(make_url(ADMIN_URL).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
-
-
-def create_database(name: str) -> str:
-    with _admin().connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    return make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-
-
-def drop_database(name: str) -> None:
-    with _admin().connect() as conn:
-        conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name})
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
 
 
 def seed(app_url: str, n: int, now: datetime, default_timezone: str = "UTC") -> dict:
