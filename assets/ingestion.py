@@ -25,10 +25,10 @@ from dagster import (
 from assets.metadata import OWNERS, markdown_table
 from assets.partitions import uploads_partitions
 from assets.resources import DATABASE_RETRY, Clock, LoyaltyDatabase, LoyaltySettings, only_transient_errors_retry
-from loyalty_pipeline.csv_reader import CsvFileError, RawCsv, read_csv
+from loyalty_pipeline.csv_reader import CsvFileError, RawCsv, read_upload
 from loyalty_pipeline.ingest import load_upload
 from loyalty_pipeline.names import InvalidName, split_upload_key, upload_path
-from loyalty_pipeline.programs import ProgramNotFound, get_program
+from loyalty_pipeline.programs import InvalidProgramConfig, ProgramNotFound, csv_column_mapping, get_program
 from loyalty_pipeline.reports import write_issue_report
 from loyalty_pipeline.validation import ValidatedUpload, validate_upload
 
@@ -57,31 +57,60 @@ class RawUpload:
     csv: RawCsv
 
 
+_DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+
+
+def columns_fed(raw: RawCsv) -> str:
+    """One line per field: which header fed it (email ← "E-mail 1 - Value"), most preferred first."""
+    lines = [f"{name} ← " + ", ".join(f'"{header}"' for header in headers) for name, headers in raw.sources.items()]
+    return "\n".join(lines) or "none"
+
+
+def _column_mapping(database: LoyaltyDatabase, slug: str) -> dict[str, list[str]] | None:
+    """The program's csv_columns; an unknown program reads with the field table (validated_users,
+    the step that needs the program's rules, fails it)."""
+    with database.engine().connect() as conn:
+        try:
+            return csv_column_mapping(get_program(conn, slug))
+        except ProgramNotFound:
+            return None
+
+
 @asset(
     partitions_def=uploads_partitions,
     group_name="ingestion",
     owners=OWNERS,
-    description="An uploaded customer CSV (LOYALTY_UPLOADS_DIR/<program>/<file>.csv) read as text: "
-    "encoding detected, headers normalised, ragged records set aside.",
+    retry_policy=DATABASE_RETRY,  # it reads the program's csv_columns
+    description="An uploaded customer file (LOYALTY_UPLOADS_DIR/<program>/<file>: .csv, .tsv, .txt or "
+    ".xlsx) read as text: encoding and delimiter (or worksheet) detected, headers matched to fields, "
+    "ragged records set aside.",
 )
-def raw_upload(context: AssetExecutionContext, settings: LoyaltySettings) -> Output[RawUpload]:
+def raw_upload(context: AssetExecutionContext, settings: LoyaltySettings, database: LoyaltyDatabase) -> Output[RawUpload]:
     key = context.partition_key
     try:
         slug, file_name = split_upload_key(key)
         path = upload_path(settings.uploads_path, key)
         if not path.is_file():
             raise Failure(description=f"{key}: file not found at {path}", allow_retries=False)
-        csv = read_csv(path, file_label=key)
+        columns = _column_mapping(database, slug)
+        csv = read_upload(path, file_label=key, columns=columns)
+    except InvalidProgramConfig as exc:
+        raise Failure(description=f"{key}: {exc}", allow_retries=False) from exc
     except (InvalidName, CsvFileError) as exc:
         raise Failure(description=str(exc), allow_retries=False) from exc
+    layout = {"sheet": csv.sheet} if csv.sheet is not None else {
+        "delimiter": _DELIMITER_NAMES.get(csv.delimiter, csv.delimiter), "encoding": csv.encoding}
     return Output(
         RawUpload(key=key, file_name=file_name, csv=csv),
         metadata={
             "program": slug,
             "path": str(path),
             "sha256": csv.sha256,
-            "encoding": csv.encoding,
+            "file_kind": csv.file_kind,
+            **layout,
             "rows_read": csv.rows_read,
+            "columns": MetadataValue.text(columns_fed(csv)),
+            "column_mapping": "programs.csv_columns" if columns else "detected (field table)",
             "unknown_columns": ", ".join(csv.unknown_columns) or "none",
             "nul_bytes_stripped": csv.nul_bytes_stripped,
         },

@@ -62,8 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="loyalty", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("init-db", help="create or upgrade the schema on LOYALTY_DATABASE_URL").set_defaults(func=cmd_init_db)
-    ingest = commands.add_parser("ingest", help="register a CSV as an upload of a program and ingest it")
-    ingest.add_argument("file")
+    ingest = commands.add_parser("ingest", help="register a customer file (.csv, .tsv, .txt or .xlsx) as an "
+                                 "upload of a program and ingest it")
+    ingest.add_argument("file", help="the file; its name (kept as the upload's partition key) says its kind")
     ingest.add_argument("--program", required=True, metavar="SLUG")
     ingest.set_defaults(func=cmd_ingest)
     rewards = commands.add_parser("rewards", help="run the birthday partitions of one day")

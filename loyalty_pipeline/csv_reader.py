@@ -1,8 +1,11 @@
-"""Reading a customer CSV into a table of strings: encoding, headers, ragged records.
+"""Reading an uploaded customer file into a table of strings: file kind, encoding, delimiter,
+headers (through the field table in fields.py), ragged records.
 
-The output keeps every cell as text; deciding what a cell means is validation's job. `line` is
-the row number a person sees in a spreadsheet (header = 1, first record = 2), which is the record
-index, not the physical line, because quoted fields may span several lines."""
+Uploads are text files (.csv, .tsv, .txt: delimiter detected among , ; TAB |) or .xlsx workbooks
+(xlsx_reader.py); read_upload picks the reader from the file name. The output keeps every cell as
+text; deciding what a cell means is validation's job. `line` is the row number a person sees in a
+spreadsheet (header = 1, first record = 2), which is the record index, not the physical line,
+because quoted fields may span several lines."""
 
 from __future__ import annotations
 
@@ -10,26 +13,22 @@ import csv
 import hashlib
 import io
 import re
-from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
-FIELDS = ("email", "first_name", "last_name", "birth_date", "phone_number")
-HEADER_ALIASES = {
-    "dob": "birth_date",
-    "birthday": "birth_date",
-    "date_of_birth": "birth_date",
-    "birthdate": "birth_date",
-    "phone": "phone_number",
-    "mobile": "phone_number",
-    "firstname": "first_name",
-    "lastname": "last_name",
-    "surname": "last_name",
-    "e_mail": "email",
-    "email_address": "email",
-}
+from loyalty_pipeline.fields import (
+    HeaderError,
+    assemble,
+    column_name,
+    match_header,
+    normalize_header,  # noqa: F401  (callers that map a header by hand)
+)
+from loyalty_pipeline.names import file_kind
+from loyalty_pipeline.xlsx_reader import WorkbookError, read_workbook
+
 ISSUE_SCHEMA = {
     "line": pl.Int64,
     "column": pl.Utf8,
@@ -39,7 +38,7 @@ ISSUE_SCHEMA = {
 }
 # Signatures of files people upload by mistake instead of a CSV export.
 _BINARY_SIGNATURES = {
-    b"PK\x03\x04": "a zip archive (an .xlsx workbook?)",
+    b"PK\x03\x04": "a zip archive (an .xlsx workbook? then upload it with its .xlsx name)",
     b"\xd0\xcf\x11\xe0": "a legacy Excel/Office document",
     b"%PDF": "a PDF document",
     b"\x89PNG": "a PNG image",
@@ -54,30 +53,66 @@ _HEADER_PREFIX = 1 << 16
 csv.field_size_limit(2**31 - 1)
 
 
+# An Excel "CSV" may start with a line naming its delimiter: sep=;
+_SEP_LINE = re.compile(r'"?sep=([,;\t|])"?[ \t]*(?:\r\n|\n|\r|$)', re.IGNORECASE)
+_DELIMITERS = (",", ";", "\t", "|")
+_QUOTED = re.compile(r'"[^"]*"')
+
+
 class CsvFileError(ValueError):
     """The whole file is unusable; nothing from it may be written."""
 
 
 @dataclass
 class RawCsv:
-    rows: pl.DataFrame  # line + the FIELDS present, all Utf8 (missing columns are null)
+    """An upload read as text, whatever its kind (CSV, TSV, TXT or an .xlsx workbook)."""
+
+    rows: pl.DataFrame  # line + FIELDS, all Utf8 (fields the file lacks are null)
     issues: pl.DataFrame  # ISSUE_SCHEMA
     rows_read: int
     encoding: str
     sha256: str
-    unknown_columns: list[str] = field(default_factory=list)
+    unknown_columns: list[str] = field(default_factory=list)  # ignored columns, as the header names them
     nul_bytes_stripped: int = 0
-    parser: str = "python"  # "polars": the fast path below read the records (same result)
+    parser: str = "python"  # "polars": the fast path below read the records (same result); "calamine"
+    file_kind: str = "csv"  # csv, tsv, txt or xlsx
+    delimiter: str | None = ","  # text files
+    sheet: str | None = None  # workbooks: the worksheet read
+    sources: dict[str, list[str]] = field(default_factory=dict)  # field -> header names that fed it
 
 
-def empty_issues() -> pl.DataFrame:
-    return pl.DataFrame(schema=ISSUE_SCHEMA)
+def read_upload(path: Path, file_label: str | None = None,
+                columns: Mapping[str, Sequence[str]] | None = None) -> RawCsv:
+    """Any accepted upload by its file kind; `columns` is the program's csv_columns mapping."""
+    label = file_label or Path(path).name
+    kind = file_kind(Path(path).name)
+    if kind == "xls":
+        raise CsvFileError(f"{label}: a legacy Excel .xls workbook cannot be read; "
+                           "save it as .xlsx or CSV (Excel: File > Save As) and upload that")
+    if kind == "xlsx":
+        return _read_xlsx(Path(path), label, columns)
+    return read_csv(path, label, columns)
 
 
-def normalize_header(name: str) -> str:
-    key = re.sub(r"[\s\-]+", "_", name.replace("\ufeff", "").strip().lower())
-    key = re.sub(r"_+", "_", key).strip("_")
-    return HEADER_ALIASES.get(key, key)
+def _read_xlsx(path: Path, label: str, columns) -> RawCsv:
+    data = path.read_bytes()
+    try:
+        workbook = read_workbook(data, lambda header: match_header(header, columns))
+    except WorkbookError as exc:
+        raise CsvFileError(f"{label}: {exc}") from exc
+    return RawCsv(
+        rows=assemble(workbook.cells, workbook.match),
+        issues=pl.DataFrame(schema=ISSUE_SCHEMA),
+        rows_read=workbook.cells.height,
+        encoding="xlsx",
+        sha256=hashlib.sha256(data).hexdigest(),
+        unknown_columns=workbook.match.ignored,
+        parser="calamine",
+        file_kind="xlsx",
+        delimiter=None,
+        sheet=workbook.sheet,
+        sources=workbook.match.fed_by(),
+    )
 
 
 def decode(data: bytes, file_label: str) -> tuple[str, str]:
@@ -99,8 +134,11 @@ def decode(data: bytes, file_label: str) -> tuple[str, str]:
         return data.decode("cp1252", errors="replace"), "windows-1252"
 
 
-def read_csv(path: Path, file_label: str | None = None) -> RawCsv:
+def read_csv(path: Path, file_label: str | None = None,
+             columns: Mapping[str, Sequence[str]] | None = None) -> RawCsv:
+    """A delimited text file (.csv, .tsv, .txt; any other name is read as .csv)."""
     label = file_label or Path(path).name
+    kind = {".tsv": "tsv", ".txt": "txt"}.get(Path(path).suffix.lower(), "csv")
     data = Path(path).read_bytes()
     sha256 = hashlib.sha256(data).hexdigest()
     text, encoding = decode(data, label)
@@ -112,64 +150,79 @@ def read_csv(path: Path, file_label: str | None = None) -> RawCsv:
     if sum(1 for ch in text[:4096] if ord(ch) < 32 and ch not in "\r\n\t") > 8:
         raise CsvFileError(f"{label}: not a CSV file, it contains binary data")
 
-    header, body_start = _header(text, label)
-    names = [normalize_header(name) for name in header]
-    duplicates = sorted(n for n, seen in Counter(names).items() if n and seen > 1)  # linear: headers can be huge
-    if duplicates:
-        raise CsvFileError(f"{label}: duplicate column names in the header: {', '.join(duplicates)}")
-    if "email" not in names:
-        raise CsvFileError(
-            f"{label}: no email column in the header (found: {', '.join(n for n in names if n) or 'nothing'})"
-        )
-    positions = {name: index for index, name in enumerate(names) if name in FIELDS}
-    unknown = [header[i].strip() for i, n in enumerate(names) if n not in FIELDS and n]
+    sep_line = _SEP_LINE.match(text)
+    if sep_line:
+        delimiter, header_start = sep_line.group(1), sep_line.end()
+    else:
+        delimiter, header_start = _detect_delimiter(text, "\t" if kind == "tsv" else ","), 0
+    header, body_start = _header(text, label, header_start, delimiter)
+    try:
+        match = match_header(header, columns)
+    except HeaderError as exc:
+        raise CsvFileError(f"{label}: {exc}") from exc
     width = len(header)
 
-    fast = _fast_records(_utf8_body(data, text, encoding, body_start, nul_count), width, positions)
+    body = _utf8_body(data, text, encoding, body_start, nul_count)
+    fast = _fast_records(body, width, match.used, delimiter)
     if fast is not None:
-        (rows, issues, records), parser = fast, "polars"
+        (cells, issues, records), parser = fast, "polars"
     else:
         stream = io.StringIO(text, newline="")
         stream.seek(body_start)
-        rows, issues, records = _python_records(csv.reader(stream, strict=False), label, width, positions)
+        reader = csv.reader(stream, delimiter=delimiter, strict=False)
+        cells, issues, records = _python_records(reader, label, width, match.used, delimiter)
         parser = "python"
-    for name in FIELDS:
-        if name not in rows.columns:
-            rows = rows.with_columns(pl.lit(None, dtype=pl.Utf8).alias(name))
     return RawCsv(
-        rows=rows.select("line", *FIELDS),
+        rows=assemble(cells, match),
         issues=pl.DataFrame(issues, schema=ISSUE_SCHEMA, orient="row"),
         rows_read=records,
         encoding=encoding,
         sha256=sha256,
-        unknown_columns=unknown,
+        unknown_columns=match.ignored,
         nul_bytes_stripped=nul_count,
         parser=parser,
+        file_kind=kind,
+        delimiter=delimiter,
+        sources=match.fed_by(),
     )
 
 
-def _header(text: str, label: str) -> tuple[list[str], int]:
-    """The header record and the offset where the next record begins. The csv module pulls whole
-    lines, so the stream's position after the first record is that offset; a prefix is enough
-    unless the header runs past it (copying a whole large file into a StringIO is not free)."""
-    for source in (text[:_HEADER_PREFIX], text):
+def _detect_delimiter(text: str, default: str) -> str:
+    """The candidate that splits the header line most often (quoted parts aside); `default` wins
+    ties and single-column files."""
+    line = _QUOTED.sub("", text[:_HEADER_PREFIX].split("\n", 1)[0])
+    counts = {candidate: line.count(candidate) for candidate in (default, *_DELIMITERS)}
+    best = max(counts, key=counts.get)  # the first of equal counts: the default, then , ; TAB |
+    return best if counts[best] else default
+
+
+def _header(text: str, label: str, start: int, delimiter: str) -> tuple[list[str], int]:
+    """The header record at offset `start` and the offset where the next record begins. The csv
+    module pulls whole lines, so the stream's position after the first record is that offset; a
+    prefix is enough unless the header runs past it (copying a whole large file into a StringIO is
+    not free)."""
+    for source in (text[:start + _HEADER_PREFIX], text):
         stream = io.StringIO(source, newline="")
+        stream.seek(start)
         try:
-            header = next(csv.reader(stream, strict=False))
+            header = next(csv.reader(stream, delimiter=delimiter, strict=False))
         except csv.Error as exc:
             if len(source) < len(text):
                 continue
             raise CsvFileError(f"{label}: not a readable CSV file ({exc})") from exc
+        except StopIteration:
+            raise CsvFileError(f"{label}: the file is empty") from None
         if stream.tell() < len(source) or len(source) == len(text):
-            return header, stream.tell()
+            return [name.replace("\ufeff", "") for name in header], stream.tell()
     raise AssertionError("unreachable: the whole text always decides")
 
 
-def _python_records(reader, label: str, width: int, positions: dict[str, int]) -> tuple[pl.DataFrame, list[tuple], int]:
+def _python_records(reader, label: str, width: int, used: list[int],
+                    delimiter: str) -> tuple[pl.DataFrame, list[tuple], int]:
     """The reference reader: the csv module, record by record (blank rows, ragged records)."""
     chunks: list[pl.DataFrame] = []
     issues: list[tuple] = []
-    columns: dict[str, list] = {name: [] for name in ("line", *positions)}
+    columns: dict[str, list] = {name: [] for name in ("line", *map(column_name, used))}
     line = 1
     records = 0
     try:
@@ -180,13 +233,13 @@ def _python_records(reader, label: str, width: int, positions: dict[str, int]) -
             records += 1
             if len(record) > width and any(cell.strip() for cell in record[width:]):
                 issues.append(
-                    (line, "*", ",".join(record)[:200], "error",
+                    (line, "*", delimiter.join(record)[:200], "error",
                      f"record has {len(record)} fields but the header has {width}")
                 )
                 continue
             columns["line"].append(line)
-            for name, index in positions.items():
-                columns[name].append(record[index] if index < len(record) else None)
+            for index in used:
+                columns[column_name(index)].append(record[index] if index < len(record) else None)
             if len(columns["line"]) >= _CHUNK:
                 chunks.append(_frame(columns))
                 columns = {name: [] for name in columns}
@@ -210,12 +263,12 @@ def _frame(columns: dict[str, list]) -> pl.DataFrame:
 # - every '"' belongs to a quoted field that starts a field and ends at a delimiter or a line end
 #   ('"' doubled inside), and there is no lone '\r' (a line end for the csv module only), so both
 #   parsers split fields and records at the same places;
-# - with the quoted fields blanked out, each line of the file is one record and its commas give the
-#   record's field count, so blank rows (which keep their line number), short records (no cell,
+# - with the quoted fields blanked out, each line of the file is one record and its delimiters give
+#   the record's field count, so blank rows (which keep their line number), short records (no cell,
 #   where polars pads with "") and longer records (rejected when a surplus cell is not blank, as
 #   the loop does) are handled from those counts; the few longer records are judged in Python;
 # - polars must return one row per line, and the first cell of every record whose first field is
-#   not quoted must be the text before its first comma (the two readers are aligned).
+#   not quoted must be the text before its first delimiter (the two readers are aligned).
 # Anything else goes through the loop above, so every behaviour stays the same.
 _QUOTED_FIELD = re.compile(rb'"(?:[^"]++|"")*+"')
 _UNUSED_BYTE_CANDIDATES = (0x1F, 0x1E, 0x1D, 0x1C, 0x01, 0x02, 0x03)
@@ -231,19 +284,21 @@ def _utf8_body(data: bytes, text: str, encoding: str, body_start: int, nul_count
     return text[body_start:].encode("utf-8")
 
 
-def _well_formed_quotes(body: bytes) -> bool:
+def _well_formed_quotes(body: bytes, delimiter: bytes) -> bool:
     size, seen = len(body), 0
+    before, after = delimiter + b"\n", delimiter + b"\r\n"
     for match in _QUOTED_FIELD.finditer(body):
         start, end = match.span()
-        if (start > 0 and body[start - 1] not in b",\n") or (end < size and body[end] not in b",\r\n"):
+        if (start > 0 and body[start - 1] not in before) or (end < size and body[end] not in after):
             return False
         seen += end - start - len(match.group().replace(b'"', b""))
     return seen == body.count(b'"')
 
 
-def _fast_records(body: bytes, width: int, positions: dict[str, int]):
-    """(rows, issues, records) as _python_records gives them, or None when only it can tell."""
-    if not body or width < 1 or body.count(b"\r") != body.count(b"\r\n") or not _well_formed_quotes(body):
+def _fast_records(body: bytes, width: int, used: list[int], delimiter: str):
+    """(cells, issues, records) as _python_records gives them, or None when only it can tell."""
+    if (not body or width < 1 or body.count(b"\r") != body.count(b"\r\n")
+            or not _well_formed_quotes(body, delimiter.encode())):
         return None
     masked = _QUOTED_FIELD.sub(b'""', body)
     separator = next((chr(b) for b in _UNUSED_BYTE_CANDIDATES if bytes([b]) not in masked), None)
@@ -257,13 +312,13 @@ def _fast_records(body: bytes, width: int, positions: dict[str, int]):
     except Exception:
         return None
     del masked
-    counts = lines.str.count_matches(",", literal=True).cast(pl.Int64) + 1
+    counts = lines.str.count_matches(delimiter, literal=True).cast(pl.Int64) + 1
     ncols = max(int(counts.max()), width)
     try:
         frame = pl.read_csv(
-            body, has_header=False, schema={f"c{i}": pl.String for i in range(ncols)},
+            body, has_header=False, schema={column_name(i): pl.String for i in range(ncols)},
             empty_string_is_null=False, infer_schema=False, truncate_ragged_lines=False,
-            missing_columns="insert", raise_if_empty=False, quote_char='"', separator=",",
+            missing_columns="insert", raise_if_empty=False, quote_char='"', separator=delimiter,
         )
     except Exception:  # any disagreement is settled by the reference reader
         return None
@@ -274,10 +329,10 @@ def _fast_records(body: bytes, width: int, positions: dict[str, int]):
     frame = frame.with_columns(
         line=pl.int_range(2, frame.height + 2, dtype=pl.Int64), fields=counts, masked=lines,
     )
-    # An unquoted first cell holds no comma: it must be exactly the line's text up to the first one.
+    # An unquoted first cell holds no delimiter: it must be exactly the line's text up to the first one.
     misaligned = frame.select(
         (~pl.col("masked").str.starts_with('"')
-         & ~(pl.col("masked") + ",").str.starts_with(pl.col("c0") + ",")).sum()
+         & ~(pl.col("masked") + delimiter).str.starts_with(pl.col("c0") + delimiter)).sum()
     ).item()
     if misaligned:
         return None
@@ -286,15 +341,15 @@ def _fast_records(body: bytes, width: int, positions: dict[str, int]):
     issues: list[tuple] = []
     rejected: list[int] = []
     for row in frame.filter(pl.col("fields") > width).iter_rows(named=True):
-        record = [row[f"c{i}"] for i in range(row["fields"])]
+        record = [row[column_name(i)] for i in range(row["fields"])]
         if any(cell.strip() for cell in record[width:]):
             rejected.append(row["line"])
-            issues.append((row["line"], "*", ",".join(record)[:200], "error",
+            issues.append((row["line"], "*", delimiter.join(record)[:200], "error",
                            f"record has {len(record)} fields but the header has {width}"))
     if rejected:
         frame = frame.filter(~pl.col("line").is_in(rejected))
-    rows = frame.select(
+    cells = frame.select(
         "line",
-        *(pl.when(pl.col("fields") > index).then(pl.col(f"c{index}")).alias(name) for name, index in positions.items()),
+        *(pl.when(pl.col("fields") > index).then(pl.col(column_name(index))).alias(column_name(index)) for index in used),
     )
-    return rows, issues, frame.height + len(rejected)
+    return cells, issues, frame.height + len(rejected)

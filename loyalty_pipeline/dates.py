@@ -19,6 +19,10 @@ EARLIEST = date(1900, 1, 1)
 _LEAP_YEAR = 2000
 
 _PLACEHOLDERS = frozenset({"n/a", "na", "unknown", "-", "none", "?"})
+# Outlook's and Excel's empty date: 0/0/00, 00/00/0000, 0000-00-00, 00.00.0000 (maybe with a zero time).
+_ZERO_DATE = re.compile(r"0+(?P<sep>[-/.])0+(?:(?P=sep)0+)?(?:[T ]0?0:00(?::00)?)?", re.ASCII)
+# Years that mean "no year": Square writes 0000-MM-DD, Apple Contacts 1604-MM-DD.
+_NO_YEAR = frozenset({"0000", "1604"})
 
 _MONTHS = {
     name: number
@@ -47,6 +51,8 @@ _TIME = r"(?:[T ](?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d+)?)?\s?(?:Z|[+-]\d
 _ISO = re.compile(r"(?P<y>\d{4})(?P<sep>[-/])(?P<m>\d{1,2})(?P=sep)(?P<d>\d{1,2})" + _TIME, _FLAGS)
 _COMPACT = re.compile(r"(?P<y>\d{4})(?P<m>\d{2})(?P<d>\d{2})", _FLAGS)
 _ISO_YEARLESS = re.compile(r"--(?P<m>\d{2})-?(?P<d>\d{2})", _FLAGS)
+# Square's import format for a birthday without a year: MM-DD, always month first.
+_MONTH_DAY = re.compile(r"(?P<m>\d{2})-(?P<d>\d{2})", _FLAGS)
 # Slash/dash dates: a and b are month/day in the order the program declares.
 _NUMERIC = re.compile(r"(?P<a>\d{1,2})(?P<sep>[/-])(?P<b>\d{1,2})(?:(?P=sep)(?P<y>\d{4}|\d{2}))?", _FLAGS)
 # Dotted dates are a European convention, so they are always day first.
@@ -95,6 +101,8 @@ def _resolve_two_digit_year(yy: int, month: int, day: int, today: date) -> int:
 
 
 def _build(text: str, year: str | None, month: int, day: int, today: date) -> BirthDate:
+    if year in _NO_YEAR:
+        year = None
     if year is None:
         try:
             date(_LEAP_YEAR, month, day)
@@ -134,8 +142,14 @@ def parse_birth_date(value: str | None, date_order: str, today: date) -> BirthDa
     text = value.strip()
     if not text:
         return _NOTHING
-    if text.lower() in _PLACEHOLDERS:
+    if text.lower() in _PLACEHOLDERS or _ZERO_DATE.fullmatch(text):
         return _rejected(f"birth_date placeholder {text!r}: no birthday recorded")
+
+    match = _MONTH_DAY.fullmatch(text)
+    if match:  # "14-03" is not MM-DD: then it is a dash date in the program's order, below
+        parsed = _build(text, None, int(match["m"]), int(match["d"]), today)
+        if parsed.warning is None:
+            return parsed
 
     for pattern in (_ISO, _COMPACT, _ISO_YEARLESS, _DOTTED):
         match = pattern.fullmatch(text)
@@ -147,6 +161,11 @@ def parse_birth_date(value: str | None, date_order: str, today: date) -> BirthDa
     if match:
         first, second = int(match["a"]), int(match["b"])
         month, day = (first, second) if date_order == "MDY" else (second, first)
+        if month > 12 and day <= 12:  # the other order would make sense: say which one the program uses
+            kind = "slash" if match["sep"] == "/" else "dash"
+            first_part = "month-first" if date_order == "MDY" else "day-first"
+            return _rejected(f"invalid birth_date {text!r}: month {month} does not exist; this program reads "
+                             f"{kind} dates {first_part} (date_order {date_order})")
         return _build(text, match["y"], month, day, today)
 
     for pattern in (_MONTH_FIRST, _DAY_FIRST):

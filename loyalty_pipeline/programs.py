@@ -10,7 +10,7 @@ import phonenumbers
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from loyalty_pipeline.csv_reader import FIELDS
+from loyalty_pipeline.fields import FIELDS
 from loyalty_pipeline.names import InvalidName, check_slug
 
 _COLUMNS = (
@@ -82,7 +82,8 @@ def csv_column_mapping(program: Program) -> dict[str, list[str]] | None:
         if name not in (*FIELDS, "full_name"):
             raise InvalidProgramConfig(
                 f"program {program.slug!r}: csv_columns maps an unknown field {name!r} (to "
-                + ", ".join(f'"{h}"' for h in headers) + f"); the fields are {', '.join(FIELDS)}, full_name")
+                + ", ".join(repr(" ".join(h.split())[:80]) for h in headers[:5])
+                + f"); the fields are {', '.join(FIELDS)}, full_name")
         mapping[name] = headers
     return mapping or None
 

@@ -9,8 +9,9 @@ from datetime import date
 import pandera.polars as pa
 import polars as pl
 
-from loyalty_pipeline.csv_reader import FIELDS, ISSUE_SCHEMA, RawCsv
+from loyalty_pipeline.csv_reader import ISSUE_SCHEMA, RawCsv
 from loyalty_pipeline.dates import parse_birth_date_column
+from loyalty_pipeline.fields import FIELDS
 from loyalty_pipeline.phones import normalize_phone_column
 
 MAX_EMAIL_LENGTH = 254

@@ -18,7 +18,7 @@ from dagster import (
 from assets.ingestion import ingest_upload_job
 from assets.partitions import uploads_partitions
 from assets.resources import LoyaltySettings
-from loyalty_pipeline.names import InvalidName, upload_key
+from loyalty_pipeline.names import UPLOAD_SUFFIXES, InvalidName, upload_key
 
 # A file still being written changes size or mtime; one left alone this long is complete.
 SETTLE_SECONDS = 5
@@ -43,7 +43,7 @@ def scan_uploads(uploads_dir: Path, cursor: dict, now: float) -> tuple[list[tupl
         if program_dir.resolve().parent != root:
             problems.append(f"{program_dir.name}: links outside the uploads directory")
             continue
-        for path in sorted(program_dir.glob("*.csv")):
+        for path in sorted(f for f in program_dir.iterdir() if f.suffix.lower() in UPLOAD_SUFFIXES):
             try:
                 key = upload_key(program_dir.name, path.name)
             except InvalidName as exc:
@@ -74,8 +74,9 @@ def scan_uploads(uploads_dir: Path, cursor: dict, now: float) -> tuple[list[tupl
     job=ingest_upload_job,
     minimum_interval_seconds=30,
     default_status=DefaultSensorStatus.STOPPED,
-    description="Watches LOYALTY_UPLOADS_DIR/<program_slug>/*.csv; each new or changed complete file "
-    "becomes an `uploads` partition and an ingestion run.",
+    description="Watches LOYALTY_UPLOADS_DIR/<program_slug>/ for .csv, .tsv, .txt and .xlsx files (a legacy "
+    ".xls gets a run that says to save it as .xlsx or CSV); each new or changed complete file becomes an "
+    "`uploads` partition and an ingestion run.",
 )
 def upload_sensor(context: SensorEvaluationContext, settings: LoyaltySettings):
     cursor = json.loads(context.cursor) if context.cursor else {}

@@ -192,6 +192,8 @@ def run_upload(instance, settings: Settings, key: str, content):
     instance.add_dynamic_partitions("uploads", [key])
     return materialize(INGESTION, partition_key=key, instance=instance, raise_on_error=False,
                        resources=build_resources(settings, frozen_now="2026-11-26T10:00:00+00:00"))
+
+
 LEGACY_SQL_DIR = Path(__file__).resolve().parent / "data" / "legacy_sql"
 # The hand-written runner of loyalty_pipeline/db.py before Alembic, kept verbatim so tests can build
 # a database exactly as a deployment of that version left it (the files are its sql/ directory).
@@ -251,3 +253,43 @@ def load_csv(engine: Engine, program: Program, folder: Path, content: str, *, na
                                 today=now.date())
     return ingest.load_upload(engine, key=f"{program.slug}/{name}", file_name=name, sha256=raw.sha256,
                               program=program, validated=validated, now=now)
+def set_csv_columns(engine: Engine, program: Program, value: str | None) -> None:
+    """programs.csv_columns as the front end writes it: JSON text (or NULL)."""
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE programs SET csv_columns = :value WHERE id = :id"), {"value": value, "id": program.id})
+
+
+def write_contacts_workbook(path: Path) -> Path:
+    """A small .xlsx as Excel users make them: a notes sheet first, then a sheet with a title row
+    above the header, a phone stored as a number, a birthday stored as a date, a date serial that
+    lost its format, a blank row and a bad address (fake people)."""
+    import xlsxwriter
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    workbook = xlsxwriter.Workbook(str(path))
+    notes = workbook.add_worksheet("Read me")
+    notes.write(0, 0, "Exported for the loyalty program")
+    sheet = workbook.add_worksheet("Customers")
+    date_format = workbook.add_format({"num_format": "mm/dd/yyyy"})
+    sheet.write(0, 0, "Customer list - November")                                        # row 1: a title
+    sheet.write_row(1, 0, ["Email", "First Name", "Last Name", "Phone", "Birthday", "Member since"])  # row 2
+    sheet.write_row(2, 0, ["ann.lee@example.com", "Ann", "Lee"])                           # row 3
+    sheet.write_number(2, 3, 4155550134)                                                    # a phone stored as a number
+    sheet.write_datetime(2, 4, datetime(1990, 3, 14), date_format)                         # a date cell
+    sheet.write_datetime(2, 5, datetime(2024, 5, 1), date_format)
+    sheet.write_row(3, 0, ["bo.chan@example.com", "Bo", "Chan", "'+1 415 555 0178"])        # row 4
+    sheet.write_number(3, 4, 32946)                                                         # a serial: 1990-03-14
+    sheet.write_row(5, 0, ["cy.diaz@example.com", "Cy", "Diaz", "(415) 555-0199", "03/21"])  # row 6 (row 5 blank)
+    sheet.write_row(6, 0, ["not-an-address", "Dee", "Fox", "4155550100", "1991-01-01"])     # row 7
+    workbook.close()
+    return path
+
+
+def write_empty_workbook(path: Path) -> Path:
+    import xlsxwriter
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    workbook = xlsxwriter.Workbook(str(path))
+    workbook.add_worksheet("Sheet1")
+    workbook.close()
+    return path

@@ -25,14 +25,16 @@ def _same(fast, slow):
     assert fast.rows.to_dicts() == slow.rows.to_dicts()
     assert fast.rows.schema == slow.rows.schema
     assert fast.issues.to_dicts() == slow.issues.to_dicts()
-    assert (fast.rows_read, fast.encoding, fast.unknown_columns, fast.nul_bytes_stripped) == (
-        slow.rows_read, slow.encoding, slow.unknown_columns, slow.nul_bytes_stripped)
+    assert (fast.rows_read, fast.encoding, fast.unknown_columns, fast.nul_bytes_stripped, fast.delimiter,
+            fast.sources) == (slow.rows_read, slow.encoding, slow.unknown_columns, slow.nul_bytes_stripped,
+                              slow.delimiter, slow.sources)
 
 
 @st.composite
 def csv_texts(draw):
-    header = draw(st.sampled_from(HEADERS))
-    width = len(header.split(","))
+    delimiter = draw(st.sampled_from([",", ",", ";", "\t", "|"]))
+    header = draw(st.sampled_from(HEADERS)).replace(",", delimiter)
+    width = len(header.split(delimiter))
     regular = draw(st.booleans())  # half the examples are well-formed, so the fast path runs too
     ending = "\n" if regular else draw(st.sampled_from(ENDINGS))
     records = []
@@ -42,7 +44,7 @@ def csv_texts(draw):
             continue
         n = width if regular else draw(st.integers(max(1, width - 1), width + 2))
         pool = [c for c in CELLS if c.count('"') % 2 == 0 and '"a"b' != c and ' "s"' != c] if regular else CELLS
-        records.append(",".join(draw(st.sampled_from(pool)) for _ in range(n)))
+        records.append(delimiter.join(draw(st.sampled_from(pool)) for _ in range(n)))
     text = header + ending + ending.join(records) + (ending if draw(st.booleans()) else "")
     return text, draw(st.sampled_from(["utf-8", "utf-8-sig", "cp1252"]))
 
@@ -97,6 +99,15 @@ def test_files_the_fast_path_cannot_vouch_for_use_the_csv_module(tmp_path):
         path = write_csv(tmp_path / "b.csv", text)
         raw = read_csv(path)
         assert raw.parser == "python"
+        _same(raw, _python_only(path))
+
+
+def test_semicolon_and_tab_files_take_the_fast_path_too(tmp_path):
+    for text in ['E-Mail;Vorname;Geburtstag\r\na@x.com;"Jo; ""J""";14.03.1990\r\n\r\nb@x.com;Bo;;x\r\n',
+                 'email\tfirst_name\na@x.com\t"Jo\tJ"\nb@x.com\tBo\textra\n']:
+        path = write_csv(tmp_path / "d.csv", text)
+        raw = read_csv(path)
+        assert raw.parser == "polars"
         _same(raw, _python_only(path))
 
 

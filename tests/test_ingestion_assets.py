@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from loyalty_pipeline.definitions import build_resources
 from schedules.sensors import upload_sensor
-from tests.factories import run_upload, write_csv
+from tests.factories import run_upload, set_csv_columns, write_contacts_workbook, write_csv
 
 
 def metadata(result, asset):
@@ -71,6 +71,20 @@ def test_a_broken_file_fails_with_one_clear_message_and_writes_nothing(instance,
     assert count(engine, "uploads") == 0 and count(engine, "users") == 0
 
 
+@pytest.mark.parametrize("key, content, reason", [
+    ("joes-pizza/book.xlsx", b"PK\x03\x04\x14\x00\x06\x00cut short", "the workbook is damaged or not an .xlsx file"),
+    ("joes-pizza/book.xlsx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(512), "the workbook is encrypted"),
+    ("joes-pizza/book.xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(512), "save it as .xlsx or CSV"),
+])
+def test_an_unreadable_workbook_fails_with_one_line_and_writes_nothing(instance, settings, engine, program, key,
+                                                                      content, reason):
+    result = run_upload(instance, settings, key, content)
+    assert not result.success
+    description = next(e for e in result.all_events if e.is_step_failure).step_failure_data.user_failure_data.description
+    assert description.startswith(f"{key}: ") and reason in description and "\n" not in description
+    assert count(engine, "uploads") == 0 and count(engine, "users") == 0
+
+
 def test_an_upload_for_an_unknown_program_fails_clearly(instance, settings, engine):
     result = run_upload(instance, settings, "ghost-town/a.csv", "email\na@x.com\n")
     assert not result.success
@@ -108,6 +122,55 @@ def test_the_sample_files_exercise_the_rules(instance, settings, engine, program
     assert any("duplicate email" in r for r in reasons)
 
 
+def test_raw_upload_shows_the_file_kind_layout_and_the_header_feeding_each_field(instance, settings, program):
+    content = ("First Name,Last Name,Birthday,Labels,E-mail 1 - Label,E-mail 1 - Value,E-mail 2 - Label,E-mail 2 - Value,"
+               "Phone 1 - Value\nJo,Roe,--03-01,* myContacts,* Home,jo@x.com,,,+1 650-555-0111\n")
+    result = run_upload(instance, settings, "joes-pizza/google.csv", content)
+    assert result.success
+    raw = metadata(result, "raw_upload")
+    assert (raw["file_kind"], raw["delimiter"], raw["encoding"]) == ("csv", "comma", "utf-8")
+    assert raw["columns"].splitlines() == [
+        'email ← "E-mail 1 - Value", "E-mail 2 - Value"', 'first_name ← "First Name"', 'last_name ← "Last Name"',
+        'birth_date ← "Birthday"', 'phone_number ← "Phone 1 - Value"']
+    assert raw["unknown_columns"] == "Labels, E-mail 1 - Label, E-mail 2 - Label"
+    assert raw["column_mapping"] == "detected (field table)"
+
+
+def test_a_workbook_upload_lands_and_names_its_sheet(instance, settings, engine, program, tmp_path):
+    workbook = write_contacts_workbook(tmp_path / "contacts.xlsx").read_bytes()
+    result = run_upload(instance, settings, "joes-pizza/contacts.xlsx", workbook)
+    assert result.success
+    raw = metadata(result, "raw_upload")
+    assert (raw["file_kind"], raw["sheet"], raw["rows_read"]) == ("xlsx", "Customers", 4)
+    assert "delimiter" not in raw
+    assert metadata(result, "users")["users_created"] == 3
+
+
+@pytest.mark.parametrize("mapping, reason", [
+    ('{"birthday": "DOB"}', "csv_columns maps an unknown field 'birthday' (to 'DOB')"),
+    ('{"phone_number": ["Tel"]}', 'csv_columns maps phone_number to "Tel", but the file has no such column'),
+    ('["email"]', "csv_columns must be a JSON object"),
+])
+def test_a_program_mapping_that_does_not_fit_fails_the_upload_naming_field_and_header(
+        instance, settings, engine, program, mapping, reason):
+    set_csv_columns(engine, program, mapping)
+    result = run_upload(instance, settings, "joes-pizza/a.csv", "Email,Phone\na@x.com,4155550134\n")
+    assert not result.success
+    description = next(e for e in result.all_events if e.is_step_failure).step_failure_data.user_failure_data.description
+    assert description.startswith("joes-pizza/a.csv: ") and reason in description
+    assert count(engine, "uploads") == 0 and count(engine, "users") == 0
+
+
+def test_a_program_mapping_decides_which_column_feeds_a_field(instance, settings, engine, program):
+    set_csv_columns(engine, program, '{"email": "Work Email", "phone_number": ["Tel", "Mobile"]}')
+    result = run_upload(instance, settings, "joes-pizza/a.csv",
+                        "Email,Work Email,Tel,Mobile\nhome@x.com,work@x.com,,4155550134\n")
+    assert result.success
+    assert metadata(result, "raw_upload")["column_mapping"] == "programs.csv_columns"
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT email, phone_number FROM users")).all() == [("work@x.com", "+14155550134")]
+
+
 # --- upload_sensor ---------------------------------------------------------------------------
 
 def _settle(path: Path, seconds_ago: float = 60) -> None:
@@ -125,7 +188,7 @@ def test_upload_sensor_adds_partitions_and_requests_runs_once(instance, settings
     complete = write_csv(settings.uploads_dir / "joes-pizza" / "a.csv", "email\na@x.com\n")
     _settle(complete)
     write_csv(settings.uploads_dir / "joes-pizza" / "still-writing.csv", "email\n")  # mtime is now
-    write_csv(settings.uploads_dir / "joes-pizza" / "notes.txt", "ignored")
+    write_csv(settings.uploads_dir / "joes-pizza" / "notes.pdf", "ignored")
     write_csv(settings.uploads_dir / "Bad Slug" / "x.csv", "email\n")
 
     result, cursor = evaluate_sensor(instance, settings)
@@ -143,3 +206,13 @@ def test_upload_sensor_adds_partitions_and_requests_runs_once(instance, settings
     first_key = result.run_requests[0].run_key
     assert changed.run_requests[0].run_key != first_key  # run key carries the sha256
     assert json.loads(cursor)["joes-pizza/a.csv"][2] in changed.run_requests[0].run_key
+
+
+def test_upload_sensor_takes_every_accepted_file_kind(instance, settings, program):
+    folder = settings.uploads_dir / "joes-pizza"
+    for name in ("a.csv", "b.tsv", "c.txt", "d.xlsx", "e.XLSX", "f.xls", "g.pdf", ".h.csv.part"):
+        _settle(write_csv(folder / name, "email\n"))
+    result, _ = evaluate_sensor(instance, settings)
+    assert sorted(r.partition_key for r in result.run_requests) == [
+        "joes-pizza/a.csv", "joes-pizza/b.tsv", "joes-pizza/c.txt", "joes-pizza/d.xlsx", "joes-pizza/e.XLSX",
+        "joes-pizza/f.xls"]  # a legacy .xls gets a run that says "save it as .xlsx or CSV"

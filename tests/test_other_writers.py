@@ -65,6 +65,15 @@ def test_the_apps_upsert_of_a_new_customer_derives_the_birthday(engine):
     assert amy["birth_date_set_at"] is not None
 
 
+@pytest.mark.parametrize("typed, stored", [
+    ("  Vivi.Tran@Example.TV\t", "vivi.tran@example.tv"),  # letters that are escape names (v, t, n, r, f)
+    ("\x0bnina.ferro@example.fr\x0c ", "nina.ferro@example.fr"),  # vertical tab and form feed are whitespace
+])
+def test_only_whitespace_is_trimmed_from_an_email(engine, typed, stored):
+    app_upsert(engine, typed, "Vivi", None)
+    assert [p["email"] for p in people(engine)] == [stored]
+
+
 def test_the_apps_upsert_finds_the_person_a_csv_created(engine, program, tmp_path):
     load_csv(engine, program, tmp_path, "email,first_name,dob\namy@example.com,Amy,03/14/1990\n")
     age_timestamps(engine)

@@ -116,9 +116,9 @@ def program_db(pg_db):
 
 def test_every_asset_that_talks_to_the_database_has_a_retry_policy():
     assert DATABASE_RETRY.max_retries >= 1 and DATABASE_RETRY.delay > 0
-    for asset in (validated_users, users_and_passes, birthday_log, birthday_notifications):
+    # raw_upload reads the program's csv_columns; a bad file is a Failure(allow_retries=False), never retried
+    for asset in (raw_upload, validated_users, users_and_passes, birthday_log, birthday_notifications):
         assert asset.node_def.retry_policy == DATABASE_RETRY, asset.node_def.name
-    assert raw_upload.node_def.retry_policy is None  # a bad file is not worth a retry
 
 
 @pytest.mark.parametrize("command", [["ingest", "{file}", "--program", "joes-pizza"], ["rewards", "--date", "2026-11-26"],
@@ -158,7 +158,7 @@ def test_database_unreachable_at_start_then_back_the_real_retry_policy_succeeds(
         proxy.down()
     assert result.success
     retries = _events(result, "STEP_UP_FOR_RETRY")
-    assert [e.step_key for e in retries] == ["validated_users"]
+    assert [e.step_key for e in retries] == ["raw_upload"]  # the first step to ask (the program's csv_columns)
     assert "Connection refused" in _error_text(retries[0].event_specific_data.error)
     with engine.connect() as conn:
         program = get_program(conn, "joes-pizza")
@@ -195,7 +195,7 @@ def test_database_down_for_the_whole_run_fails_once_clearly_writes_nothing_and_s
     assert not result.success
     assert len(_events(result, "STEP_UP_FOR_RETRY")) == DATABASE_RETRY.max_retries
     failures = [e for e in result.all_events if e.is_step_failure]
-    assert [e.step_key for e in failures] == ["validated_users"]  # one failure; users_and_passes never ran
+    assert [e.step_key for e in failures] == ["raw_upload"]  # one failure (reading csv_columns); nothing after ran
     cause = failures[0].step_failure_data.error.cause
     assert "Connection refused" in cause.message.splitlines()[0] and str(proxy.port) in cause.message.splitlines()[0]
     for table in ("uploads", "upload_issues", "users", "passes_master"):

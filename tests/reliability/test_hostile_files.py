@@ -71,8 +71,12 @@ CORPUS: dict[str, Case] = {
         accepted={"a@x.com": {"first_name": None}, "c@x.com": {"first_name": "C"}},
         rejected={3: "3 fields but the header has 2", 5: "4 fields but the header has 2"},
     ),
+    # "E-Mail" is "email" once case and punctuation are set aside: which of the two is the address?
     "duplicate_headers": Case(b"email,E-Mail,first_name\na@x.com,b@x.com,A\n", file_error="duplicate column names"),
-    "duplicate_headers_after_aliasing": Case(b"dob,Birthday,email\n1990-01-01,,a@x.com\n", file_error="duplicate column names"),
+    # Two different names of one field: each row takes the first non-empty in the table's order.
+    "two_birthday_columns": Case(b"dob,Birthday,email\n,03/14,a@x.com\n1990-01-01,03/14,b@x.com\n",
+                                 accepted={"a@x.com": {"birth_month": 3, "birth_day": 14},
+                                           "b@x.com": {"birth_month": 1, "birth_day": 1}}),
     "no_email_column": Case(b"name,phone\nAnn,1\n", file_error="no email column"),
     "a_workbook_not_a_csv": Case(b"PK\x03\x04\x14\x00\x06\x00[Content_Types].xml", file_error="not a CSV file"),
     "empty": Case(b"\xef\xbb\xbf  \r\n", file_error="the file is empty"),

@@ -31,7 +31,7 @@ from tests.reliability.helpers import NOW, PROPERTY_SETTINGS, record
 HOSTILE_SLUGS = ["../etc", "..", ".", "a/b", "/abs", "joes pizza", "Joes", "joes-pizza/../../x", "a\\b", "x\x1b[2Jy",
                  "x\ny", "x\ty", "x\x00y", "-x", "x-", "é", "joes_pizza", "a|b", "a,b", "", " joes", "x" * 65]
 HOSTILE_FILE_NAMES = ["../x.csv", "a/b.csv", "/etc/passwd.csv", "a b.csv", "tab\t.csv", "esc\x1b[2J.csv", "new\nline.csv",
-                      ".hidden.csv", "-rf.csv", "évil.csv", "\u212a.csv", "x.cſv", "x.csv.exe", "x.txt", "..csv",
+                      ".hidden.csv", "-rf.csv", "évil.csv", "\u212a.csv", "x.cſv", "x.csv.exe", "x.pdf", "x.xlsm", "..csv",
                       "a..b.csv", "nul\x00.csv", "x" * 201 + ".csv", "a\\..\\b.csv", "CON .csv", "x.csv "]
 CONTROL = [chr(c) for c in range(32)] + ["\x7f"]
 

@@ -51,7 +51,7 @@ branch_labels = None
 depends_on = None
 
 # --- PostgreSQL ----------------------------------------------------------------------------------
-_PG_NORMAL_EMAIL = "lower(btrim({email}, E' \\t\\n\\r\\f\\v'))"
+_PG_NORMAL_EMAIL = "lower(btrim({email}, E' \\t\\n\\r\\f\\x0B'))"
 _PG_AGREES = (
     "(birth_date IS NULL OR (birth_month = extract(month FROM birth_date) AND birth_day = extract(day FROM birth_date)))"
 )
