@@ -97,7 +97,7 @@ class NotificationSender(ConfigurableResource):
 
 
 class AlertWebhook(ConfigurableResource):
-    """Where run-failure alerts go; without a url alerting is off."""
+    """Where run-failure and late-birthday alerts go; without a url alerting is off (logged only)."""
 
     url: str | None = Field(default=None, description=config.ALERT_WEBHOOK_URL.describe())
     ui_url: str = Field(default=config.UI_URL.default, description=config.UI_URL.describe())
