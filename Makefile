@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: demo test lint ui bench bench-quick screenshots clean
+.PHONY: demo test lint ui bench bench-quick bench-scale screenshots clean
 
 $(BIN)/python:
 	$(shell command -v $(PYTHON) || echo python3) -m venv $(VENV)
@@ -38,6 +38,9 @@ bench: $(BENCH_STAMP)
 
 bench-quick: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/run.py --scale 0.1
+
+bench-scale: $(STAMP)
+	$(BIN)/python benchmarks/scale.py
 
 screenshots: $(STAMP)
 	$(BIN)/python scripts/screenshots.py

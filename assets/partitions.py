@@ -1,16 +1,19 @@
-"""Partition definitions: one partition per upload, and (day, program) for the birthday bot."""
+"""Partition definitions: one partition per upload, and one per day for the birthday bot (the
+programs of a day are a batch inside the run, chosen by run config: see assets/birthdays.py)."""
 
 
 import math
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from dagster import DailyPartitionsDefinition, DynamicPartitionsDefinition, MultiPartitionsDefinition
+from dagster import DailyPartitionsDefinition, DynamicPartitionsDefinition
 
 from loyalty_pipeline import config
 
 uploads_partitions = DynamicPartitionsDefinition(name="uploads")
-programs_partitions = DynamicPartitionsDefinition(name="programs")
+# The `programs` dynamic partitions of the former (day x program) shape; the catch-up sensor deletes
+# what is left of them on existing instances.
+OBSOLETE_PROGRAMS_PARTITIONS = "programs"
 
 # Partitions are defined when the code location loads, so these two are read from the environment then.
 BIRTHDAY_START_DATE = config.BIRTHDAY_START_DATE.read()
@@ -26,11 +29,6 @@ def _end_offset(timezone: str) -> int:
     return 1 + math.ceil(hours_ahead / 24)
 
 
-birthday_partitions = MultiPartitionsDefinition(
-    {
-        "date": DailyPartitionsDefinition(
-            start_date=BIRTHDAY_START_DATE, timezone=DEFAULT_TIMEZONE, end_offset=_end_offset(DEFAULT_TIMEZONE)
-        ),
-        "program": programs_partitions,
-    }
+birthday_partitions = DailyPartitionsDefinition(
+    start_date=BIRTHDAY_START_DATE, timezone=DEFAULT_TIMEZONE, end_offset=_end_offset(DEFAULT_TIMEZONE)
 )

@@ -56,6 +56,9 @@ class LoyaltySettings(ConfigurableResource):
     timezone: str = Field(default=config.TIMEZONE.default, description=config.TIMEZONE.describe())
     max_reject_rate: float = Field(default=float(config.MAX_REJECT_RATE.default),
                                    description=config.MAX_REJECT_RATE.describe())
+    catchup_days: int = Field(default=int(config.CATCHUP_DAYS.default), description=config.CATCHUP_DAYS.describe())
+    late_alert_hours: int = Field(default=int(config.LATE_ALERT_HOURS.default),
+                                  description=config.LATE_ALERT_HOURS.describe())
 
     @property
     def uploads_path(self) -> Path:
@@ -94,7 +97,7 @@ class NotificationSender(ConfigurableResource):
 
 
 class AlertWebhook(ConfigurableResource):
-    """Where run-failure alerts go; without a url alerting is off."""
+    """Where run-failure and late-birthday alerts go; without a url alerting is off (logged only)."""
 
     url: str | None = Field(default=None, description=config.ALERT_WEBHOOK_URL.describe())
     ui_url: str = Field(default=config.UI_URL.default, description=config.UI_URL.describe())

@@ -1,6 +1,7 @@
-"""Delivering a run-failure alert: the JSON alert POSTed to the alert webhook, with a few quick
-retries on network errors, 429 and 5xx (a 4xx or 3xx is the receiver's answer: retrying will not
-change it). The alert itself is built from the failed run in schedules/alerts.py."""
+"""Delivering an alert: the JSON alert POSTed to the alert webhook, with a few quick retries on
+network errors, 429 and 5xx (a 4xx or 3xx is the receiver's answer: retrying will not change it).
+The alerts themselves are built in schedules/: a failed run's in schedules/alerts.py, a late
+birthday day's (same JSON shape, event `birthday_late`) in schedules/late_alerts.py."""
 
 from __future__ import annotations
 
@@ -21,9 +22,11 @@ class AlertSender:
         self.timeout_seconds = timeout_seconds
         self.attempts = attempts
 
-    def send(self, alert: dict) -> int:
-        """POST `alert`; returns the HTTP status or raises AlertDeliveryError with the last reason."""
-        headers = {"Idempotency-Key": f"run-failure:{alert.get('run_id')}"}
+    def send(self, alert: dict, idempotency_key: str | None = None) -> int:
+        """POST `alert`; returns the HTTP status or raises AlertDeliveryError with the last reason.
+        `idempotency_key` (default `run-failure:<run_id>`) names the alert for a receiver that dedupes."""
+        idempotency_key = idempotency_key or f"run-failure:{alert.get('run_id')}"
+        headers = {"Idempotency-Key": idempotency_key}
         last_error = "no attempt made"
         for attempt in range(1, self.attempts + 1):
             try:
@@ -34,4 +37,4 @@ class AlertSender:
                     break
             if attempt < self.attempts:
                 time.sleep(0.5 * 2 ** (attempt - 1))
-        raise AlertDeliveryError(f"alert for run {alert.get('run_id')} not delivered to the webhook: {last_error}")
+        raise AlertDeliveryError(f"alert {idempotency_key} not delivered to the webhook: {last_error}")

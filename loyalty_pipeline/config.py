@@ -61,7 +61,17 @@ NOTIFICATION_LOG = Variable(
 WEBHOOK_URL = Variable(
     "LOYALTY_WEBHOOK_URL", None, "where the `webhook` sender POSTs birthday messages (secret)")
 ALERT_WEBHOOK_URL = Variable(
-    "LOYALTY_ALERT_WEBHOOK_URL", None, "where `run_failure_alert_sensor` POSTs a JSON alert per failed run (secret)")
+    "LOYALTY_ALERT_WEBHOOK_URL", None,
+    "where `run_failure_alert_sensor` POSTs a JSON alert per failed run, and `birthday_late_sensor` one per late "
+    "(program, day) (secret)")
+CATCHUP_DAYS = Variable(
+    "LOYALTY_CATCHUP_DAYS", "7",
+    "how many days back `birthday_catchup_sensor` runs a program's missed birthday days (within its "
+    "`birthday_max_delay_days`)")
+LATE_ALERT_HOURS = Variable(
+    "LOYALTY_LATE_ALERT_HOURS", "2",
+    "hours after a program's `birthday_send_hour` before `birthday_late_sensor` alerts that its day has not "
+    "succeeded")
 UI_URL = Variable(
     "LOYALTY_UI_URL", "http://localhost:3000", "the Dagster UI the alerts link to")
 FROZEN_NOW = Variable(
@@ -74,7 +84,8 @@ DEBUG = Variable(
 
 VARIABLES: tuple[Variable, ...] = (
     DATABASE_URL, UPLOADS_DIR, REPORTS_DIR, TIMEZONE, BIRTHDAY_START_DATE, MAX_REJECT_RATE, NOTIFICATION_SENDER,
-    NOTIFICATION_LOG, WEBHOOK_URL, ALERT_WEBHOOK_URL, UI_URL, FROZEN_NOW, DAGSTER_HOME, DEBUG,
+    NOTIFICATION_LOG, WEBHOOK_URL, ALERT_WEBHOOK_URL, CATCHUP_DAYS, LATE_ALERT_HOURS, UI_URL, FROZEN_NOW,
+    DAGSTER_HOME, DEBUG,
 )
 
 
@@ -99,6 +110,8 @@ class Settings:
     alert_webhook_url: str | None = _from(ALERT_WEBHOOK_URL)
     ui_url: str = _from(UI_URL)
     frozen_now: str | None = _from(FROZEN_NOW)
+    catchup_days: int = _from(CATCHUP_DAYS, int)
+    late_alert_hours: int = _from(LATE_ALERT_HOURS, int)
     storage_dir: Path | None = None  # Dagster's intermediate files; None = DAGSTER_HOME/storage
 
     @classmethod

@@ -8,7 +8,7 @@ import importlib
 from types import ModuleType
 
 # Run tags. The names are documented (they are how a run records its partition, its partition
-# range - the one run a BackfillPolicy.single_run() backfill makes per program - and its backfill),
+# range - the one run a BackfillPolicy.single_run() backfill makes - and its backfill),
 # but `dagster` exports the constants only from the private dagster._core.storage.tags. Launching
 # a ranged run in process has no other API than these two tags.
 PRIVATE_TAGS_MODULE = "dagster._core.storage.tags"

@@ -11,8 +11,10 @@ from assets.io_managers import FrameStorage
 from assets.resources import AlertWebhook, Clock, LoyaltyDatabase, LoyaltySettings, NotificationSender
 from loyalty_pipeline.config import Settings, dagster_home
 from schedules.alerts import run_failure_alert_sensor
+from schedules.catchup import birthday_catchup_sensor
+from schedules.late_alerts import birthday_late_sensor
 from schedules.schedules import birthday_schedule
-from schedules.sensors import program_partitions_sensor, upload_sensor
+from schedules.sensors import upload_sensor
 
 
 def build_resources(settings: Settings | None = None, *, frozen_now: str | None = None) -> dict:
@@ -37,6 +39,8 @@ def build_resources(settings: Settings | None = None, *, frozen_now: str | None 
             reports_dir=value("reports_dir"),
             timezone=value("timezone"),
             max_reject_rate=settings.max_reject_rate,  # a number: EnvVar only carries strings
+            catchup_days=settings.catchup_days,
+            late_alert_hours=settings.late_alert_hours,
         ),
         "clock": Clock(frozen_now=frozen_now or value("frozen_now")),
         "notification_sender": NotificationSender(
@@ -53,7 +57,7 @@ def build_resources(settings: Settings | None = None, *, frozen_now: str | None 
 defs = Definitions(
     assets=[raw_upload, validated_users, users_and_passes, birthday_log, birthday_notifications],
     jobs=[ingest_upload_job, birthday_job],
-    sensors=[upload_sensor, program_partitions_sensor, run_failure_alert_sensor],
+    sensors=[upload_sensor, birthday_catchup_sensor, birthday_late_sensor, run_failure_alert_sensor],
     schedules=[birthday_schedule],
     resources=build_resources(),
     # Runs are short and database-bound: one process per run instead of one per step (~2 s vs ~5 s a launch).

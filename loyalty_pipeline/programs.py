@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from loyalty_pipeline.fields import FIELDS
-from loyalty_pipeline.names import InvalidName, check_slug
+from loyalty_pipeline.names import check_slug
 
 _COLUMNS = (
     "id, slug, name, birthday_bot_enabled, birthday_reward_points, birthday_message, "
@@ -256,22 +256,6 @@ def change_program(conn: Connection, slug: str, values: dict, default_timezone: 
     return save_program(conn, slug, candidate.name, **changes)
 
 
-def program_slugs(conn: Connection) -> list[str]:
-    return [row[0] for row in conn.execute(text("SELECT slug FROM programs ORDER BY slug"))]
-
-
-def valid_program_slugs(conn: Connection, warn=lambda message: None) -> list[str]:
-    """Slugs usable as partition keys and folder names. The front end writes `programs` directly,
-    so a slug like 'a|b' (ambiguous in 'date|program' keys) is skipped with a warning."""
-    valid = []
-    for slug in program_slugs(conn):
-        try:
-            valid.append(check_slug(slug))
-        except InvalidName as exc:
-            warn(f"{exc}; the program gets no birthday partitions until its slug is fixed")
-    return valid
-
-
 __all__ = [
     "DATE_ORDERS",
     "SETTINGS",
@@ -285,8 +269,6 @@ __all__ = [
     "get_program",
     "list_programs",
     "parse_settings",
-    "program_slugs",
     "save_program",
     "setting_problems",
-    "valid_program_slugs",
 ]

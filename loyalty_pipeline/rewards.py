@@ -18,7 +18,7 @@ import polars as pl
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
-from loyalty_pipeline import templates
+from loyalty_pipeline import birthday_runs, templates
 from loyalty_pipeline.db import bulk_insert, create_temp_table, create_temp_table_as, db_time, is_postgres
 from loyalty_pipeline.programs import Program, check_config, get_program
 
@@ -26,6 +26,7 @@ REWARD_WINDOW_DAYS = 365
 LOCK_NAMESPACE = 7_311_202_602
 _NO_NOTICE_NEEDED = datetime(9999, 1, 1, tzinfo=timezone.utc)
 SAMPLE_SIZE = 5
+NOT_DUE = "not due yet"
 
 _REWARD_DAYS = [
     ("reward_date", "date"),
@@ -123,6 +124,7 @@ class RewardResult:
     rewarded_now: int = 0
     points_awarded: int = 0
     per_date: dict[str, int] = field(default_factory=dict)  # ISO date -> rewarded now
+    eligible_per_date: dict[str, int] = field(default_factory=dict)  # ISO date -> eligible passes
     sample_messages: list[str] = field(default_factory=list)
     batch_id: str = ""
     program: dict = field(default_factory=dict)
@@ -145,7 +147,7 @@ def due_dates(program: Program, dates: list[date], now: datetime, default_timezo
     for day in sorted(set(dates)):
         late = (today - day).days
         if late < 0:
-            skipped[day.isoformat()] = f"not due yet: {program.slug}'s local date is {today.isoformat()}"
+            skipped[day.isoformat()] = f"{NOT_DUE}: {program.slug}'s local date is {today.isoformat()}"
         elif late > program.birthday_max_delay_days:
             skipped[day.isoformat()] = (
                 f"too late: {late} days after the birthday, more than birthday_max_delay_days="
@@ -269,53 +271,85 @@ def _queue_notifications(conn: Connection, program: Program, batch_id: str, now_
 
 def award_birthdays(
     engine: Engine, *, program_slug: str, dates: list[date], now: datetime,
-    default_timezone: str = "UTC", batch_id: str | None = None,
+    default_timezone: str = "UTC", batch_id: str | None = None, run_id: str | None = None,
+    started_at: datetime | None = None,
 ) -> RewardResult:
-    """Award one program's birthdays for `dates` in one transaction; safe to rerun at any time."""
+    """Award one program's birthdays for `dates` in one transaction; safe to rerun at any time.
+    With `run_id`, each date's outcome is recorded in birthday_runs in the same transaction."""
+    with engine.begin() as conn:
+        result, program_id = _award(conn, program_slug, dates, now, default_timezone, batch_id)
+        if run_id:
+            birthday_runs.record(conn, program_id, _day_results(result), run_id, started_at or now, now)
+        _drop_scratch_tables(conn)
+    return result
+
+
+def _day_results(result: RewardResult) -> list[birthday_runs.DayResult]:
+    """The per-day outcome of one program's reward transaction; days not due yet get no row."""
+    points = result.program.get("birthday_reward_points", 0)
+    days = []
+    for day in result.dates:
+        key = day.isoformat()
+        why = result.skipped.get(key)
+        if why is None:
+            rewarded = result.per_date.get(key, 0)
+            days.append(birthday_runs.DayResult(day, "succeeded", eligible=result.eligible_per_date.get(key, 0),
+                                                rewarded=rewarded, points=rewarded * points))
+        elif not why.startswith(NOT_DUE):
+            days.append(birthday_runs.DayResult(day, "skipped", note=why))
+    return days
+
+
+def _drop_scratch_tables(conn: Connection) -> None:
+    if not is_postgres(conn):  # Postgres drops them on commit
+        conn.exec_driver_sql("DROP TABLE IF EXISTS temp.reward_days")
+        conn.exec_driver_sql("DROP TABLE IF EXISTS temp.reward_candidates")
+
+
+def _award(conn: Connection, program_slug: str, dates: list[date], now: datetime, default_timezone: str,
+           batch_id: str | None) -> tuple[RewardResult, str]:
     # batch_id names this transaction's rows (the balance update and notifications select them by it),
     # so a caller's id - the Dagster run, which may award several programs or retry a step - is only a prefix.
     batch_id = f"{batch_id}:{uuid.uuid4()}" if batch_id else str(uuid.uuid4())
-    with engine.begin() as conn:
-        _lock_program(conn, program_slug)
-        program = get_program(conn, program_slug)
-        check_config(program, default_timezone)
-        result = RewardResult(program_slug=program_slug, enabled=program.birthday_bot_enabled,
-                              dates=sorted(set(dates)), batch_id=batch_id, program=program.as_metadata())
-        if not program.birthday_bot_enabled:
-            result.skipped = {d.isoformat(): "birthday bot disabled for this program" for d in result.dates}
-            return result
-        due, result.skipped = due_dates(program, dates, now, default_timezone)
-        if not due:
-            return result
-        days_rows = stage_reward_days(conn, program, due, default_timezone)
-        create_temp_table_as(conn, "reward_candidates", _candidates(conn, days_rows), {"program_id": program.id})
-        if is_postgres(conn):
-            conn.exec_driver_sql("ANALYZE reward_candidates")
-        counts = conn.execute(
-            text(f"SELECT count(*), COALESCE(sum(CASE WHEN {_ALREADY_REWARDED} THEN 1 ELSE 0 END), 0) "
-                 "FROM reward_candidates c"),
-        ).one()
-        result.eligible, result.already_rewarded = int(counts[0]), int(counts[1])
-        now_param = db_time(conn, now)
-        result.rewarded_now = _insert_logs(conn, program, batch_id, now_param)
-        if result.rewarded_now:
-            _credit_balances(conn, batch_id)
-            _queue_notifications(conn, program, batch_id, now_param)
-        result.points_awarded = result.rewarded_now * program.birthday_reward_points
-        result.per_date = {
-            str(day): count for day, count in conn.execute(
-                text("SELECT reward_date, count(*) FROM birthday_logs WHERE batch_id = :b GROUP BY reward_date ORDER BY reward_date"),
-                {"b": batch_id},
-            )
-        }
-        result.sample_messages = [
-            row[0] for row in conn.execute(
-                text("SELECT n.message FROM notifications n JOIN birthday_logs b ON b.id = n.birthday_log_id "
-                     "WHERE b.batch_id = :b ORDER BY n.message LIMIT :n"),
-                {"b": batch_id, "n": SAMPLE_SIZE},
-            )
-        ]
-        if not is_postgres(conn):
-            conn.exec_driver_sql("DROP TABLE temp.reward_days")
-            conn.exec_driver_sql("DROP TABLE temp.reward_candidates")
-    return result
+    _lock_program(conn, program_slug)
+    program = get_program(conn, program_slug)
+    check_config(program, default_timezone)
+    result = RewardResult(program_slug=program_slug, enabled=program.birthday_bot_enabled,
+                          dates=sorted(set(dates)), batch_id=batch_id, program=program.as_metadata())
+    if not program.birthday_bot_enabled:
+        result.skipped = {d.isoformat(): "birthday bot disabled for this program" for d in result.dates}
+        return result, program.id
+    due, result.skipped = due_dates(program, dates, now, default_timezone)
+    if not due:
+        return result, program.id
+    days_rows = stage_reward_days(conn, program, due, default_timezone)
+    create_temp_table_as(conn, "reward_candidates", _candidates(conn, days_rows), {"program_id": program.id})
+    if is_postgres(conn):
+        conn.exec_driver_sql("ANALYZE reward_candidates")
+    counts = conn.execute(
+        text(f"SELECT c.reward_date, count(*), COALESCE(sum(CASE WHEN {_ALREADY_REWARDED} THEN 1 ELSE 0 END), 0) "
+             "FROM reward_candidates c GROUP BY c.reward_date"),
+    ).all()
+    result.eligible_per_date = {str(day): int(eligible) for day, eligible, _ in counts}
+    result.eligible = sum(int(row[1]) for row in counts)
+    result.already_rewarded = sum(int(row[2]) for row in counts)
+    now_param = db_time(conn, now)
+    result.rewarded_now = _insert_logs(conn, program, batch_id, now_param)
+    if result.rewarded_now:
+        _credit_balances(conn, batch_id)
+        _queue_notifications(conn, program, batch_id, now_param)
+    result.points_awarded = result.rewarded_now * program.birthday_reward_points
+    result.per_date = {
+        str(day): count for day, count in conn.execute(
+            text("SELECT reward_date, count(*) FROM birthday_logs WHERE batch_id = :b GROUP BY reward_date ORDER BY reward_date"),
+            {"b": batch_id},
+        )
+    }
+    result.sample_messages = [
+        row[0] for row in conn.execute(
+            text("SELECT n.message FROM notifications n JOIN birthday_logs b ON b.id = n.birthday_log_id "
+                 "WHERE b.batch_id = :b ORDER BY n.message LIMIT :n"),
+            {"b": batch_id, "n": SAMPLE_SIZE},
+        )
+    ]
+    return result, program.id

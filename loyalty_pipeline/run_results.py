@@ -1,7 +1,9 @@
-"""Reading an in-process run's result for a person: why it failed, in one line, and what an asset
-reported in its materialization metadata."""
+"""Reading an in-process run's result for a person: why it failed, in one line, and a birthday
+run's outcome per program (from its birthday_runs rows)."""
 
 from __future__ import annotations
+
+from loyalty_pipeline import birthday_runs
 
 
 def innermost_cause(error):
@@ -31,10 +33,21 @@ def failure_reason(result) -> str:
     return "run failed (see the Dagster UI for the logs)"
 
 
-def materialization_metadata(result, asset_name: str) -> dict:
-    """The plain values of `asset_name`'s materialization metadata in the run ({} if none)."""
-    for event in result.get_asset_materialization_events():
-        materialization = event.event_specific_data.materialization
-        if materialization.asset_key.to_user_string() == asset_name:
-            return {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
-    return {}
+def birthday_outcomes(rows: list[birthday_runs.RunRow]) -> list[tuple[str, bool, str]]:
+    """One (program, ok, summary) line per program over a birthday run's days (its birthday_runs rows)."""
+    by_program: dict[str, list[birthday_runs.RunRow]] = {}
+    for row in rows:
+        by_program.setdefault(row.slug, []).append(row)
+    outcomes = []
+    for slug, days in by_program.items():
+        failed = [r for r in days if r.status == "failed"]
+        if failed:
+            outcomes.append((slug, False, f"{len(failed)} day(s) failed: {failed[0].error}"))
+            continue
+        now = sum(r.rewarded_by_run for r in days)
+        eligible = sum(r.eligible for r in days)
+        skipped = [f"{r.day}: {r.note}" for r in days if r.status == "skipped"]
+        outcomes.append((slug, True, f"{now} rewarded now, {eligible - now} already rewarded, "
+                                     f"{sum(r.points for r in days)} points on the day(s)"
+                                     + (f"; skipped: {'; '.join(skipped[:3])}" if skipped else "")))
+    return outcomes

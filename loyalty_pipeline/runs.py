@@ -8,12 +8,13 @@ import shutil
 from datetime import date
 from pathlib import Path
 
+from loyalty_pipeline import birthday_runs
 from loyalty_pipeline.config import Settings
 from loyalty_pipeline.dagster_internals import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from loyalty_pipeline.db import make_engine
-from loyalty_pipeline.names import InvalidName, check_slug, upload_key, upload_path
-from loyalty_pipeline.programs import ProgramNotFound, get_program, valid_program_slugs
-from loyalty_pipeline.run_results import failure_reason, materialization_metadata
+from loyalty_pipeline.names import InvalidName, upload_key, upload_path
+from loyalty_pipeline.programs import ProgramNotFound, get_program
+from loyalty_pipeline.run_results import birthday_outcomes, failure_reason
 
 # The CLI prints its own summary; the run's step logs stay in the instance for the UI.
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
@@ -54,46 +55,41 @@ def ingest_file(instance, settings: Settings, file: Path, slug: str):
     return key, result
 
 
-def sync_program_partitions(instance, settings: Settings) -> list[str]:
-    with _engine(settings).connect() as conn:
-        slugs = valid_program_slugs(conn)
-    missing = sorted(set(slugs) - set(instance.get_dynamic_partitions("programs")))
-    if missing:
-        instance.add_dynamic_partitions("programs", missing)
-    return slugs
-
+# --- birthday runs (the `rewards` and `backfill` commands) ------------------------------------------
 
 def run_birthdays(instance, settings: Settings, start: date, end: date, program: str | None,
                   resources: dict | None = None) -> list[tuple[str, bool, str]]:
-    """One run per program over [start, end] (the single-run backfill shape); (slug, ok, summary).
-    `resources` replaces the definitions' resources for the runs (tests pin the clock and database)."""
-    from dagster import MultiPartitionKey
-
+    """One run of the day partitions [start, end] for `program`, or for every enabled program whose
+    send hour has passed on those days; (slug, ok, summary) per program, from birthday_runs.
+    `resources` replaces the definitions' resources for the run (tests pin the clock and database)."""
+    from assets.birthdays import batch_config
     from loyalty_pipeline.definitions import defs
 
     if end < start:
         raise RunError(f"--end {end} is before --start {start}")
-    slugs = sync_program_partitions(instance, settings)
+    engine = _engine(settings)
     if program:
-        check_slug(program)
-        if program not in slugs:
-            raise RunError(f"program {program!r} does not exist in the programs table")
-        slugs = [program]
+        with engine.connect() as conn:
+            try:
+                get_program(conn, program)
+            except ProgramNotFound as exc:
+                raise RunError(str(exc)) from exc
+    tags = {"loyalty/trigger": "cli"} | ({"program": program} if program else {})
+    partition_key = None
+    if start == end:
+        partition_key = start.isoformat()
+    else:
+        tags |= {ASSET_PARTITION_RANGE_START_TAG: start.isoformat(), ASSET_PARTITION_RANGE_END_TAG: end.isoformat()}
     job = defs.resolve_job_def("birthday_job")
-    outcomes = []
-    for slug in slugs:
-        first = MultiPartitionKey({"date": start.isoformat(), "program": slug})
-        last = MultiPartitionKey({"date": end.isoformat(), "program": slug})
-        tags = {"program": slug, ASSET_PARTITION_RANGE_START_TAG: str(first), ASSET_PARTITION_RANGE_END_TAG: str(last)}
-        result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False, run_config=QUIET,
-                                        resources=resources)
-        if not result.success:
-            outcomes.append((slug, False, failure_reason(result)))
-            continue
-        metadata = materialization_metadata(result, "birthday_log")
-        outcomes.append((slug, True, (
-            f"{metadata.get('rewarded_now', 0)} rewarded now, {metadata.get('already_rewarded_this_year', 0)} "
-            f"already rewarded, {metadata.get('points_awarded', 0)} points"
-            + (f"; skipped: {metadata['skipped']}" if metadata.get("skipped", "").startswith("-") else "")
-        )))
+    run_config = {**QUIET, **batch_config([program] if program else [], ignore_send_hour=True)}
+    result = job.execute_in_process(instance=instance, partition_key=partition_key, tags=tags, raise_on_error=False,
+                                    run_config=run_config, resources=resources)
+    with engine.connect() as conn:
+        rows = birthday_runs.rows_for_run(conn, result.run_id)
+    outcomes = birthday_outcomes(rows)
+    if not result.success and not any(not ok for _, ok, _ in outcomes):
+        outcomes.append((program or "birthday_job", False, failure_reason(result)))
+    if not outcomes:
+        outcomes.append((program or "every program", True, "nothing to do: no day of the range has come yet in "
+                         "the program's time zone (or no program is enabled)"))
     return outcomes

@@ -1,4 +1,4 @@
-"""Sensors: new upload files become partitions and runs; new programs become partitions."""
+"""Sensors: new upload files become partitions and runs."""
 
 
 import hashlib
@@ -16,10 +16,9 @@ from dagster import (
 )
 
 from assets.ingestion import ingest_upload_job
-from assets.partitions import programs_partitions, uploads_partitions
-from assets.resources import LoyaltyDatabase, LoyaltySettings
+from assets.partitions import uploads_partitions
+from assets.resources import LoyaltySettings
 from loyalty_pipeline.names import UPLOAD_SUFFIXES, InvalidName, upload_key
-from loyalty_pipeline.programs import valid_program_slugs
 
 # A file still being written changes size or mtime; one left alone this long is complete.
 SETTLE_SECONDS = 5
@@ -98,16 +97,3 @@ def upload_sensor(context: SensorEvaluationContext, settings: LoyaltySettings):
         ],
     )
 
-
-@sensor(
-    minimum_interval_seconds=30,
-    default_status=DefaultSensorStatus.RUNNING,
-    description="Adds a `programs` partition for every slug in the programs table.",
-)
-def program_partitions_sensor(context: SensorEvaluationContext, database: LoyaltyDatabase):
-    with database.engine().connect() as conn:
-        slugs = valid_program_slugs(conn, context.log.warning)
-    missing = sorted(set(slugs) - set(context.instance.get_dynamic_partitions("programs")))
-    if not missing:
-        return SkipReason("programs partitions up to date")
-    return SensorResult(dynamic_partitions_requests=[programs_partitions.build_add_request(missing)])

@@ -114,15 +114,15 @@ def wait_for_location(base_url: str, server: subprocess.Popen, log: Path, timeou
 
 
 def birthday_partition(base_url: str) -> str:
-    """The demo's rewarded birthday partition (today's, for joes-pizza), as recorded by Dagster."""
+    """The demo's rewarded birthday partition (today's, every program), as recorded by Dagster."""
     node = graphql(base_url, MATERIALIZATIONS)["assetNodeOrError"]
     if node["__typename"] != "AssetNode":
         raise ScreenshotError(f"birthday_log is not in the asset graph: {node}")
     for event in node["assetMaterializations"]:
         labels = {entry["label"] for entry in event["metadataEntries"]}
-        if event["partition"] and event["partition"].endswith("|joes-pizza") and "rewarded_now" in labels:
+        if event["partition"] and "per_program" in labels:
             return event["partition"]
-    raise ScreenshotError(f"no materialized joes-pizza birthday partition with metadata: {node['assetMaterializations']}")
+    raise ScreenshotError(f"no materialized birthday partition with metadata: {node['assetMaterializations']}")
 
 
 def visible_text(dom: str) -> str:
@@ -233,7 +233,7 @@ def run(out: Path, chromium_binary: str, keep: bool) -> list[Path]:
             capture(chromium_binary, work, "asset-graph", graph_url, WINDOW,
                     ["ingestion", "birthdays", "raw_upload", "validated_users", "passes", "birthday_log"], out),
             capture(chromium_binary, work, "birthday-partition", partition_url, PARTITION_WINDOW,
-                    [partition, "Materialized", "rewarded_now", "points_awarded", "sample_messages", "program_config",
+                    [partition, "Materialized", "rewarded_now", "points_total", "per_program", "sample_messages",
                      "Happy birthday Ada"], out),
         ]
         expected = {"raw_upload", "validated_users", "users", "passes", "birthday_log", "birthday_notifications"}

@@ -1,43 +1,49 @@
-"""The birthday bot in Dagster, in process on a test instance with a pinned clock: the assets'
-metadata and checks, failures isolated per program, the CLI's range backfill (one run per program),
-the programs sensor and the per-program-timezone schedule."""
+"""The birthday bot in Dagster, in process on a test instance with a pinned clock: day partitions
+with a batch of programs per run, each program's result per day in birthday_runs (and in the
+metadata and checks), failures isolated per program, the CLI's range backfill (one run), the
+schedule's batches per local date, automatic catch-up and the late alert."""
 
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from dagster import (
+    DagsterRunStatus,
     Definitions,
+    DeleteDynamicPartitionsRequest,
     RunsFilter,
-    SensorResult,
-    SkipReason,
     build_schedule_context,
     build_sensor_context,
     in_process_executor,
     instance_for_test,
     materialize,
 )
+from sqlalchemy import text
 
-from assets.birthdays import birthday_job, birthday_log, birthday_notifications
-from assets.resources import Clock, NotificationSender
+from assets.birthdays import batch_config, birthday_job, birthday_log, birthday_notifications
+from assets.resources import AlertWebhook, Clock, LoyaltySettings, NotificationSender
+from loyalty_pipeline import birthday_runs
 from loyalty_pipeline.dagster_internals import IN_MEMORY_EVENT_LOG
+from loyalty_pipeline.db import migrate
 from loyalty_pipeline.definitions import build_resources
-from loyalty_pipeline.programs import Program, list_programs
+from loyalty_pipeline.programs import Program
 from loyalty_pipeline.rewards import award_birthdays
 from loyalty_pipeline.run_results import failure_reason
 from loyalty_pipeline.runs import run_birthdays
-from schedules.schedules import birthday_schedule, due_partitions
-from schedules.sensors import program_partitions_sensor
-from tests.factories import balance, make_program, member, rewarded_passes, set_birthday, utc
+from schedules.catchup import birthday_catchup_sensor
+from schedules.late_alerts import birthday_late_sensor
+from schedules.schedules import birthday_schedule
+from tests.factories import balance, count, make_program, member, rewarded_passes, set_birthday, utc
 
 FROZEN_NOW = "2026-11-26T10:00:00+00:00"
 MESSAGE = "Happy birthday {first_name}! {program_name} added {points} points."
 
 
-# The default per-run SQLite event logs cost ~20 ms an event (a 30-day range run logs ~150); the
-# in-memory event log keeps dynamic partitions, asset checks and materializations all the same.
+# The default per-run SQLite event logs cost ~20 ms an event; the in-memory event log keeps asset
+# checks and materializations all the same.
 FAST_EVENT_LOG = {"event_log_storage": IN_MEMORY_EVENT_LOG}
 
 
@@ -48,8 +54,8 @@ def instance():
 
 
 @pytest.fixture
-def schedule_instance():
-    """A schedule context reopens the instance from its ref, so the dynamic partitions must be on disk."""
+def disk_instance():
+    """Schedule and sensor contexts reopen the instance from its ref, so its storage must be on disk."""
     with instance_for_test() as instance:
         yield instance
 
@@ -57,7 +63,8 @@ def schedule_instance():
 @pytest.fixture
 def resources(settings, tmp_path, monkeypatch) -> dict:
     for name in ("LOYALTY_DATABASE_URL", "LOYALTY_UPLOADS_DIR", "LOYALTY_TIMEZONE", "LOYALTY_FROZEN_NOW",
-                 "LOYALTY_NOTIFICATION_SENDER", "LOYALTY_NOTIFICATION_LOG", "LOYALTY_WEBHOOK_URL"):
+                 "LOYALTY_NOTIFICATION_SENDER", "LOYALTY_NOTIFICATION_LOG", "LOYALTY_WEBHOOK_URL",
+                 "LOYALTY_ALERT_WEBHOOK_URL", "LOYALTY_CATCHUP_DAYS", "LOYALTY_LATE_ALERT_HOURS"):
         monkeypatch.delenv(name, raising=False)  # build_resources must use the test database
     return {
         **build_resources(settings),
@@ -66,10 +73,18 @@ def resources(settings, tmp_path, monkeypatch) -> dict:
     }
 
 
+def at(resources: dict, moment: datetime) -> dict:
+    return {**resources, "clock": Clock(frozen_now=moment.isoformat())}
+
+
 def metadata(result, asset_name: str) -> dict:
     [event] = [e for e in result.get_asset_materialization_events()
                if e.event_specific_data.materialization.asset_key.to_user_string() == asset_name]
     return {k: getattr(v, "value", v) for k, v in event.event_specific_data.materialization.metadata.items()}
+
+
+def per_program(result) -> dict[str, dict]:
+    return {record.data["program"]: record.data for record in metadata(result, "birthday_log")["per_program"].records}
 
 
 def log_lines(tmp_path) -> list[dict]:
@@ -77,9 +92,25 @@ def log_lines(tmp_path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] if path.exists() else []
 
 
+def results(engine) -> dict[tuple[str, str], tuple]:
+    """(slug, day) -> (status, eligible, rewarded, points, error) of every birthday_runs row."""
+    with engine.connect() as conn:
+        rows = conn.execute(text("""
+            SELECT p.slug, r.run_date, r.status, r.eligible, r.rewarded, r.points, r.error
+            FROM birthday_runs r JOIN programs p ON p.id = r.program_id""")).all()
+    return {(slug, str(day)[:10]): (status, eligible, rewarded, points, error)
+            for slug, day, status, eligible, rewarded, points, error in rows}
+
+
+def run_day(instance, resources, day: str, programs=(), raise_on_error=False, **extra):
+    return materialize([birthday_log, birthday_notifications], partition_key=day, instance=instance,
+                       resources=resources, run_config=batch_config(list(programs), **extra),
+                       raise_on_error=raise_on_error)
+
+
 # --- assets --------------------------------------------------------------------------------------------
 
-def test_materialized_partition_reports_metadata_and_passes_its_checks(engine, instance, resources, tmp_path):
+def test_a_day_for_a_program_records_its_result_metadata_and_checks(engine, instance, resources, tmp_path):
     program = make_program(engine, birthday_message=MESSAGE)
     ada = member(engine, program, (11, 26), first_name="Ada")
     grace = member(engine, program, (11, 26), first_name="Grace")
@@ -87,73 +118,83 @@ def test_materialized_partition_reports_metadata_and_passes_its_checks(engine, i
     award_birthdays(engine, program_slug="joes-pizza", dates=[date(2026, 3, 1)], now=utc(2026, 3, 1, 12))
     set_birthday(engine, earlier, (11, 26), set_at=utc(2026, 6, 1))  # rewarded earlier this year
     member(engine, program, (11, 27))
-    instance.add_dynamic_partitions("programs", ["joes-pizza"])
 
-    result = materialize([birthday_log, birthday_notifications], partition_key="2026-11-26|joes-pizza",
-                         instance=instance, resources=resources)
+    result = run_day(instance, resources, "2026-11-26", ["joes-pizza"])
 
     assert result.success
     log = metadata(result, "birthday_log")
-    assert log["enabled"] is True
-    assert log["eligible_passes"] == 3
-    assert log["rewarded_now"] == 2
-    assert log["already_rewarded_this_year"] == 1
-    assert log["points_awarded"] == 100
-    assert log["sample_messages"] == ("- Happy birthday Ada! Joe's Pizza added 50 points.\n"
-                                      "- Happy birthday Grace! Joe's Pizza added 50 points.")
-    checks = result.get_asset_check_evaluations()
-    assert sorted(c.check_name for c in checks) == [
-        "no_pass_twice_a_year", "one_notification_per_log", "pass_in_logged_program"]
-    assert all(c.passed for c in checks)
+    assert (log["programs"], log["programs_failed"], log["eligible_passes"], log["rewarded_now"]) == (1, 0, 3, 2)
+    row = per_program(result)["joes-pizza"]
+    assert (row["status"], row["eligible"], row["rewarded_now"], row["points_total"]) == ("succeeded", 3, 2, 100)
+    assert log["sample_messages"].startswith("- Happy birthday ")
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert checks == {"no_pass_twice_a_year": True, "pass_in_logged_program": True,
+                      "one_notification_per_log": True, "programs_succeeded": True}
     assert metadata(result, "birthday_notifications")["sent"] == 2
     assert sorted(line["text"] for line in log_lines(tmp_path)) == [
         "Happy birthday Ada! Joe's Pizza added 50 points.", "Happy birthday Grace! Joe's Pizza added 50 points."]
     assert sorted(p for p, d in rewarded_passes(engine) if d == "2026-11-26") == sorted([ada, grace])
+    assert results(engine)[("joes-pizza", "2026-11-26")] == ("succeeded", 3, 2, 100, None)
 
-    rerun = materialize([birthday_log, birthday_notifications], partition_key="2026-11-26|joes-pizza",
-                        instance=instance, resources=resources)
+    rerun = run_day(instance, resources, "2026-11-26", ["joes-pizza"])
     assert rerun.success
-    assert metadata(rerun, "birthday_log")["rewarded_now"] == 0
-    assert metadata(rerun, "birthday_log")["already_rewarded_this_year"] == 3
+    assert per_program(rerun)["joes-pizza"]["rewarded_now"] == 0
     assert metadata(rerun, "birthday_notifications")["sent"] == 0
     assert len(log_lines(tmp_path)) == 2
     assert (balance(engine, ada), balance(engine, grace), balance(engine, earlier)) == (50, 50, 50)
+    # The day's totals survive a rerun that adds nothing; attempts are counted.
+    assert results(engine)[("joes-pizza", "2026-11-26")] == ("succeeded", 3, 2, 100, None)
+    assert count(engine, "SELECT attempts FROM birthday_runs") == 2
 
 
-def test_disabled_unknown_and_invalid_programs_fail_alone(engine, instance, resources):
+def test_one_program_failing_leaves_the_others_rewarded_and_is_visible_per_program(engine, instance, resources):
     good = make_program(engine, "joes-pizza")
     disabled = make_program(engine, "sleepy", name="Sleepy", birthday_bot_enabled=False)
     blank = make_program(engine, "blank", name="Blank", birthday_message="")
     for program in (good, disabled, blank):
         member(engine, program, (11, 26))
-    instance.add_dynamic_partitions("programs", ["blank", "gone", "joes-pizza", "sleepy"])
 
-    def run(slug):
-        return materialize([birthday_log], partition_key=f"2026-11-26|{slug}", instance=instance,
-                           resources=resources, raise_on_error=False)
+    batch = run_day(instance, resources, "2026-11-26", ["blank", "gone", "joes-pizza", "sleepy"])
 
-    invalid, unknown, off, ok = run("blank"), run("gone"), run("sleepy"), run("joes-pizza")
+    assert batch.success  # the others are rewarded and their messages delivered
+    rows = per_program(batch)
+    assert {slug: row["status"] for slug, row in rows.items()} == {
+        "blank": "failed", "gone": "failed", "joes-pizza": "succeeded", "sleepy": "skipped"}
+    assert rows["blank"]["note"] == "program 'blank' has invalid config: birthday_message is empty"
+    assert rows["gone"]["note"] == "program 'gone' does not exist in the programs table"
+    check = {c.check_name: c for c in batch.get_asset_check_evaluations()}["programs_succeeded"]
+    assert not check.passed
+    assert "- blank: program 'blank' has invalid config" in check.metadata["failures"].value
+    assert metadata(batch, "birthday_notifications")["sent"] == 1
+    assert rewarded_passes(engine) == rewarded_passes(engine, good) and len(rewarded_passes(engine)) == 1
+    recorded = results(engine)
+    assert recorded[("blank", "2026-11-26")][0] == "failed"
+    assert recorded[("blank", "2026-11-26")][4].endswith("birthday_message is empty")
+    assert recorded[("sleepy", "2026-11-26")][0] == "skipped"
 
-    for failed, reason in ((invalid, "program 'blank' has invalid config: birthday_message is empty"),
-                           (unknown, "program 'gone' does not exist in the programs table")):
-        assert not failed.success
-        assert failure_reason(failed) == reason
-        events = failed.all_events
-        assert sum(e.is_step_failure for e in events) == 1
-        assert not any(e.event_type_value == "STEP_UP_FOR_RETRY" for e in events)  # not retried
-
-    assert off.success
-    off_metadata = metadata(off, "birthday_log")
-    assert (off_metadata["enabled"], off_metadata["rewarded_now"]) == (False, 0)
-    assert "birthday bot disabled" in off_metadata["skipped"]
-
-    assert ok.success
-    assert metadata(ok, "birthday_log")["rewarded_now"] == 1
-    assert {p for p, _ in rewarded_passes(engine)} == {p for p, _ in rewarded_passes(engine, good)}
-    assert len(rewarded_passes(engine)) == 1
+    # A run whose every program fails is a failed run (red in the UI, and the run-failure alert).
+    alone = run_day(instance, resources, "2026-11-26", ["blank"])
+    assert not alone.success
+    assert failure_reason(alone) == "blank: program 'blank' has invalid config: birthday_message is empty"
+    assert not any(e.event_type_value == "STEP_UP_FOR_RETRY" for e in alone.all_events)  # not retried
 
 
-def test_backfill_range_is_one_run_per_program(engine, instance, resources, settings):
+def test_default_batch_is_every_enabled_program_past_its_send_hour(engine, instance, resources):
+    early = make_program(engine, "early", name="Early", birthday_send_hour=8)
+    late = make_program(engine, "late", name="Late", birthday_send_hour=11)
+    make_program(engine, "off", name="Off", birthday_bot_enabled=False)
+    for program in (early, late):
+        member(engine, program, (11, 26))
+
+    at_ten = run_day(instance, resources, "2026-11-26")  # the clock says 10:00 UTC
+
+    assert set(per_program(at_ten)) == {"early"}
+    assert {slug for slug, _ in results(engine)} == {"early"}
+    everyone = run_day(instance, resources, "2026-11-26", ignore_send_hour=True)
+    assert set(per_program(everyone)) == {"early", "late"}
+
+
+def test_cli_backfill_is_one_run_over_the_range_for_every_program(engine, instance, resources, settings):
     joes = make_program(engine, "joes-pizza")
     city = make_program(engine, "city-events", name="City Events", timezone="Europe/London",
                         birthday_reward_points=100)
@@ -169,104 +210,245 @@ def test_backfill_range_is_one_run_per_program(engine, instance, resources, sett
 
     assert [(slug, ok) for slug, ok, _ in outcomes] == [("city-events", True), ("joes-pizza", True)]
     assert outcomes[0][2].startswith("10 rewarded now, 0 already rewarded, 1000 points")
-    assert outcomes[1][2].startswith("30 rewarded now, 0 already rewarded, 1500 points")  # not done by city's run
-    assert instance.get_runs_count() == 2
-    runs = instance.get_runs(RunsFilter(job_name="birthday_job"))
-    assert sorted(r.tags["program"] for r in runs) == ["city-events", "joes-pizza"]
-    assert set(instance.get_dynamic_partitions("programs")) == {"city-events", "joes-pizza"}
+    assert outcomes[1][2].startswith("30 rewarded now, 0 already rewarded, 1500 points")
+    assert instance.get_runs_count() == 1
+    [run] = instance.get_runs(RunsFilter(job_name="birthday_job"))
+    assert (run.tags["dagster/asset_partition_range_start"], run.tags["dagster/asset_partition_range_end"]) == (
+        "2026-10-27", "2026-11-25")
     expected = sorted((p, d.isoformat()) for p, d in born.items() if start <= d <= end)
     assert rewarded_passes(engine) == expected
-    assert len(rewarded_passes(engine, joes)) == 30
-    assert len(rewarded_passes(engine, city)) == 10
+    recorded = results(engine)
+    assert len(recorded) == 60  # 30 days x 2 programs, one row each
+    assert recorded[("joes-pizza", "2026-11-01")][:3] == ("succeeded", 1, 1)
+
+    one = run_birthdays(instance, settings, start, end, "city-events", resources=resources)
+    assert one == [("city-events", True, "0 rewarded now, 10 already rewarded, 1000 points on the day(s)")]
 
 
-def test_program_partitions_sensor_adds_new_slugs(engine, instance, resources):
-    make_program(engine, "joes-pizza")
+def test_the_migration_backfills_birthday_runs_from_the_reward_history(engine):
+    program = make_program(engine)
+    member(engine, program, (11, 20))
+    member(engine, program, (11, 20))
+    member(engine, program, (11, 22))
+    award_birthdays(engine, program_slug="joes-pizza", dates=[date(2026, 11, 20), date(2026, 11, 22)],
+                    now=utc(2026, 11, 22, 12))
+    with engine.begin() as conn:  # the database as it was at revision 0006, with its reward history
+        for table in ("birthday_late_alerts", "birthday_enabled_since", "birthday_runs"):
+            conn.execute(text(f"DROP TABLE {table}"))
+        conn.execute(text("UPDATE alembic_version SET version_num = '0006'"))
 
-    def tick():
-        context = build_sensor_context(instance=instance, resources={"database": resources["database"]})
-        result = program_partitions_sensor(context)
-        if isinstance(result, SensorResult):
-            for request in result.dynamic_partitions_requests:
-                instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
-        return result
+    assert migrate(engine) == ["0007"]
 
-    first = tick()
-    assert [list(r.partition_keys) for r in first.dynamic_partitions_requests] == [["joes-pizza"]]
-    assert isinstance(tick(), SkipReason)
-    make_program(engine, "city-events", name="City Events")
-    third = tick()
-    assert [list(r.partition_keys) for r in third.dynamic_partitions_requests] == [["city-events"]]
-    assert sorted(instance.get_dynamic_partitions("programs")) == ["city-events", "joes-pizza"]
+    recorded = results(engine)
+    assert {k: v[:4] for k, v in recorded.items()} == {
+        ("joes-pizza", "2026-11-20"): ("succeeded", 2, 2, 100), ("joes-pizza", "2026-11-22"): ("succeeded", 1, 1, 50)}
+    assert count(engine, "SELECT count(*) FROM birthday_enabled_since") == 1
 
 
 # --- schedule ----------------------------------------------------------------------------------------
 
-def _program(slug, zone, **overrides) -> Program:
+def _tick(instance, resources, moment: datetime):
+    definitions = Definitions(assets=[birthday_log, birthday_notifications], jobs=[birthday_job],
+                              schedules=[birthday_schedule], resources=resources, executor=in_process_executor)
+    ticking = {**resources, "clock": Clock()}  # the tick's own time, as under the daemon
+    with build_schedule_context(instance=instance, scheduled_execution_time=moment, resources=ticking,
+                                repository_def=definitions.get_repository_def()) as context:
+        return birthday_schedule.evaluate_tick(context).run_requests or []
+
+
+def test_schedule_batches_programs_per_local_date_once_past_their_send_hour(engine, disk_instance, resources):
+    instance = disk_instance
+    for slug, zone in (("la", "America/Los_Angeles"), ("tokyo", "Asia/Tokyo"), ("kolkata", "Asia/Kolkata"),
+                       ("osaka", "Asia/Tokyo")):
+        make_program(engine, slug, name=slug, timezone=zone)
+    make_program(engine, "broken", name="Broken", timezone="Asia/Tokyo", birthday_message="")
+    make_program(engine, "off", name="Off", timezone="Asia/Tokyo", birthday_bot_enabled=False)
+
+    ticks = {  # UTC tick -> (day, programs) requested; each request is run before the next tick
+        utc(2026, 11, 25, 3, 0): [],                                  # Kolkata 08:30, LA 19:00 on the 24th
+        utc(2026, 11, 25, 3, 30): [("2026-11-25", ["kolkata"])],      # Kolkata 09:00 (UTC+5:30)
+        utc(2026, 11, 25, 3, 45): [],                                 # done: not requested again
+        utc(2026, 11, 25, 17, 0): [("2026-11-25", ["la"])],           # LA 09:00
+        utc(2026, 11, 26, 0, 0): [("2026-11-26", ["broken", "osaka", "tokyo"])],  # Tokyo 09:00: one batch
+        utc(2026, 11, 26, 0, 15): [],                                 # broken failed: alerted, not retried
+        utc(2026, 11, 26, 3, 30): [("2026-11-26", ["kolkata"])],
+    }
+    # The first tick would also request the local dates already past their send hour then (LA's 24th,
+    # Tokyo's 25th at 12:00): they ran earlier.
+    with engine.begin() as conn:
+        for slug, day in (("la", 24), ("tokyo", 25), ("osaka", 25), ("broken", 25)):
+            program_id = conn.execute(text("SELECT id FROM programs WHERE slug = :s"), {"s": slug}).scalar_one()
+            birthday_runs.record(conn, str(program_id), [birthday_runs.DayResult(date(2026, 11, day), "succeeded")],
+                                 "earlier", utc(2026, 11, 24, 17), utc(2026, 11, 24, 17))
+
+    seen, run_keys = {}, set()
+    for moment in ticks:
+        requests = _tick(instance, resources, moment)
+        seen[moment] = [(r.partition_key, r.run_config["ops"]["birthday_log"]["config"]["programs"])
+                        for r in requests]
+        for request in requests:
+            run_keys.add(request.run_key)
+            run_day(instance, at(resources, moment + timedelta(minutes=1)), request.partition_key,
+                    request.run_config["ops"]["birthday_log"]["config"]["programs"])
+
+    assert seen == ticks
+    assert len(run_keys) == 4
+    recorded = results(engine)
+    assert {k: v[0] for k, v in recorded.items() if k[1] == "2026-11-26" or k[0] in ("la", "kolkata")} == {
+        ("la", "2026-11-24"): "succeeded", ("kolkata", "2026-11-25"): "succeeded", ("la", "2026-11-25"): "succeeded",
+        ("broken", "2026-11-26"): "failed", ("osaka", "2026-11-26"): "succeeded",
+        ("tokyo", "2026-11-26"): "succeeded", ("kolkata", "2026-11-26"): "succeeded"}
+
+
+def test_a_day_queued_or_running_is_not_requested_again(engine, disk_instance, resources):
+    instance = disk_instance
+    make_program(engine, "tokyo", name="Tokyo", timezone="Asia/Tokyo")
+    make_program(engine, "osaka", name="Osaka", timezone="Asia/Tokyo")
+    nine_in_tokyo = utc(2026, 11, 26, 0)
+    [request] = _tick(instance, resources, nine_in_tokyo)
+    job = Definitions(assets=[birthday_log, birthday_notifications], jobs=[birthday_job],
+                      resources=resources).resolve_job_def("birthday_job")
+    # The request's run, started but not finished (a long queue, or a slow batch).
+    running = instance.create_run_for_job(job, run_config=request.run_config, status=DagsterRunStatus.STARTED,
+                                          tags={**request.tags, "dagster/partition": request.partition_key})
+
+    assert _tick(instance, resources, nine_in_tokyo + timedelta(minutes=15)) == []  # in flight
+    instance.report_run_canceled(running)  # it ended without recording anything for the day
+    [again] = _tick(instance, resources, nine_in_tokyo + timedelta(minutes=30))
+    assert (again.partition_key, _batch(again)) == ("2026-11-26", ["osaka", "tokyo"])
+
+
+def test_a_program_with_an_unknown_time_zone_runs_on_the_default_clock_and_fails_visibly(engine, disk_instance,
+                                                                                           resources):
+    instance = disk_instance
+    make_program(engine, "mars", name="Mars", timezone="Mars/Olympus_Mons")
+    [request] = _tick(instance, resources, utc(2026, 11, 26, 9))  # 09:00 in UTC, the default
+
+    assert (request.partition_key, _batch(request)) == ("2026-11-26", ["mars"])
+    result = run_day(instance, at(resources, utc(2026, 11, 26, 9, 1)), request.partition_key, _batch(request))
+    assert not result.success
+    status, _, _, _, error = results(engine)[("mars", "2026-11-26")]
+    assert status == "failed" and "timezone 'Mars/Olympus_Mons' is not an IANA time zone name" in error
+
+
+def _batch(request) -> list[str]:
+    return request.run_config["ops"]["birthday_log"]["config"]["programs"]
+
+
+def test_schedule_batches_follow_time_zones_not_programs():
+    zones = ["Pacific/Honolulu", "America/New_York", "Europe/Paris", "Asia/Tokyo"]
+    programs = [birthday_runs.ProgramState(_program(f"p{n:04d}", zones[n % 4]),
+                                           ZoneInfo(zones[n % 4]), None, None) for n in range(2000)]
+    snap = birthday_runs.Snapshot(programs, {})
+    at_nine_in_paris = utc(2026, 11, 26, 8)  # 09:00 in Paris; 03:00 in New York; 17:00 in Tokyo
+
+    due = birthday_runs.due_today(snap, at_nine_in_paris, in_flight={})
+    batches = birthday_runs.batches(due)
+
+    assert sorted(due) == [date(2026, 11, 25), date(2026, 11, 26)]  # Honolulu is still on the 25th (22:00)
+    assert [(day.isoformat(), len(slugs)) for day, slugs in batches] == [
+        ("2026-11-25", 500), ("2026-11-26", 500), ("2026-11-26", 500)]  # Paris + Tokyo: 1,000 in batches of 500
+    in_flight = {date(2026, 11, 26): None}
+    assert birthday_runs.due_today(snap, at_nine_in_paris, in_flight) == {date(2026, 11, 25): due[date(2026, 11, 25)]}
+
+
+def _program(slug, zone, **overrides):
     values = dict(id=slug, slug=slug, name=slug, birthday_bot_enabled=True, birthday_reward_points=50,
                   birthday_message="Happy birthday!", default_phone_region="US", date_order="MDY", timezone=zone,
                   birthday_min_notice_days=0, birthday_max_delay_days=30, birthday_send_hour=9)
     return Program(**{**values, **overrides})
 
 
-@pytest.mark.parametrize("instant, expected", [
-    (utc(2026, 11, 25, 16), []),                              # LA 08:00 on the 25th, Tokyo 01:00 on the 26th
-    (utc(2026, 11, 25, 17), [("2026-11-25", "la")]),          # LA 09:00
-    (utc(2026, 11, 25, 23), [("2026-11-25", "la")]),          # Tokyo 08:00 on the 26th: not yet
-    (utc(2026, 11, 26, 0), [("2026-11-25", "la"), ("2026-11-26", "tokyo")]),  # Tokyo 09:00 on the 26th
-    (utc(2026, 11, 26, 8), [("2026-11-26", "tokyo")]),        # LA midnight: the 26th, before 09:00
-    (utc(2026, 11, 26, 15), []),                              # Tokyo midnight: the 27th, before 09:00
-    (utc(2026, 11, 26, 17), [("2026-11-26", "la")]),
-])
-def test_due_partitions_follow_each_program_local_clock(instant, expected):
-    programs = [_program("la", "America/Los_Angeles"), _program("tokyo", "Asia/Tokyo"),
-                _program("off", "Asia/Tokyo", birthday_bot_enabled=False),
-                _program("broken", "Asia/Tokyo", birthday_message=""),
-                _program("late-riser", "Asia/Tokyo", birthday_send_hour=23)]
-    assert due_partitions(programs, instant, "UTC") == expected
+# --- catch-up ------------------------------------------------------------------------------------------
+
+def _sensor(sensor, instance, resources, moment: datetime, **settings):
+    resources = at(resources, moment)
+    if settings:
+        resources["settings"] = LoyaltySettings(uploads_dir="uploads", timezone="UTC", **settings)
+    context = build_sensor_context(instance=instance, resources=resources)
+    return sensor(context)
 
 
-TICKS = {  # UTC tick -> partitions requested (Los Angeles is UTC-8, Tokyo UTC+9 in November)
-    utc(2026, 11, 25, 15): [],                                     # LA 07:00 on the 25th, Tokyo 00:00 on the 26th
-    utc(2026, 11, 25, 16): [],                                     # LA 08:00
-    utc(2026, 11, 25, 17): ["2026-11-25|la"],                      # LA 09:00: due
-    utc(2026, 11, 25, 23): ["2026-11-25|la"],                      # Tokyo 08:00 on the 26th: not yet
-    utc(2026, 11, 26, 0): ["2026-11-25|la", "2026-11-26|tokyo"],   # Tokyo 09:00 on the 26th
-    utc(2026, 11, 26, 8): ["2026-11-26|tokyo"],                    # LA midnight: the 26th, too early
-    utc(2026, 11, 26, 14): ["2026-11-26|tokyo"],                   # Tokyo 23:00
-    utc(2026, 11, 26, 15): [],                                     # Tokyo 00:00 on the 27th, LA 07:00 on the 26th
-    utc(2026, 11, 26, 17): ["2026-11-26|la"],                      # LA 09:00 on the 26th
-}
+def test_catchup_requests_each_missed_day_once_since_the_last_success(engine, disk_instance, resources, settings):
+    instance = disk_instance
+    steady = make_program(engine, "steady", name="Steady")
+    paused = make_program(engine, "paused", name="Paused")
+    strict = make_program(engine, "strict", name="Strict", birthday_max_delay_days=2)
+    fresh = make_program(engine, "fresh", name="Fresh")
+    make_program(engine, "off", name="Off", birthday_bot_enabled=False)
+    for program in (steady, paused, strict, fresh):
+        for day in range(18, 27):
+            member(engine, program, (11, day))
+    with engine.begin() as conn:
+        birthday_runs.sync_enabled_since(conn, utc(2026, 11, 1))
+    for slug in ("steady", "paused", "strict"):  # their last successful day: the 20th
+        assert run_birthdays(instance, settings, date(2026, 11, 20), date(2026, 11, 20), slug,
+                             resources=at(resources, utc(2026, 11, 20, 10)))[0][1]
+    with engine.begin() as conn:  # paused was disabled, then enabled again on the 24th
+        conn.execute(text("UPDATE birthday_enabled_since SET since = :at WHERE program_id = :p"),
+                     {"at": "2026-11-24 08:00:00" if conn.dialect.name == "sqlite" else utc(2026, 11, 24, 8),
+                      "p": paused.id})
+    instance.add_dynamic_partitions("programs", ["paused", "steady"])  # left over from the former shape
+
+    # The daemon comes back on the 26th at 10:00 UTC (the 26th itself is the schedule's).
+    result = _sensor(birthday_catchup_sensor, instance, resources, utc(2026, 11, 26, 10))
+
+    requested = {r.partition_key: r.run_config["ops"]["birthday_log"]["config"]["programs"]
+                 for r in result.run_requests}
+    assert requested == {
+        "2026-11-21": ["steady"], "2026-11-22": ["steady"], "2026-11-23": ["steady"],
+        "2026-11-24": ["paused", "steady", "strict"], "2026-11-25": ["paused", "steady", "strict"]}
+    assert result.dynamic_partitions_requests == [DeleteDynamicPartitionsRequest("programs", ["paused", "steady"])]
+    shorter = _sensor(birthday_catchup_sensor, instance, resources, utc(2026, 11, 26, 10), catchup_days=2)
+    assert sorted(r.partition_key for r in shorter.run_requests) == ["2026-11-24", "2026-11-25"]
+
+    for request in result.run_requests:
+        assert run_day(instance, at(resources, utc(2026, 11, 26, 10, 1)), request.partition_key,
+                       request.run_config["ops"]["birthday_log"]["config"]["programs"]).success
+    rewarded = {(slug, day) for (slug, day), row in results(engine).items() if row[2] == 1}
+    assert rewarded == {("steady", f"2026-11-{d}") for d in range(20, 26)} | {
+        ("paused", "2026-11-20"), ("paused", "2026-11-24"), ("paused", "2026-11-25"),
+        ("strict", "2026-11-20"), ("strict", "2026-11-24"), ("strict", "2026-11-25")}
+    assert rewarded_passes(engine, fresh) == []  # never ran: not back-filled
+
+    again = _sensor(birthday_catchup_sensor, instance, resources, utc(2026, 11, 26, 10, 2))
+    assert again.run_requests == []  # once each
 
 
-def test_birthday_schedule_requests_each_program_once_on_its_local_morning(engine, schedule_instance, resources):
-    instance = schedule_instance
-    make_program(engine, "la", name="LA", timezone="America/Los_Angeles")
-    make_program(engine, "tokyo", name="Tokyo", timezone="Asia/Tokyo")
-    make_program(engine, "off", name="Off", timezone="Asia/Tokyo", birthday_bot_enabled=False)
-    with engine.connect() as conn:
-        assert [p.birthday_send_hour for p in list_programs(conn)] == [9, 9, 9]
-    instance.add_dynamic_partitions("programs", ["la", "off", "tokyo"])
-    definitions = Definitions(assets=[birthday_log, birthday_notifications], jobs=[birthday_job],
-                              schedules=[birthday_schedule], resources=resources, executor=in_process_executor)
+# --- late alert ----------------------------------------------------------------------------------------
 
-    requested, run_keys = {}, {}
-    for instant in TICKS:
-        with build_schedule_context(instance=instance, scheduled_execution_time=instant, resources=resources,
-                                    repository_def=definitions.get_repository_def()) as context:
-            evaluation = birthday_schedule.evaluate_tick(context)
-        requested[instant] = sorted(r.partition_key for r in evaluation.run_requests or [])
-        for request in evaluation.run_requests or []:
-            run_keys.setdefault(request.run_key, set()).add(request.partition_key)
+def test_late_alert_once_per_program_and_day(engine, disk_instance, resources, http_receiver):
+    instance = disk_instance
+    for slug, hour in (("tardy", 9), ("ontime", 9), ("later", 10), ("failing", 9)):
+        make_program(engine, slug, name=slug, birthday_send_hour=hour)
+    with engine.begin() as conn:
+        birthday_runs.sync_enabled_since(conn, utc(2026, 11, 26, 0))
+    run_day(instance, at(resources, utc(2026, 11, 26, 9, 5)), "2026-11-26", ["ontime"])
+    birthday_runs.record_failure(engine, "failing", [date(2026, 11, 26)], "failing: connection refused", "run-1",
+                                 utc(2026, 11, 26, 9), utc(2026, 11, 26, 9, 1))
 
-    assert requested == TICKS
-    first_requested = {}
-    for instant, keys in requested.items():
-        for key in keys:
-            first_requested.setdefault(key, instant)
-    assert first_requested == {
-        "2026-11-25|la": utc(2026, 11, 25, 17),     # 09:00 in Los Angeles on the 25th
-        "2026-11-26|tokyo": utc(2026, 11, 26, 0),   # 09:00 in Tokyo on the 26th
-        "2026-11-26|la": utc(2026, 11, 26, 17),     # 09:00 in Los Angeles on the 26th
-    }
-    assert run_keys == {f"birthday:{key}": {key} for key in first_requested}  # one run key per partition
+    receiver = http_receiver(200)
+    resources = {**resources, "alert_webhook": AlertWebhook(url=receiver.url, ui_url="https://dagster.example.com")}
+    before = _sensor(birthday_late_sensor, instance, resources, utc(2026, 11, 26, 10, 59))
+    first = _sensor(birthday_late_sensor, instance, resources, utc(2026, 11, 26, 11, 30))
+    second = _sensor(birthday_late_sensor, instance, resources, utc(2026, 11, 26, 11, 45))
+    alerts = [request.json() for request in receiver.requests]
+
+    assert "no late birthday day" in before.skip_message
+    assert "2 late day(s) alerted" in first.skip_message and "no late" in second.skip_message
+    assert sorted((a["program"], a["partition"]) for a in alerts) == [
+        ("failing", "2026-11-26"), ("tardy", "2026-11-26")]
+    assert sorted(request.headers["Idempotency-Key"] for request in receiver.requests) == [
+        "birthday-late:failing:2026-11-26", "birthday-late:tardy:2026-11-26"]
+    by_program = {a["program"]: a for a in alerts}
+    failing = by_program["failing"]
+    assert set(failing) == {"event", "run_id", "job", "status", "assets", "failed_assets", "partition", "program",
+                            "backfill_id", "error", "errors", "run_url", "failed_at", "text"}
+    assert (failing["event"], failing["status"], failing["run_id"]) == ("birthday_late", "FAILURE", "run-1")
+    assert failing["run_url"] == "https://dagster.example.com/runs/run-1"
+    assert failing["error"].endswith("failing: connection refused")
+    assert failing["failed_at"] == "2026-11-26T11:00:00+00:00"
+    tardy = by_program["tardy"]
+    assert (tardy["status"], tardy["run_id"]) == ("NOT_RUN", None)
+    assert tardy["run_url"] == "https://dagster.example.com/assets/birthday_log?partition=2026-11-26"
+    assert count(engine, "SELECT count(*) FROM birthday_late_alerts") == 2

@@ -23,5 +23,5 @@ def test_defs_load_and_every_job_schedule_and_sensor_resolves():
         missing = definition.required_resource_keys - resources
         assert not missing, f"{definition.name} needs resources {missing} that defs does not provide"
     assert {s.name for s in repository.sensor_defs} >= {
-        "upload_sensor", "program_partitions_sensor", "run_failure_alert_sensor"}
+        "upload_sensor", "birthday_catchup_sensor", "birthday_late_sensor", "run_failure_alert_sensor"}
     assert {s.name for s in repository.schedule_defs} >= {"birthday_schedule"}

@@ -39,10 +39,12 @@ def test_a_database_made_by_the_old_runner_is_adopted_in_place(empty_db_url):
         user_id = conn.execute(text("INSERT INTO users (email, first_name, birth_date, updated_at) "
                                     "VALUES ('  Amy@Example.COM ', 'Amy', '1990-03-14', '2025-06-07 08:09:10') "
                                     "RETURNING id")).scalar_one()
-        conn.execute(text("INSERT INTO passes_master (program_id, user_id, points_balance) VALUES (:p, :u, 70)"),
-                     {"p": program_id, "u": user_id})
+        pass_id = conn.execute(text("INSERT INTO passes_master (program_id, user_id, points_balance) "
+                                    "VALUES (:p, :u, 70) RETURNING id"), {"p": program_id, "u": user_id}).scalar_one()
+        conn.execute(text("INSERT INTO birthday_logs (pass_id, program_id, year, reward_date, points) "
+                          "VALUES (:pass, :p, 2025, '2025-03-14', 50)"), {"pass": pass_id, "p": program_id})
 
-    assert migrate(engine) == ["0005", "0006"]
+    assert migrate(engine) == ["0005", "0006", "0007"]
     assert version(engine) == HEAD
     with engine.connect() as conn:
         amy = conn.execute(text("SELECT email, birth_month, birth_day, birth_date_set_at FROM users")).one()
@@ -50,6 +52,9 @@ def test_a_database_made_by_the_old_runner_is_adopted_in_place(empty_db_url):
         assert str(amy.birth_date_set_at).startswith("2025-06-07 08:09:10")  # its last change: the safe side
         assert conn.execute(text("SELECT points_balance FROM passes_master")).scalar_one() == 70
         assert conn.execute(text("SELECT count(*) FROM schema_migrations")).scalar_one() == 4  # left as it was
+        # 0007: the reward history becomes the program's last successful day, for catch-up
+        day = conn.execute(text("SELECT run_date, status, rewarded, points FROM birthday_runs")).one()
+        assert (str(day.run_date)[:10], day.status, day.rewarded, day.points) == ("2025-03-14", "succeeded", 1, 50)
     with engine.begin() as conn:  # and the triggers now run
         conn.execute(text("UPDATE users SET birth_date = '1990-05-01'"))
         assert tuple(conn.execute(text("SELECT birth_month, birth_day FROM users")).one()) == (5, 1)
@@ -59,7 +64,7 @@ def test_a_database_made_by_the_old_runner_is_adopted_in_place(empty_db_url):
 def test_a_database_the_old_runner_left_part_way_gets_the_rest(empty_db_url):
     engine = make_engine(empty_db_url)
     legacy_runner_migrate(engine, upto="002")
-    assert migrate(engine) == ["0003", "0004", "0005", "0006"]
+    assert migrate(engine) == ["0003", "0004", "0005", "0006", "0007"]
     assert version(engine) == HEAD
     engine.dispose()
 

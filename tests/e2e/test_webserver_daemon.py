@@ -43,9 +43,9 @@ REPOSITORY = "__repository__"
 EXPECTED_ASSETS = {"raw_upload", "validated_users", "users", "passes", "birthday_log", "birthday_notifications"}
 EXPECTED_CHECKS = {
     "validated_users:unique_emails", "validated_users:reject_rate", "birthday_log:no_pass_twice_a_year",
-    "birthday_log:pass_in_logged_program", "birthday_log:one_notification_per_log",
+    "birthday_log:pass_in_logged_program", "birthday_log:one_notification_per_log", "birthday_log:programs_succeeded",
 }
-EXPECTED_SENSORS = {"upload_sensor", "program_partitions_sensor", "run_failure_alert_sensor"}
+EXPECTED_SENSORS = {"upload_sensor", "birthday_catchup_sensor", "birthday_late_sensor", "run_failure_alert_sensor"}
 EXPECTED_SCHEDULES = {"birthday_schedule"}
 EXPECTED_JOBS = {"ingest_upload_job", "birthday_job"}
 
@@ -188,6 +188,16 @@ def _group_alive(pgid: int) -> bool:
 @pytest.fixture(scope="module")
 def databases():
     """Two fresh databases on the test server: Dagster's storage and the application's."""
+    yield from _fresh_databases()
+
+
+@pytest.fixture
+def other_databases():
+    """Another pair, for a test that runs its own daemon."""
+    yield from _fresh_databases()
+
+
+def _fresh_databases():
     admin = _admin_engine()
     try:
         with admin.connect() as conn:
@@ -229,27 +239,11 @@ def deployment(databases, tmp_path_factory):
             save_program(conn, slug, slug.replace("-", " ").title(), birthday_bot_enabled=True,
                          birthday_reward_points=points)
 
-    dagster_db = databases["dagster"]
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}"
     receiver = HttpReceiver(answers(204))  # LOYALTY_ALERT_WEBHOOK_URL for the daemon
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOYALTY_", "DAGSTER_"))}
-    env.update({
-        "DAGSTER_HOME": str(home),
-        "DAGSTER_PG_HOST": dagster_db.host or "127.0.0.1",
-        "DAGSTER_PG_PORT": str(dagster_db.port or 5432),
-        "DAGSTER_PG_USERNAME": dagster_db.username or "postgres",
-        "DAGSTER_PG_PASSWORD": dagster_db.password or "",
-        "DAGSTER_PG_DB": dagster_db.database,
-        "LOYALTY_DATABASE_URL": app_url,
-        "LOYALTY_UPLOADS_DIR": str(uploads),
-        "LOYALTY_TIMEZONE": "UTC",
-        "LOYALTY_FROZEN_NOW": FROZEN_NOW.isoformat(),
-        "LOYALTY_NOTIFICATION_LOG": str(root / "notifications.jsonl"),
-        "LOYALTY_ALERT_WEBHOOK_URL": receiver.url,
-        "LOYALTY_UI_URL": base_url,
-        "PYTHONUNBUFFERED": "1",
-    })
+    env = _environment(databases, root, FROZEN_NOW)
+    env.update({"LOYALTY_ALERT_WEBHOOK_URL": receiver.url, "LOYALTY_UI_URL": base_url})
     workspace = str(REPO / "workspace.yaml")
     processes = []
     try:
@@ -263,6 +257,28 @@ def deployment(databases, tmp_path_factory):
             process.stop()
         receiver.stop()
         app.dispose()
+
+
+def _environment(databases, root: Path, frozen_now: datetime) -> dict:
+    """The processes' environment: deploy/dagster.yaml in DAGSTER_HOME on the Dagster database,
+    the application database, and a pinned clock."""
+    dagster_db = databases["dagster"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOYALTY_", "DAGSTER_"))}
+    env.update({
+        "DAGSTER_HOME": str(root / "dagster_home"),
+        "DAGSTER_PG_HOST": dagster_db.host or "127.0.0.1",
+        "DAGSTER_PG_PORT": str(dagster_db.port or 5432),
+        "DAGSTER_PG_USERNAME": dagster_db.username or "postgres",
+        "DAGSTER_PG_PASSWORD": dagster_db.password or "",
+        "DAGSTER_PG_DB": dagster_db.database,
+        "LOYALTY_DATABASE_URL": databases["app"].render_as_string(hide_password=False),
+        "LOYALTY_UPLOADS_DIR": str(root / "uploads"),
+        "LOYALTY_TIMEZONE": "UTC",
+        "LOYALTY_FROZEN_NOW": frozen_now.isoformat(),
+        "LOYALTY_NOTIFICATION_LOG": str(root / "notifications.jsonl"),
+        "PYTHONUNBUFFERED": "1",
+    })
+    return env
 
 
 def _logs(deployment) -> str:
@@ -328,13 +344,17 @@ def _snapshot(app) -> dict:
         }
 
 
-def _launch_backfill(deployment, title: str) -> str:
-    names = [f"{day.isoformat()}|{slug}" for day in BACKFILL_DAYS for slug in PROGRAMS]
-    data = deployment["gql"](LAUNCH_BACKFILL, {"p": {
-        "partitionNames": names,
+def _launch_backfill(deployment, title: str, programs: list[str] | None = None) -> str:
+    """As the UI does it: the asset page's Materialize, the days, and in the launchpad optionally
+    `programs: [slug]` (no config: every enabled program)."""
+    params = {
+        "partitionNames": [day.isoformat() for day in BACKFILL_DAYS],
         "assetSelection": [{"path": ["birthday_log"]}, {"path": ["birthday_notifications"]}],
         "title": title,
-    }})["launchPartitionBackfill"]
+    }
+    if programs:
+        params["runConfigData"] = json.dumps({"ops": {"birthday_log": {"config": {"programs": programs}}}})
+    data = deployment["gql"](LAUNCH_BACKFILL, {"p": params})["launchPartitionBackfill"]
     assert data["__typename"] == "LaunchBackfillSuccess", f"backfill not launched: {data}"
     return data["backfillId"]
 
@@ -351,7 +371,7 @@ def _wait_backfill(deployment, backfill_id: str, timeout: float = 150) -> dict:
     backfill = wait_for(f"backfill {backfill_id} to finish", done, timeout, interval=2,
                         on_timeout=lambda: _logs(deployment))
     assert backfill["status"] == "COMPLETED_SUCCESS", f"backfill {backfill_id}: {backfill}\n{_logs(deployment)}"
-    assert backfill["numPartitions"] == len(BACKFILL_DAYS) * len(PROGRAMS)
+    assert backfill["numPartitions"] == len(BACKFILL_DAYS)
     runs = _runs(gql, {"dagster/backfill": backfill_id})
     assert all(run["status"] == "SUCCESS" for run in runs), runs
     return {"backfill": backfill, "runs": runs}
@@ -379,7 +399,7 @@ def test_webserver_and_daemon_end_to_end(deployment):
     assert "PostgresRunStorage" in instance["info"] and "PostgresEventLogStorage" in instance["info"]
     assert "PostgresScheduleStorage" in instance["info"], instance["info"]
     assert instance["runQueuingSupported"] and instance["runQueueConfig"]["maxConcurrentRuns"] == 10
-    assert "key: program" in instance["runQueueConfig"]["tagConcurrencyLimitsYaml"]
+    assert "key: loyalty/trigger" in instance["runQueueConfig"]["tagConcurrencyLimitsYaml"]
 
     def daemons_healthy():
         statuses = gql(INSTANCE)["instance"]["daemonHealth"]["allDaemonStatuses"]
@@ -475,21 +495,24 @@ def test_webserver_and_daemon_end_to_end(deployment):
         conn.execute(text("UPDATE users SET created_at = created_at - interval '90 days', "
                           "birth_date_set_at = birth_date_set_at - interval '90 days'"))
 
-    def programs_partitions():
-        dims = gql(PARTITION_KEYS, {"a": {"path": ["birthday_log"]}})["assetNodeOrError"]["partitionKeysByDimension"]
-        keys = next(d["partitionKeys"] for d in dims if d["name"] == "program")
-        return set(PROGRAMS) <= set(keys) or f"programs partitions: {keys}"
-
-    wait_for("program_partitions_sensor to add the programs partitions", programs_partitions, 90, interval=2,
-             on_timeout=lambda: _logs(deployment))
+    # One program first, as the launchpad's `programs: [slug]` does, then every program.
+    only_beta = _wait_backfill(deployment, _launch_backfill(deployment, "e2e backfill, beta", ["beta-books"]))
+    assert {(e, slug) for e, slug, _, _ in _rewards(app)} == {
+        (e, slug) for e, slug, _, _ in EXPECTED_REWARDS if slug == "beta-books"}
+    assert len(only_beta["runs"]) == 1
     first = _wait_backfill(deployment, _launch_backfill(deployment, "e2e backfill"))
     timings["backfill"] = time.monotonic() - started
     assert _rewards(app) == EXPECTED_REWARDS
-    # BackfillPolicy.single_run(): one run per program, each over the whole date range.
-    assert len(first["runs"]) == len(PROGRAMS), [r["tags"] for r in first["runs"]]
+    # BackfillPolicy.single_run(): one run for the whole date range, every program in it.
+    assert len(first["runs"]) == 1, [r["tags"] for r in first["runs"]]
     ranges = {(r["tags"].get("dagster/asset_partition_range_start"), r["tags"].get("dagster/asset_partition_range_end"))
               for r in first["runs"]}
-    assert ranges == {(f"{D[0].isoformat()}|{slug}", f"{D[-1].isoformat()}|{slug}") for slug in PROGRAMS}, ranges
+    assert ranges == {(D[0].isoformat(), D[-1].isoformat())}, ranges
+    with app.connect() as conn:  # each program's result per day, for the UI and the schedule
+        per_day = conn.execute(text("SELECT pr.slug, r.status, count(*), sum(r.rewarded) FROM birthday_runs r "
+                                    "JOIN programs pr ON pr.id = r.program_id GROUP BY pr.slug, r.status")).all()
+    assert sorted(map(tuple, per_day)) == [("alpha-cafe", "succeeded", len(D), 3),
+                                           ("beta-books", "succeeded", len(D), 2)], per_day
     after_first = _snapshot(app)
     assert all(status == "sent" for _, status, _ in after_first["notifications"]), after_first["notifications"]
     assert len(after_first["notifications"]) == len(EXPECTED_REWARDS)
@@ -503,7 +526,7 @@ def test_webserver_and_daemon_end_to_end(deployment):
     # 4. The same backfill again: it runs, and adds nothing.
     second = _wait_backfill(deployment, _launch_backfill(deployment, "e2e backfill, again"))
     timings["rerun"] = time.monotonic() - started
-    assert len(second["runs"]) == len(PROGRAMS)
+    assert len(second["runs"]) == 1
     assert _snapshot(app) == after_first, "a second backfill must not add logs, notifications or points"
     assert (deployment["root"] / "notifications.jsonl").read_text().splitlines() == sent_lines
 
@@ -523,3 +546,89 @@ def test_webserver_and_daemon_end_to_end(deployment):
 
     timings["total"] = time.monotonic() - started
     print("e2e timings (s since start): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
+
+
+# ---------------------------------------------------------------------------------------------
+# automatic catch-up under the real daemon
+
+
+def test_the_daemon_catches_up_the_days_it_missed(other_databases, tmp_path):
+    """A program rewarded on day X; the daemon runs that morning, then is down for days; started again
+    on X+4 (a pinned clock), it requests X+1..X+3 by itself, once each, and they are rewarded."""
+    day_x = TODAY - timedelta(days=9)
+    root = tmp_path
+    (root / "dagster_home").mkdir()
+    (root / "uploads").mkdir()
+    shutil.copyfile(REPO / "deploy" / "dagster.yaml", root / "dagster_home" / "dagster.yaml")
+    app = make_engine(other_databases["app"].render_as_string(hide_password=False))
+    dagster_db = make_engine(other_databases["dagster"].render_as_string(hide_password=False))
+    migrate(app)
+    born = {day_x + timedelta(days=n): f"born{n}@example.com" for n in range(5)}
+    with app.begin() as conn:
+        program = save_program(conn, "daily-deli", "Daily Deli", birthday_bot_enabled=True,
+                               birthday_reward_points=7)
+        for day, email in born.items():
+            user = conn.execute(text("INSERT INTO users (email, first_name, birth_month, birth_day, created_at) "
+                                     "VALUES (:e, 'Pat', :m, :d, now() - interval '400 days') RETURNING id"),
+                                {"e": email, "m": day.month, "d": day.day}).scalar_one()
+            conn.execute(text("INSERT INTO passes_master (program_id, user_id, created_at) "
+                              "VALUES (:p, :u, now() - interval '400 days')"), {"p": program.id, "u": user})
+
+    def rewarded() -> dict:
+        with app.connect() as conn:
+            return dict(conn.execute(text(
+                "SELECT reward_date, count(*) FROM birthday_logs GROUP BY reward_date")).all())
+
+    def catchup_runs() -> list[str]:
+        with dagster_db.connect() as conn:
+            return sorted(conn.execute(text(
+                "SELECT r.partition FROM runs r JOIN run_tags t ON t.run_id = r.run_id "
+                "WHERE t.key = 'loyalty/trigger' AND t.value = 'catchup'")).scalars().all())
+
+    morning_x = datetime.combine(day_x, datetime.min.time(), tzinfo=timezone.utc).replace(hour=10)
+    env = _environment(other_databases, root, morning_x)
+    cli = subprocess.run([str(BIN / "loyalty"), "rewards", "--date", day_x.isoformat()], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+    assert rewarded() == {day_x: 1}
+
+    daemon = Process("dagster-daemon-day-x", [str(BIN / "dagster-daemon"), "run", "-w", str(REPO / "workspace.yaml")],
+                     env, root)
+    try:
+        def enabled_seen():
+            daemon.check_alive()
+            with app.connect() as conn:
+                return conn.execute(text("SELECT count(*) FROM birthday_enabled_since")).scalar_one() == 1
+        wait_for("the catch-up sensor's first tick", enabled_seen, 120, interval=2, on_timeout=daemon.tail)
+    finally:
+        daemon.stop()
+    assert catchup_runs() == []  # nothing was missed on day X
+
+    back = morning_x + timedelta(days=4, minutes=30)  # four days later, 10:30
+    daemon = Process("dagster-daemon-back", [str(BIN / "dagster-daemon"), "run", "-w", str(REPO / "workspace.yaml")],
+                     _environment(other_databases, root, back), root)
+    missed = [day_x + timedelta(days=n) for n in (1, 2, 3)]
+    try:
+        def caught_up():
+            daemon.check_alive()
+            with app.connect() as conn:
+                done = conn.execute(text(
+                    "SELECT run_date FROM birthday_runs WHERE status = 'succeeded'")).scalars().all()
+            return set(missed) <= set(done) or f"succeeded days: {sorted(done)}"
+        wait_for("the missed days to be rewarded by catch-up", caught_up, 240, interval=3, on_timeout=daemon.tail)
+        assert catchup_runs() == [day.isoformat() for day in missed]  # one run per missed day
+
+        def ticked_again():  # a later tick of the sensor, after the runs finished
+            daemon.check_alive()
+            with dagster_db.connect() as conn:
+                return conn.execute(text(
+                    "SELECT count(*) FROM job_ticks t JOIN jobs j ON j.job_origin_id = t.job_origin_id "
+                    "WHERE j.job_body LIKE '%birthday_catchup_sensor%'")).scalar_one() >= 2
+        wait_for("another tick of birthday_catchup_sensor", ticked_again, 120, interval=3, on_timeout=daemon.tail)
+    finally:
+        daemon.stop()
+    assert catchup_runs() == [day.isoformat() for day in missed]  # once each
+    counts = rewarded()
+    assert {day: counts.get(day) for day in [day_x, *missed]} == {day: 1 for day in [day_x, *missed]}
+    app.dispose()
+    dagster_db.dispose()

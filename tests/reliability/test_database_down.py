@@ -10,10 +10,10 @@ import threading
 import time
 
 import pytest
-from dagster import MultiPartitionKey, instance_for_test, materialize
+from dagster import instance_for_test, materialize
 from sqlalchemy import text
 
-from assets.birthdays import birthday_log, birthday_notifications
+from assets.birthdays import batch_config, birthday_log, birthday_notifications
 from assets.ingestion import raw_upload, users_and_passes, validated_users
 from assets.resources import DATABASE_RETRY
 from loyalty_pipeline import cli
@@ -291,8 +291,7 @@ def test_connection_lost_mid_transaction_in_birthday_log_then_the_retry_succeeds
     observed: dict = {}
     watcher = _lock_passes_and_terminate_the_waiter(engine, admin, application, fast_retries, observed)
     with instance_for_test() as instance:
-        instance.add_dynamic_partitions("programs", list(jobs.REWARD_PROGRAMS))
-        result = materialize([birthday_log], partition_key=MultiPartitionKey({"date": day, "program": "alpha-pizza"}),
+        result = materialize([birthday_log], partition_key=day, run_config=batch_config(["alpha-pizza"]),
                              instance=instance, raise_on_error=False,
                              resources=build_resources(settings, frozen_now=jobs.REWARD_NOW))
     watcher.join(5)

@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import text
 
+from assets.birthdays import batch_config, birthday_log
 from assets.ingestion import raw_upload, users_and_passes, validated_users
 from loyalty_pipeline import cli
 from loyalty_pipeline.config import Settings
@@ -23,7 +24,7 @@ from loyalty_pipeline.db import make_engine, migrate
 from loyalty_pipeline.definitions import build_resources
 from loyalty_pipeline.names import InvalidName, check_file_name, check_slug, split_upload_key, upload_key, upload_path
 from loyalty_pipeline.programs import save_program
-from schedules.sensors import program_partitions_sensor, scan_uploads, upload_sensor
+from schedules.sensors import scan_uploads, upload_sensor
 from tests.factories import sqlite_world
 from tests.reliability.helpers import NOW, PROPERTY_SETTINGS, record
 
@@ -241,16 +242,33 @@ def test_upload_sensor_does_not_read_files_outside_the_uploads_dir(sensor_world)
     assert sum("outside" in p for p in problems) == 2
 
 
-def test_program_partitions_sensor_skips_invalid_slugs_from_the_programs_table(tmp_path):
+def test_odd_slugs_from_the_programs_table_are_rewarded_like_any_other(tmp_path):
+    """Slugs are no longer partition keys: a birthday run names programs in its config and binds them
+    as parameters, so whatever the front end wrote as a slug is rewarded and reported as it is."""
     record(cases_tried=1)
     url = f"sqlite:///{tmp_path / 'loyalty.db'}"
     engine = make_engine(url)
     migrate(engine)
+    odd = ["a|b", "../x", "x,y", "'; DROP TABLE programs; --"]
     with engine.begin() as conn:  # the front end writes programs directly; the table only checks slug <> ''
-        conn.execute(text("INSERT INTO programs (slug, name) VALUES ('good', 'G'), ('a|b', 'B'), ('../x', 'C'), ('x,y', 'D')"))
+        for slug in ["good", *odd]:
+            program_id = conn.execute(text(
+                "INSERT INTO programs (slug, name, birthday_bot_enabled, birthday_reward_points) "
+                "VALUES (:s, :s, true, 5) RETURNING id"), {"s": slug}).scalar_one()
+            user_id = conn.execute(text(
+                "INSERT INTO users (email, birth_month, birth_day) VALUES (:e, 11, 26) RETURNING id"),
+                {"e": f"{len(slug)}-{abs(hash(slug))}@example.com"}).scalar_one()
+            conn.execute(text("INSERT INTO passes_master (program_id, user_id, created_at) "
+                              "VALUES (:p, :u, '2020-01-01 00:00:00')"), {"p": program_id, "u": user_id})
     settings = Settings(database_url=url, uploads_dir=tmp_path / "uploads", timezone="UTC")
     with instance_for_test() as instance:
-        result = program_partitions_sensor(build_sensor_context(instance=instance, resources=build_resources(settings)))
-        added = [k for request in result.dynamic_partitions_requests for k in request.partition_keys]
+        result = materialize([birthday_log], partition_key="2026-11-26", instance=instance,
+                             run_config=batch_config(["good", *odd]),
+                             resources=build_resources(settings, frozen_now="2026-11-26T10:00:00+00:00"))
+    assert result.success
+    with engine.connect() as conn:
+        rewarded = conn.execute(text("SELECT pr.slug FROM birthday_runs r JOIN programs pr ON pr.id = r.program_id "
+                                     "WHERE r.status = 'succeeded' AND r.rewarded = 1")).scalars().all()
+        assert conn.execute(text("SELECT count(*) FROM programs")).scalar_one() == 5
     engine.dispose()
-    assert added == ["good"]
+    assert sorted(rewarded) == sorted(["good", *odd])

@@ -1,0 +1,82 @@
+"""birthday_runs: each program's birthday result per day; enabled-since and late-alert records
+
+The birthday bot's partitions are days; the programs of a day are a batch inside the run. Each
+(day, program) result is a `birthday_runs` row, written in the same transaction as that program's
+rewards, so a program's outcome is visible per day and the schedule, the catch-up sensor and the
+late alert read in one query what is done, what failed and what is missing. `rewarded` and `points`
+are the day's totals over every attempt; the other columns describe the latest attempt (`run_id`),
+and `rewarded_by_run` is what that attempt added.
+
+`birthday_enabled_since`: when each program's bot was (last) seen enabled. Catch-up never reaches
+back before it, so a program is not back-filled for the days before it was enabled.
+
+`birthday_late_alerts`: one late alert per (program, day); the freshness sensor records each alert
+it delivered.
+
+A database with history (every one at 0006, and those adopted from the hand-written runner) gets a
+`succeeded` row per program and day that already has rewards in `birthday_logs`, so catch-up knows
+each program's last successful day (`eligible` is the rewarded count: earlier runs did not record
+it), and the programs enabled today count as enabled since they were created. Every statement is
+idempotent (IF NOT EXISTS, ON CONFLICT DO NOTHING).
+
+Revision ID: 0007
+Revises: 0006
+"""
+
+from __future__ import annotations
+
+from loyalty_pipeline.migrations import execute
+
+revision = "0007"
+down_revision = "0006"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    execute(
+        """CREATE TABLE IF NOT EXISTS birthday_runs (
+            program_id {uuid} NOT NULL REFERENCES programs (id) ON DELETE CASCADE,
+            run_date date NOT NULL,
+            status text NOT NULL CHECK (status IN ('succeeded', 'skipped', 'failed')),
+            eligible integer NOT NULL DEFAULT 0,
+            rewarded integer NOT NULL DEFAULT 0,
+            points integer NOT NULL DEFAULT 0,
+            rewarded_by_run integer NOT NULL DEFAULT 0,
+            note text,
+            error text,
+            attempts integer NOT NULL DEFAULT 1,
+            run_id text,
+            started_at {timestamptz},
+            finished_at {timestamptz},
+            PRIMARY KEY (program_id, run_date)
+        )""",
+        "CREATE INDEX IF NOT EXISTS birthday_runs_date_idx ON birthday_runs (run_date, status)",
+        "CREATE INDEX IF NOT EXISTS birthday_runs_run_idx ON birthday_runs (run_id)",
+        """CREATE TABLE IF NOT EXISTS birthday_enabled_since (
+            program_id {uuid} PRIMARY KEY REFERENCES programs (id) ON DELETE CASCADE,
+            since {timestamptz} NOT NULL
+        )""",
+        """CREATE TABLE IF NOT EXISTS birthday_late_alerts (
+            program_id {uuid} NOT NULL REFERENCES programs (id) ON DELETE CASCADE,
+            run_date date NOT NULL,
+            alerted_at {timestamptz} NOT NULL DEFAULT {now},
+            PRIMARY KEY (program_id, run_date)
+        )""",
+        # (WHERE true: SQLite reads `ON` after a bare FROM as a join constraint, not as ON CONFLICT.)
+        """INSERT INTO birthday_runs (program_id, run_date, status, eligible, rewarded, points, note,
+                                      started_at, finished_at)
+           SELECT program_id, reward_date, 'succeeded', count(*), count(*), sum(points),
+                  'migrated from birthday_logs', min(created_at), max(created_at)
+           FROM birthday_logs
+           WHERE true
+           GROUP BY program_id, reward_date
+           ON CONFLICT (program_id, run_date) DO NOTHING""",
+        """INSERT INTO birthday_enabled_since (program_id, since)
+           SELECT id, created_at FROM programs WHERE birthday_bot_enabled
+           ON CONFLICT (program_id) DO NOTHING""",
+    )
+
+
+def downgrade() -> None:
+    raise NotImplementedError("the loyalty schema migrates forward only; restore a backup to go back")

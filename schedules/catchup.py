@@ -1,0 +1,62 @@
+"""Automatic catch-up: days missed while the daemon or the database was down are requested as soon
+as the sensor ticks again (schedules do not catch up missed ticks)."""
+
+
+import hashlib
+
+from dagster import (
+    DefaultSensorStatus,
+    DeleteDynamicPartitionsRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    sensor,
+)
+
+from assets.birthdays import birthday_job
+from assets.partitions import OBSOLETE_PROGRAMS_PARTITIONS
+from assets.resources import Clock, LoyaltyDatabase, LoyaltySettings
+from loyalty_pipeline import birthday_runs
+from schedules.schedules import birthdays_in_flight, evaluation_time, run_requests
+
+# Deleting a dynamic partition is two queries in the daemon: retire the old ones a chunk per tick.
+RETIRE_PER_TICK = 1000
+
+
+def _retire_obsolete_partitions(context: SensorEvaluationContext) -> list[DeleteDynamicPartitionsRequest]:
+    """The `programs` dynamic partitions of the former (day x program) shape, deleted on existing instances."""
+    left = context.instance.get_dynamic_partitions(OBSOLETE_PROGRAMS_PARTITIONS)
+    if not left:
+        return []
+    context.log.info(f"deleting {min(len(left), RETIRE_PER_TICK)} of {len(left)} obsolete 'programs' partitions")
+    return [DeleteDynamicPartitionsRequest(OBSOLETE_PROGRAMS_PARTITIONS, list(left[:RETIRE_PER_TICK]))]
+
+
+@sensor(
+    job=birthday_job,
+    minimum_interval_seconds=60,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Requests every enabled program's missed birthday days since its last successful day "
+    "(birthday_runs), within birthday_max_delay_days and LOYALTY_CATCHUP_DAYS, once each; a program that "
+    "never ran is not back-filled. One run per day and batch of programs.",
+)
+def birthday_catchup_sensor(context: SensorEvaluationContext, database: LoyaltyDatabase,
+                            settings: LoyaltySettings, clock: Clock):
+    now = evaluation_time(None, clock)
+    with database.engine().begin() as conn:
+        birthday_runs.sync_enabled_since(conn, now)
+        snap = birthday_runs.snapshot(conn, now, settings.timezone, history_days=settings.catchup_days)
+    missed = birthday_runs.missed_days(snap, now, birthdays_in_flight(context.instance), settings.catchup_days)
+    # The same missed set gives the same run key, so a batch whose run failed before recording
+    # anything is not requested again and again.
+    requests = []
+    for day, slugs in missed.items():
+        digest = hashlib.sha256(",".join(sorted(slugs)).encode()).hexdigest()[:16]
+        requests.extend(run_requests({day: slugs}, "catchup", f"catchup:{digest}"))
+    if missed:
+        summary = ", ".join(f"{day}: {len(slugs)} program(s)" for day, slugs in sorted(missed.items()))
+        context.log.info(f"missed: {summary}")
+    return SensorResult(
+        run_requests=requests,
+        dynamic_partitions_requests=_retire_obsolete_partitions(context),
+        skip_reason=None if requests else f"no missed days among {len(snap.programs)} enabled program(s)",
+    )
