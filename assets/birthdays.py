@@ -2,7 +2,6 @@
 of programs (run config `programs`, default: every enabled program whose send time has passed on
 the day); each program's result per day is a `birthday_runs` row, shown here as metadata and checks."""
 
-
 from datetime import date
 
 from dagster import (
@@ -53,36 +52,42 @@ BIRTHDAY_PARTITIONED = dict(
 # the birthday_runs table.
 METADATA_PROGRAMS = 300
 
-BIRTHDAY_LOGS_SCHEMA = TableSchema(columns=[
-    TableColumn("pass_id", "uuid"),
-    TableColumn("program_id", "uuid"),
-    TableColumn("year", "integer", description="unique with pass_id: once per pass per year"),
-    TableColumn("reward_date", "date"),
-    TableColumn("points", "integer"),
-    TableColumn("batch_id", "text", description="the reward transaction that wrote the row"),
-])
-NOTIFICATIONS_SCHEMA = TableSchema(columns=[
-    TableColumn("pass_id", "uuid"),
-    TableColumn("program_id", "uuid"),
-    TableColumn("user_id", "uuid"),
-    TableColumn("birthday_log_id", "uuid", description="the reward this message announces (one each)"),
-    TableColumn("kind", "text", description="birthday"),
-    TableColumn("message", "text", description="rendered from programs.birthday_message"),
-    TableColumn("status", "text", description="pending | sent | failed (after 5 attempts)"),
-    TableColumn("attempts", "integer"),
-    TableColumn("last_error", "text"),
-    TableColumn("sent_at", "timestamptz"),
-])
-PROGRAMS_TABLE = TableSchema(columns=[
-    TableColumn("program", "text"),
-    TableColumn("status", "text", description="succeeded | skipped | failed (the worst of the run's days)"),
-    TableColumn("days", "integer"),
-    TableColumn("eligible", "integer"),
-    TableColumn("rewarded_now", "integer"),
-    TableColumn("rewarded_total", "integer", description="rewarded on these days over every attempt"),
-    TableColumn("points_total", "integer"),
-    TableColumn("note", "text", description="why days were skipped, or the error"),
-])
+BIRTHDAY_LOGS_SCHEMA = TableSchema(
+    columns=[
+        TableColumn("pass_id", "uuid"),
+        TableColumn("program_id", "uuid"),
+        TableColumn("year", "integer", description="unique with pass_id: once per pass per year"),
+        TableColumn("reward_date", "date"),
+        TableColumn("points", "integer"),
+        TableColumn("batch_id", "text", description="the reward transaction that wrote the row"),
+    ]
+)
+NOTIFICATIONS_SCHEMA = TableSchema(
+    columns=[
+        TableColumn("pass_id", "uuid"),
+        TableColumn("program_id", "uuid"),
+        TableColumn("user_id", "uuid"),
+        TableColumn("birthday_log_id", "uuid", description="the reward this message announces (one each)"),
+        TableColumn("kind", "text", description="birthday"),
+        TableColumn("message", "text", description="rendered from programs.birthday_message"),
+        TableColumn("status", "text", description="pending | sent | failed (after 5 attempts)"),
+        TableColumn("attempts", "integer"),
+        TableColumn("last_error", "text"),
+        TableColumn("sent_at", "timestamptz"),
+    ]
+)
+PROGRAMS_TABLE = TableSchema(
+    columns=[
+        TableColumn("program", "text"),
+        TableColumn("status", "text", description="succeeded | skipped | failed (the worst of the run's days)"),
+        TableColumn("days", "integer"),
+        TableColumn("eligible", "integer"),
+        TableColumn("rewarded_now", "integer"),
+        TableColumn("rewarded_total", "integer", description="rewarded on these days over every attempt"),
+        TableColumn("points_total", "integer"),
+        TableColumn("note", "text", description="why days were skipped, or the error"),
+    ]
+)
 INVARIANT_CHECKS = ("no_pass_twice_a_year", "pass_in_logged_program", "one_notification_per_log")
 
 
@@ -130,9 +135,19 @@ def _program_rows(rows: list[birthday_runs.RunRow], failed_unrecorded: dict[str,
     """One summary per program over the run's days, failures first."""
     by_program: dict[str, dict] = {}
     for row in rows:
-        entry = by_program.setdefault(row.slug, {"program": row.slug, "status": row.status, "days": 0, "eligible": 0,
-                                                 "rewarded_now": 0, "rewarded_total": 0, "points_total": 0,
-                                                 "note": ""})
+        entry = by_program.setdefault(
+            row.slug,
+            {
+                "program": row.slug,
+                "status": row.status,
+                "days": 0,
+                "eligible": 0,
+                "rewarded_now": 0,
+                "rewarded_total": 0,
+                "points_total": 0,
+                "note": "",
+            },
+        )
         if _SEVERITY[row.status] > _SEVERITY[entry["status"]]:
             entry["status"] = row.status
         entry["days"] += 1
@@ -144,8 +159,16 @@ def _program_rows(rows: list[birthday_runs.RunRow], failed_unrecorded: dict[str,
         if detail and not entry["note"]:
             entry["note"] = detail
     for slug, error in failed_unrecorded.items():
-        by_program[slug] = {"program": slug, "status": "failed", "days": 0, "eligible": 0, "rewarded_now": 0,
-                            "rewarded_total": 0, "points_total": 0, "note": error}
+        by_program[slug] = {
+            "program": slug,
+            "status": "failed",
+            "days": 0,
+            "eligible": 0,
+            "rewarded_now": 0,
+            "rewarded_total": 0,
+            "points_total": 0,
+            "note": error,
+        }
     return sorted(by_program.values(), key=lambda e: (-_SEVERITY[e["status"]], e["program"]))
 
 
@@ -159,13 +182,18 @@ def _metadata(programs: list[dict], samples: list[str], config: BirthdayBatch) -
         "programs": len(programs),
         "programs_failed": len(failed),
         "programs_requested": MetadataValue.text(
-            ", ".join(config.programs) if config.programs
-            else "every enabled program" if config.ignore_send_hour else "every program past its send hour"),
+            ", ".join(config.programs)
+            if config.programs
+            else "every enabled program"
+            if config.ignore_send_hour
+            else "every program past its send hour"
+        ),
         "eligible_passes": sum(p["eligible"] for p in programs),
         "rewarded_now": sum(p["rewarded_now"] for p in programs),
         "points_total": sum(p["points_total"] for p in programs),
         "per_program": MetadataValue.table(
-            records=[TableRecord(p) for p in programs[:METADATA_PROGRAMS]], schema=PROGRAMS_TABLE),
+            records=[TableRecord(p) for p in programs[:METADATA_PROGRAMS]], schema=PROGRAMS_TABLE
+        ),
         "failures": _failures(failed),
         "sample_messages": MetadataValue.md("\n".join(f"- {m}" for m in samples[:5]) or "_none_"),
     }
@@ -183,19 +211,28 @@ def _metadata(programs: list[dict], samples: list[str], config: BirthdayBatch) -
     metadata={"dagster/column_schema": BIRTHDAY_LOGS_SCHEMA},
     check_specs=[
         *(AssetCheckSpec(name, asset="birthday_log") for name in INVARIANT_CHECKS),
-        AssetCheckSpec("programs_succeeded", asset="birthday_log",
-                       description="Every program of the run rewarded its days (failing programs listed)."),
+        AssetCheckSpec(
+            "programs_succeeded",
+            asset="birthday_log",
+            description="Every program of the run rewarded its days (failing programs listed).",
+        ),
     ],
 )
-def birthday_log(context: AssetExecutionContext, config: BirthdayBatch, database: LoyaltyDatabase,
-                 settings: LoyaltySettings, clock: Clock):
+def birthday_log(
+    context: AssetExecutionContext,
+    config: BirthdayBatch,
+    database: LoyaltyDatabase,
+    settings: LoyaltySettings,
+    clock: Clock,
+):
     engine = database.engine()
     days = partition_days(context)
     started = clock.now()
     run_id = context.run.run_id
     with only_transient_errors_retry("choosing the run's programs"), engine.connect() as conn:
-        batch, unknown = birthday_runs.programs_for_run(conn, days, config.programs, started, settings.timezone,
-                                                         config.ignore_send_hour)
+        batch, unknown = birthday_runs.programs_for_run(
+            conn, days, config.programs, started, settings.timezone, config.ignore_send_hour
+        )
         # A retry of this step (a lost connection) skips the programs an earlier attempt committed.
         committed = {row.slug for row in birthday_runs.rows_for_run(conn, run_id) if row.status != "failed"}
     failed_unrecorded = {slug: f"program {slug!r} does not exist in the programs table" for slug in unknown}
@@ -205,9 +242,16 @@ def birthday_log(context: AssetExecutionContext, config: BirthdayBatch, database
             continue
         try:
             with only_transient_errors_retry(slug):
-                result = award_birthdays(engine, program_slug=slug, dates=program_days, now=clock.now(),
-                                         default_timezone=settings.timezone, batch_id=run_id, run_id=run_id,
-                                         started_at=started)
+                result = award_birthdays(
+                    engine,
+                    program_slug=slug,
+                    dates=program_days,
+                    now=clock.now(),
+                    default_timezone=settings.timezone,
+                    batch_id=run_id,
+                    run_id=run_id,
+                    started_at=started,
+                )
         except (ProgramNotFound, InvalidProgramConfig, Failure) as exc:
             error = getattr(exc, "description", None) or str(exc)
             context.log.error(f"{slug}: {error}")
@@ -220,8 +264,9 @@ def birthday_log(context: AssetExecutionContext, config: BirthdayBatch, database
         rows = birthday_runs.rows_for_run(conn, run_id)
     programs = _program_rows([r for r in rows if r.day in set(days)], failed_unrecorded)
     failed = [p for p in programs if p["status"] == "failed"]
-    context.log.info(f"{len(programs)} program(s), {len(failed)} failed, "
-                     f"{sum(p['rewarded_now'] for p in programs)} rewarded now")
+    context.log.info(
+        f"{len(programs)} program(s), {len(failed)} failed, {sum(p['rewarded_now'] for p in programs)} rewarded now"
+    )
     if failed and len(failed) == len(programs):
         # Nothing succeeded: fail the run, so it shows red and raises the run-failure alert.
         raise Failure(description="; ".join(f"{p['program']}: {p['note']}" for p in failed), allow_retries=False)
@@ -230,7 +275,8 @@ def birthday_log(context: AssetExecutionContext, config: BirthdayBatch, database
     for name in INVARIANT_CHECKS:
         yield AssetCheckResult(check_name=name, passed=violations[name] == 0, metadata={"violations": violations[name]})
     yield AssetCheckResult(
-        check_name="programs_succeeded", passed=not failed,
+        check_name="programs_succeeded",
+        passed=not failed,
         metadata={"failed": len(failed), "failures": _failures(failed)},
     )
 
@@ -243,8 +289,9 @@ def birthday_log(context: AssetExecutionContext, config: BirthdayBatch, database
     "same run, or every program with pending messages on the day when materialized alone.",
     metadata={"dagster/column_schema": NOTIFICATIONS_SCHEMA},
 )
-def birthday_notifications(context: AssetExecutionContext, database: LoyaltyDatabase,
-                           notification_sender: NotificationSender, clock: Clock):
+def birthday_notifications(
+    context: AssetExecutionContext, database: LoyaltyDatabase, notification_sender: NotificationSender, clock: Clock
+):
     engine = database.engine()
     days = partition_days(context)
     sender = notification_sender.sender()
@@ -267,8 +314,14 @@ def birthday_notifications(context: AssetExecutionContext, database: LoyaltyData
             description=f"{retry_later} notification(s) not delivered yet ({last_error}); they stay pending",
             metadata={**totals},
         )
-    return MaterializeResult(metadata={**totals, "programs": len(slugs), "last_error": last_error or "none",
-                                       "sender": notification_sender.kind})
+    return MaterializeResult(
+        metadata={
+            **totals,
+            "programs": len(slugs),
+            "last_error": last_error or "none",
+            "sender": notification_sender.kind,
+        }
+    )
 
 
 BIRTHDAY_JOB = "birthday_job"

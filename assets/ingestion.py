@@ -1,6 +1,5 @@
 """Ingestion: an uploaded CSV becomes validated users, then users and their passes."""
 
-
 from dataclasses import dataclass
 
 import polars as pl
@@ -32,22 +31,26 @@ from loyalty_pipeline.programs import InvalidProgramConfig, ProgramNotFound, csv
 from loyalty_pipeline.reports import write_issue_report
 from loyalty_pipeline.validation import ValidatedUpload, validate_upload
 
-USERS_SCHEMA = TableSchema(columns=[
-    TableColumn("email", "text", description="trimmed, lower-cased; unique"),
-    TableColumn("first_name", "text"),
-    TableColumn("last_name", "text"),
-    TableColumn("birth_date", "date", description="null when the year is unknown"),
-    TableColumn("birth_month", "smallint"),
-    TableColumn("birth_day", "smallint"),
-    TableColumn("birth_date_set_at", "timestamptz", description="when the birthday last changed"),
-    TableColumn("phone_number", "text", description="E.164"),
-])
-PASSES_SCHEMA = TableSchema(columns=[
-    TableColumn("program_id", "uuid"),
-    TableColumn("user_id", "uuid"),
-    TableColumn("status", "text", description="active | inactive"),
-    TableColumn("points_balance", "integer"),
-])
+USERS_SCHEMA = TableSchema(
+    columns=[
+        TableColumn("email", "text", description="trimmed, lower-cased; unique"),
+        TableColumn("first_name", "text"),
+        TableColumn("last_name", "text"),
+        TableColumn("birth_date", "date", description="null when the year is unknown"),
+        TableColumn("birth_month", "smallint"),
+        TableColumn("birth_day", "smallint"),
+        TableColumn("birth_date_set_at", "timestamptz", description="when the birthday last changed"),
+        TableColumn("phone_number", "text", description="E.164"),
+    ]
+)
+PASSES_SCHEMA = TableSchema(
+    columns=[
+        TableColumn("program_id", "uuid"),
+        TableColumn("user_id", "uuid"),
+        TableColumn("status", "text", description="active | inactive"),
+        TableColumn("points_balance", "integer"),
+    ]
+)
 
 
 @dataclass
@@ -85,7 +88,9 @@ def _column_mapping(database: LoyaltyDatabase, slug: str) -> dict[str, list[str]
     ".xlsx) read as text: encoding and delimiter (or worksheet) detected, headers matched to fields, "
     "ragged records set aside.",
 )
-def raw_upload(context: AssetExecutionContext, settings: LoyaltySettings, database: LoyaltyDatabase) -> Output[RawUpload]:
+def raw_upload(
+    context: AssetExecutionContext, settings: LoyaltySettings, database: LoyaltyDatabase
+) -> Output[RawUpload]:
     key = context.partition_key
     try:
         slug, file_name = split_upload_key(key)
@@ -98,8 +103,11 @@ def raw_upload(context: AssetExecutionContext, settings: LoyaltySettings, databa
         raise Failure(description=f"{key}: {exc}", allow_retries=False) from exc
     except (InvalidName, CsvFileError) as exc:
         raise Failure(description=str(exc), allow_retries=False) from exc
-    layout = {"sheet": csv.sheet} if csv.sheet is not None else {
-        "delimiter": _DELIMITER_NAMES.get(csv.delimiter, csv.delimiter), "encoding": csv.encoding}
+    layout = (
+        {"sheet": csv.sheet}
+        if csv.sheet is not None
+        else {"delimiter": _DELIMITER_NAMES.get(csv.delimiter, csv.delimiter), "encoding": csv.encoding}
+    )
     return Output(
         RawUpload(key=key, file_name=file_name, csv=csv),
         metadata={
@@ -126,12 +134,19 @@ def raw_upload(context: AssetExecutionContext, settings: LoyaltySettings, databa
     "normalised, rejects and warnings with reasons.",
     check_specs=[
         AssetCheckSpec("unique_emails", asset="validated_users", description="one row per email"),
-        AssetCheckSpec("reject_rate", asset="validated_users", description="share of rejected rows under the threshold"),
+        AssetCheckSpec(
+            "reject_rate", asset="validated_users", description="share of rejected rows under the threshold"
+        ),
     ],
     metadata={"dagster/column_schema": USERS_SCHEMA},
 )
-def validated_users(context: AssetExecutionContext, raw_upload: RawUpload, database: LoyaltyDatabase,
-                    settings: LoyaltySettings, clock: Clock):
+def validated_users(
+    context: AssetExecutionContext,
+    raw_upload: RawUpload,
+    database: LoyaltyDatabase,
+    settings: LoyaltySettings,
+    clock: Clock,
+):
     slug, _ = split_upload_key(raw_upload.key)
     try:
         with database.engine().connect() as conn:
@@ -158,7 +173,9 @@ def validated_users(context: AssetExecutionContext, raw_upload: RawUpload, datab
             "issues_report": MetadataValue.path(str(report)),
             "first_rejects": MetadataValue.md(markdown_table(rejects.select("line", "column", "value", "reason"))),
             "first_warnings": MetadataValue.md(
-                markdown_table(validated.issues.filter(pl.col("severity") == "warning").select("line", "column", "value", "reason"))
+                markdown_table(
+                    validated.issues.filter(pl.col("severity") == "warning").select("line", "column", "value", "reason")
+                )
             ),
         },
     )
@@ -181,16 +198,28 @@ def validated_users(context: AssetExecutionContext, raw_upload: RawUpload, datab
     retry_policy=DATABASE_RETRY,
     ins={"validated_users": AssetIn()},
     specs=[
-        AssetSpec("users", deps=["validated_users"], owners=OWNERS, group_name="ingestion",
-                  description="Customers, one per email, merged from every upload: a value in a new upload "
-                  "overwrites, a blank never erases.", metadata={"dagster/column_schema": USERS_SCHEMA}),
-        AssetSpec("passes", deps=["users"], owners=OWNERS, group_name="ingestion",
-                  description="passes_master: one pass per user and program; new ones start active with 0 points.",
-                  metadata={"dagster/column_schema": PASSES_SCHEMA}),
+        AssetSpec(
+            "users",
+            deps=["validated_users"],
+            owners=OWNERS,
+            group_name="ingestion",
+            description="Customers, one per email, merged from every upload: a value in a new upload "
+            "overwrites, a blank never erases.",
+            metadata={"dagster/column_schema": USERS_SCHEMA},
+        ),
+        AssetSpec(
+            "passes",
+            deps=["users"],
+            owners=OWNERS,
+            group_name="ingestion",
+            description="passes_master: one pass per user and program; new ones start active with 0 points.",
+            metadata={"dagster/column_schema": PASSES_SCHEMA},
+        ),
     ],
 )
-def users_and_passes(context: AssetExecutionContext, validated_users: ValidatedUpload,
-                     database: LoyaltyDatabase, clock: Clock):
+def users_and_passes(
+    context: AssetExecutionContext, validated_users: ValidatedUpload, database: LoyaltyDatabase, clock: Clock
+):
     """Users and passes are written in one transaction, so they are one step with two assets."""
     key = context.partition_key
     slug, file_name = split_upload_key(key)
@@ -202,15 +231,23 @@ def users_and_passes(context: AssetExecutionContext, validated_users: ValidatedU
         raise Failure(description=f"{key}: {exc}", allow_retries=False) from exc
     with only_transient_errors_retry(key):
         result = load_upload(
-            engine, key=key, file_name=file_name, sha256=validated_users.sha256, program=program,
-            validated=validated_users, now=clock.now(),
+            engine,
+            key=key,
+            file_name=file_name,
+            sha256=validated_users.sha256,
+            program=program,
+            validated=validated_users,
+            now=clock.now(),
         )
-    yield MaterializeResult(asset_key="users", metadata={
-        "users_created": result.users_created,
-        "users_updated": result.users_updated,
-        "birthdays_changed": result.birthdays_changed,
-        "accepted_rows": result.rows_accepted,
-    })
+    yield MaterializeResult(
+        asset_key="users",
+        metadata={
+            "users_created": result.users_created,
+            "users_updated": result.users_updated,
+            "birthdays_changed": result.birthdays_changed,
+            "accepted_rows": result.rows_accepted,
+        },
+    )
     yield MaterializeResult(asset_key="passes", metadata={"passes_created": result.passes_created, "program": slug})
 
 

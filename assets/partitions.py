@@ -1,7 +1,6 @@
 """Partition definitions: one partition per upload, and one per day for the birthday bot (the
 programs of a day are a batch inside the run, chosen by run config: see assets/birthdays.py)."""
 
-
 import math
 from datetime import datetime
 from zoneinfo import ZoneInfo

@@ -54,11 +54,13 @@ class LoyaltySettings(ConfigurableResource):
     uploads_dir: str = Field(default=config.UPLOADS_DIR.default, description=config.UPLOADS_DIR.describe())
     reports_dir: str = Field(default=config.REPORTS_DIR.default, description=config.REPORTS_DIR.describe())
     timezone: str = Field(default=config.TIMEZONE.default, description=config.TIMEZONE.describe())
-    max_reject_rate: float = Field(default=float(config.MAX_REJECT_RATE.default),
-                                   description=config.MAX_REJECT_RATE.describe())
+    max_reject_rate: float = Field(
+        default=float(config.MAX_REJECT_RATE.default), description=config.MAX_REJECT_RATE.describe()
+    )
     catchup_days: int = Field(default=int(config.CATCHUP_DAYS.default), description=config.CATCHUP_DAYS.describe())
-    late_alert_hours: int = Field(default=int(config.LATE_ALERT_HOURS.default),
-                                  description=config.LATE_ALERT_HOURS.describe())
+    late_alert_hours: int = Field(
+        default=int(config.LATE_ALERT_HOURS.default), description=config.LATE_ALERT_HOURS.describe()
+    )
 
     @property
     def uploads_path(self) -> Path:

@@ -44,20 +44,94 @@ MESSY_HEADER = ["Mobile", "Surname", "First Name", " Email ", "DOB", "Home Store
 
 # Common names are repeated so the unicode and messy ones stay a realistic minority.
 FIRST_NAMES = 8 * [
-    "James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David",
-    "Elizabeth", "William", "Barbara", "Richard", "Susan", "Joseph", "Jessica", "Thomas", "Sarah",
-    "Maria", "Wei", "Aisha", "Priya", "Kenji", "Fatima", "Luis", "Ana", "Olga", "Chen",
+    "James",
+    "Mary",
+    "Robert",
+    "Patricia",
+    "John",
+    "Jennifer",
+    "Michael",
+    "Linda",
+    "David",
+    "Elizabeth",
+    "William",
+    "Barbara",
+    "Richard",
+    "Susan",
+    "Joseph",
+    "Jessica",
+    "Thomas",
+    "Sarah",
+    "Maria",
+    "Wei",
+    "Aisha",
+    "Priya",
+    "Kenji",
+    "Fatima",
+    "Luis",
+    "Ana",
+    "Olga",
+    "Chen",
 ] + [
-    "José", "Zoë", "Renée", "Łukasz", "Søren", "Nguyễn", "Björk", "محمد", "فاطمة", "דוד", "נועה",
-    "李", "さくら", "Олег", "😀 Sam", "Jo 🍕", " Anna ", "Tom  ", "", "   ", "Mary\nAnn",
+    "José",
+    "Zoë",
+    "Renée",
+    "Łukasz",
+    "Søren",
+    "Nguyễn",
+    "Björk",
+    "محمد",
+    "فاطمة",
+    "דוד",
+    "נועה",
+    "李",
+    "さくら",
+    "Олег",
+    "😀 Sam",
+    "Jo 🍕",
+    " Anna ",
+    "Tom  ",
+    "",
+    "   ",
+    "Mary\nAnn",
     '=HYPERLINK("http://x","y")',
 ]
 LAST_NAMES = 8 * [
-    "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez",
-    "Martinez", "Hernandez", "Lopez", "Wilson", "Anderson", "Taylor", "Moore", "Jackson", "Lee",
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Wilson",
+    "Anderson",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Lee",
 ] + [
-    "O'Brien", "Müller", "García-López", "Nowak", "da Silva", "van der Berg", "Smith, Jr.",
-    'Bob "The Builder"', "عبد الله", "כהן", "王", "Иванова", "Ng 🎉", " Patel ", "", "   ",
+    "O'Brien",
+    "Müller",
+    "García-López",
+    "Nowak",
+    "da Silva",
+    "van der Berg",
+    "Smith, Jr.",
+    'Bob "The Builder"',
+    "عبد الله",
+    "כהן",
+    "王",
+    "Иванова",
+    "Ng 🎉",
+    " Patel ",
+    "",
+    "   ",
 ]
 STORES = ["Downtown", "Airport", "", "Mall", "Online"]
 LONG_CELL = "Lorem ipsum dolor sit amet. " * 40  # 1,120 chars: over the 1,000-char cell limit
@@ -65,8 +139,14 @@ LONG_CELL = "Lorem ipsum dolor sit amet. " * 40  # 1,120 chars: over the 1,000-c
 AREA_CODES = [212, 415, 617, 312, 646, 718, 213, 305, 206, 512, 303, 404]
 # (before area, between area and exchange, between exchange and line)
 PHONE_STYLES = [
-    ("(", ") ", "-"), ("", ".", "."), ("+1 ", " ", " "), ("", "", ""),
-    ("", "-", "-"), ("1-", "-", "-"), ("+1 (", ") ", "-"), ("", " ", " "),
+    ("(", ") ", "-"),
+    ("", ".", "."),
+    ("+1 ", " ", " "),
+    ("", "", ""),
+    ("", "-", "-"),
+    ("1-", "-", "-"),
+    ("+1 (", ") ", "-"),
+    ("", " ", " "),
 ]
 INVALID_PHONES = ["555-0142", "12345", "212 123 4567", "call me", "+1 212 555 01", "000-000-0000", "911"]
 
@@ -76,8 +156,20 @@ DATE_POOL = 2000  # x ~11 year-bearing formats gives ~20k distinct birth_date st
 DATE_START = date(1945, 1, 1)
 DATE_STEP_DAYS = 11
 
-_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
-           "September", "October", "November", "December"]
+_MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 
 
 def _date_formats(d: date) -> list[str]:
@@ -144,8 +236,18 @@ def _pick(pool: list[str], r: pl.Series) -> pl.Series:
     return pl.Series(pool).gather(r % len(pool))
 
 
-def _chunk(start: int, stop: int, *, seed: int, bad_fraction: float, existing_fraction: float,
-           domain_offset: int, date_table: pl.Series, n_formats: int, messy: bool):
+def _chunk(
+    start: int,
+    stop: int,
+    *,
+    seed: int,
+    bad_fraction: float,
+    existing_fraction: float,
+    domain_offset: int,
+    date_table: pl.Series,
+    n_formats: int,
+    messy: bool,
+):
     i = pl.int_range(start, stop, dtype=pl.Int64, eager=True)
     r = lambda stream: _rand(i, seed, stream)  # noqa: E731
 
@@ -158,9 +260,12 @@ def _chunk(start: int, stop: int, *, seed: int, bad_fraction: float, existing_fr
     # 90% canonical; the rest re-cased or padded, which the pipeline must normalise away.
     style = pl.select(pl.when(is_dup).then(2).otherwise(r(3) % 100 // 90 * (1 + r(4) % 3))).to_series()
     email = pl.select(
-        pl.when(style == 0).then("user" + ns + "@example" + ks + ".com")
-        .when(style == 1).then("User" + ns + "@Example" + ks + ".com")
-        .when(style == 2).then("USER" + ns + "@EXAMPLE" + ks + ".COM")
+        pl.when(style == 0)
+        .then("user" + ns + "@example" + ks + ".com")
+        .when(style == 1)
+        .then("User" + ns + "@Example" + ks + ".com")
+        .when(style == 2)
+        .then("USER" + ns + "@EXAMPLE" + ks + ".COM")
         .otherwise("  user" + ns + "@example" + ks + ".com ")
     ).to_series()
     key = n * 2 + (~existing & (domain_offset != 0)).cast(pl.Int64)
@@ -170,18 +275,27 @@ def _chunk(start: int, stop: int, *, seed: int, bad_fraction: float, existing_fr
     # Rejected rows by kind: 0-54 malformed email, 55-89 empty or blank email, 90-93 email over 254
     # chars, 94-96 a cell over 1,000 chars, 97-99 an extra field. All other rows are accepted.
     bad_email = pl.select(
-        pl.when(kind % 6 == 0).then("user" + ns + ".example" + ks + ".com")
-        .when(kind % 6 == 1).then("user" + ns + "@@example" + ks + ".com")
-        .when(kind % 6 == 2).then("user " + ns + "@example" + ks + ".com")
-        .when(kind % 6 == 3).then("@example" + ks + ".com")
-        .when(kind % 6 == 4).then("user" + ns + "@")
+        pl.when(kind % 6 == 0)
+        .then("user" + ns + ".example" + ks + ".com")
+        .when(kind % 6 == 1)
+        .then("user" + ns + "@@example" + ks + ".com")
+        .when(kind % 6 == 2)
+        .then("user " + ns + "@example" + ks + ".com")
+        .when(kind % 6 == 3)
+        .then("@example" + ks + ".com")
+        .when(kind % 6 == 4)
+        .then("user" + ns + "@")
         .otherwise("user" + ns + "@example" + ks + ",com")
     ).to_series()
     email = pl.select(
-        pl.when(is_bad & (kind < 55)).then(bad_email)
-        .when(is_bad & (kind < 75)).then(pl.lit(""))
-        .when(is_bad & (kind < 90)).then(pl.lit("   "))
-        .when(is_bad & (kind < 94)).then("user" + ns + "x" * 250 + "@example" + ks + ".com")
+        pl.when(is_bad & (kind < 55))
+        .then(bad_email)
+        .when(is_bad & (kind < 75))
+        .then(pl.lit(""))
+        .when(is_bad & (kind < 90))
+        .then(pl.lit("   "))
+        .when(is_bad & (kind < 94))
+        .then("user" + ns + "x" * 250 + "@example" + ks + ".com")
         .otherwise(email)
     ).to_series()
 
@@ -193,9 +307,12 @@ def _chunk(start: int, stop: int, *, seed: int, bad_fraction: float, existing_fr
     valid_date = (r(10) % DATE_POOL) * n_formats + _FORMAT_BY_PERCENT.gather(r(11) % 100)
     base = DATE_POOL * n_formats
     date_idx = pl.select(
-        pl.when(bucket < 60).then(base + len(PLACEHOLDER_DATES) + len(INVALID_DATES))
-        .when(bucket < 75).then(base + r(12) % len(PLACEHOLDER_DATES))
-        .when(bucket < 80).then(base + len(PLACEHOLDER_DATES) + r(12) % len(INVALID_DATES))
+        pl.when(bucket < 60)
+        .then(base + len(PLACEHOLDER_DATES) + len(INVALID_DATES))
+        .when(bucket < 75)
+        .then(base + r(12) % len(PLACEHOLDER_DATES))
+        .when(bucket < 80)
+        .then(base + len(PLACEHOLDER_DATES) + r(12) % len(INVALID_DATES))
         .otherwise(valid_date)
     ).to_series()
     birth = date_table.gather(date_idx)
@@ -208,9 +325,7 @@ def _chunk(start: int, stop: int, *, seed: int, bad_fraction: float, existing_fr
     phone = _pick(pre, ps) + area + _pick(mid, ps) + exchange + _pick(post, ps) + line
     pbucket = r(17) % 100  # 10% empty, 3% invalid
     phone = pl.select(
-        pl.when(pbucket < 10).then(pl.lit(""))
-        .when(pbucket < 13).then(_pick(INVALID_PHONES, r(18)))
-        .otherwise(phone)
+        pl.when(pbucket < 10).then(pl.lit("")).when(pbucket < 13).then(_pick(INVALID_PHONES, r(18))).otherwise(phone)
     ).to_series()
 
     email_q, first_q, last_q = _quoted(email), _quoted(first), _quoted(last)
@@ -219,16 +334,24 @@ def _chunk(start: int, stop: int, *, seed: int, bad_fraction: float, existing_fr
     else:
         cells = [email_q, first_q, last_q, birth, phone]
     extra = is_bad & (kind >= 97)
-    lines = pl.select(
-        pl.concat_str(cells, separator=",")
-        + pl.when(extra).then(pl.lit(",surplus")).otherwise(pl.lit(""))
-    ).to_series().rename("line")
+    lines = (
+        pl.select(pl.concat_str(cells, separator=",") + pl.when(extra).then(pl.lit(",surplus")).otherwise(pl.lit("")))
+        .to_series()
+        .rename("line")
+    )
     return lines, int(is_bad.sum()), key.filter(~is_bad)
 
 
-def generate_csv(path, rows: int, *, seed: int = 42, bad_fraction: float = 0.10,
-                 existing_emails_fraction: float = 0.0, email_domain_offset: int = 0,
-                 header_style: str = "messy") -> dict:
+def generate_csv(
+    path,
+    rows: int,
+    *,
+    seed: int = 42,
+    bad_fraction: float = 0.10,
+    existing_emails_fraction: float = 0.0,
+    email_domain_offset: int = 0,
+    header_style: str = "messy",
+) -> dict:
     if header_style not in ("messy", "clean"):
         raise ValueError(f"header_style must be 'messy' or 'clean', got {header_style!r}")
     messy = header_style == "messy"
@@ -240,12 +363,20 @@ def generate_csv(path, rows: int, *, seed: int = 42, bad_fraction: float = 0.10,
     keys = []
     with path.open("wb") as out:
         # Spreadsheet exports carry a BOM; the messy style imitates one.
-        out.write(("\ufeff" if messy else "").encode() + (",".join(MESSY_HEADER if messy else CLEAN_HEADER) + "\n").encode())
+        out.write(
+            ("\ufeff" if messy else "").encode() + (",".join(MESSY_HEADER if messy else CLEAN_HEADER) + "\n").encode()
+        )
         for start in range(0, rows, CHUNK_ROWS):
             lines, chunk_bad, chunk_keys = _chunk(
-                start, min(rows, start + CHUNK_ROWS), seed=seed % _M, bad_fraction=bad_fraction,
-                existing_fraction=existing_emails_fraction, domain_offset=email_domain_offset,
-                date_table=date_table, n_formats=n_formats, messy=messy,
+                start,
+                min(rows, start + CHUNK_ROWS),
+                seed=seed % _M,
+                bad_fraction=bad_fraction,
+                existing_fraction=existing_emails_fraction,
+                domain_offset=email_domain_offset,
+                date_table=date_table,
+                n_formats=n_formats,
+                messy=messy,
             )
             lines.to_frame().write_csv(out, include_header=False, quote_style="never")
             bad += chunk_bad
@@ -272,9 +403,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--header-style", choices=("messy", "clean"), default="messy")
     args = parser.parse_args(argv)
     summary = generate_csv(
-        args.out, args.rows, seed=args.seed, bad_fraction=args.bad_fraction,
+        args.out,
+        args.rows,
+        seed=args.seed,
+        bad_fraction=args.bad_fraction,
         existing_emails_fraction=args.existing_emails_fraction,
-        email_domain_offset=args.email_domain_offset, header_style=args.header_style,
+        email_domain_offset=args.email_domain_offset,
+        header_style=args.header_style,
     )
     print(json.dumps(summary))
     return 0

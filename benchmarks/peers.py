@@ -19,8 +19,13 @@ from __future__ import annotations
 from pathlib import Path
 
 # The benchmark files' headers (benchmarks/generate_csv.py, "messy") -> the pipeline's field names.
-COLUMNS = {"Mobile": "phone_number", "Surname": "last_name", "First Name": "first_name", " Email ": "email",
-           "DOB": "birth_date"}
+COLUMNS = {
+    "Mobile": "phone_number",
+    "Surname": "last_name",
+    "First Name": "first_name",
+    " Email ": "email",
+    "DOB": "birth_date",
+}
 FIELDS = ["email", "first_name", "last_name", "birth_date", "phone_number"]
 DLT_DATASET = "dlt_bench"
 PANDAS_TABLE = "pandas_users"
@@ -30,11 +35,15 @@ def _polars_frame(path: Path):
     import polars as pl
 
     frame = pl.read_csv(path, infer_schema=False, encoding="utf8-lossy", truncate_ragged_lines=True).rename(
-        lambda name: COLUMNS.get(name.lstrip("\ufeff"), name))
+        lambda name: COLUMNS.get(name.lstrip("\ufeff"), name)
+    )
     email = pl.col("email").str.strip_chars().str.to_lowercase()
-    return (frame.select(FIELDS).with_columns(email)
-            .filter(pl.col("email").is_not_null() & (pl.col("email") != ""))
-            .unique(subset="email", keep="last", maintain_order=True))
+    return (
+        frame.select(FIELDS)
+        .with_columns(email)
+        .filter(pl.col("email").is_not_null() & (pl.col("email") != ""))
+        .unique(subset="email", keep="last", maintain_order=True)
+    )
 
 
 def dlt_merge(path: Path, url: str, pipelines_dir: Path) -> dict:
@@ -47,11 +56,16 @@ def dlt_merge(path: Path, url: str, pipelines_dir: Path) -> dict:
     parsed = make_url(url)
     credentials = parsed.set(drivername="postgresql", password=parsed.password or "unused")
     table = _polars_frame(path).to_arrow(compat_level=pl.CompatLevel.oldest())
-    pipeline = dlt.pipeline(pipeline_name="bench_dlt", destination=dlt.destinations.postgres(
-        credentials=credentials.render_as_string(hide_password=False)),
-                            dataset_name=DLT_DATASET, pipelines_dir=str(pipelines_dir), progress=None)
-    info = pipeline.run(table, table_name="users", write_disposition="merge", primary_key="email",
-                        loader_file_format="csv")
+    pipeline = dlt.pipeline(
+        pipeline_name="bench_dlt",
+        destination=dlt.destinations.postgres(credentials=credentials.render_as_string(hide_password=False)),
+        dataset_name=DLT_DATASET,
+        pipelines_dir=str(pipelines_dir),
+        progress=None,
+    )
+    info = pipeline.run(
+        table, table_name="users", write_disposition="merge", primary_key="email", loader_file_format="csv"
+    )
     info.raise_on_failed_jobs()
     return {"rows": table.num_rows}
 
@@ -74,15 +88,17 @@ def pandas_upsert(path: Path, url: str) -> dict:
     import pandas as pd
     from sqlalchemy import create_engine
 
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig", encoding_errors="replace",
-                        on_bad_lines="skip")
+    frame = pd.read_csv(
+        path, dtype=str, keep_default_na=False, encoding="utf-8-sig", encoding_errors="replace", on_bad_lines="skip"
+    )
     frame = frame.rename(columns=lambda name: COLUMNS.get(name, name))[FIELDS]
     frame["email"] = frame["email"].str.strip().str.lower()
     frame = frame[frame["email"] != ""].drop_duplicates(subset="email", keep="last")
     engine = create_engine(url)
     with engine.begin() as conn:
-        conn.exec_driver_sql(f"CREATE TABLE IF NOT EXISTS {PANDAS_TABLE} "
-                             f"({', '.join(f + ' text' for f in FIELDS)}, UNIQUE (email))")
+        conn.exec_driver_sql(
+            f"CREATE TABLE IF NOT EXISTS {PANDAS_TABLE} ({', '.join(f + ' text' for f in FIELDS)}, UNIQUE (email))"
+        )
         frame.to_sql("pandas_stage", conn, if_exists="replace", index=False, method=None)
         conn.exec_driver_sql(_PANDAS_UPSERT)
         conn.exec_driver_sql("DROP TABLE pandas_stage")

@@ -104,6 +104,7 @@ FINGERPRINTS_PATH = Path(__file__).resolve().parent / "fingerprints.json"
 
 # --- helpers -------------------------------------------------------------------------------------
 
+
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
@@ -143,8 +144,9 @@ def psycopg_conn(url: str, autocommit: bool = True):
     from sqlalchemy.engine import make_url
 
     u = make_url(url)
-    return psycopg.connect(host=u.host, port=u.port or 5432, user=u.username, password=u.password,
-                           dbname=u.database, autocommit=autocommit)
+    return psycopg.connect(
+        host=u.host, port=u.port or 5432, user=u.username, password=u.password, dbname=u.database, autocommit=autocommit
+    )
 
 
 def checkpoint(url: str) -> None:
@@ -157,14 +159,18 @@ def run_child(task: dict) -> dict:
     """Run one task in a fresh interpreter; it reports its own timings and peak RSS."""
     proc = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(task)],
-        cwd=ROOT, capture_output=True, text=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT), **CHILD_ENV},
     )
     lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_MARK)]
     if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"child task {task['kind']} failed with exit code {proc.returncode}:\n"
-                           f"{proc.stdout[-2000:]}\n{proc.stderr[-6000:]}")
-    return json.loads(lines[-1][len(RESULT_MARK):])
+        raise RuntimeError(
+            f"child task {task['kind']} failed with exit code {proc.returncode}:\n"
+            f"{proc.stdout[-2000:]}\n{proc.stderr[-6000:]}"
+        )
+    return json.loads(lines[-1][len(RESULT_MARK) :])
 
 
 def machine_info(url: str) -> dict:
@@ -188,24 +194,36 @@ def machine_info(url: str) -> dict:
         pass
     with psycopg_conn(url) as conn:
         pg_version = conn.execute("SHOW server_version").fetchone()[0]
-        pg = {name: conn.execute(f"SHOW {name}").fetchone()[0]
-              for name in ("shared_buffers", "work_mem", "synchronous_commit", "max_wal_size")}
+        pg = {
+            name: conn.execute(f"SHOW {name}").fetchone()[0]
+            for name in ("shared_buffers", "work_mem", "synchronous_commit", "max_wal_size")
+        }
     return {
-        "cpu": cpu, "cores": os.cpu_count(), "memory_gb": mem_gb, "os": platform.platform(),
-        "python": platform.python_version(), "postgres": pg_version, "postgres_settings": pg,
-        "polars": polars.__version__, "dagster": dagster.__version__,
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": mem_gb,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "postgres": pg_version,
+        "postgres_settings": pg,
+        "polars": polars.__version__,
+        "dagster": dagster.__version__,
     }
 
 
 # --- child tasks ---------------------------------------------------------------------------------
+
 
 def _bench_settings(task: dict):
     from loyalty_pipeline.config import Settings
 
     work = Path(task["work_dir"])
     return Settings(
-        database_url=task["db_url"], uploads_dir=work / "uploads", timezone="UTC",
-        reports_dir=work / "reports", storage_dir=work / "storage",
+        database_url=task["db_url"],
+        uploads_dir=work / "uploads",
+        timezone="UTC",
+        reports_dir=work / "reports",
+        storage_dir=work / "storage",
         notification_log=work / "notifications.jsonl",
     )
 
@@ -247,8 +265,14 @@ def child_ingest(task: dict) -> dict:
         instance.add_dynamic_partitions("uploads", [key])
     resources = build_resources(settings, frozen_now=FROZEN_NOW)
     started = time.perf_counter()
-    result = materialize([raw_upload, validated_users, users_and_passes], partition_key=key, instance=instance,
-                         resources=resources, run_config=QUIET, raise_on_error=False)
+    result = materialize(
+        [raw_upload, validated_users, users_and_passes],
+        partition_key=key,
+        instance=instance,
+        resources=resources,
+        run_config=QUIET,
+        raise_on_error=False,
+    )
     seconds = time.perf_counter() - started
     if not result.success:
         from loyalty_pipeline.run_results import failure_reason
@@ -270,26 +294,39 @@ def child_backfill(task: dict) -> dict:
     instance = _instance(task)
     selection = task["selection"]
     job = define_asset_job("bench_birthday_backfill", selection=selection)
-    defs = Definitions(assets=[birthday_log, birthday_notifications], jobs=[job],
-                       resources=build_resources(settings, frozen_now=task["now"]), executor=in_process_executor)
+    defs = Definitions(
+        assets=[birthday_log, birthday_notifications],
+        jobs=[job],
+        resources=build_resources(settings, frozen_now=task["now"]),
+        executor=in_process_executor,
+    )
     resolved = defs.resolve_job_def("bench_birthday_backfill")
     slugs = task["programs"]
     runs = []
     started = time.perf_counter()
     for slug in slugs:
-        tags = {"program": slug, ASSET_PARTITION_RANGE_START_TAG: task["start"],
-                ASSET_PARTITION_RANGE_END_TAG: task["end"]}
+        tags = {
+            "program": slug,
+            ASSET_PARTITION_RANGE_START_TAG: task["start"],
+            ASSET_PARTITION_RANGE_END_TAG: task["end"],
+        }
         run_started = time.perf_counter()
-        result = resolved.execute_in_process(instance=instance, tags=tags, raise_on_error=False,
-                                             run_config={**QUIET, **batch_config([slug])})
+        result = resolved.execute_in_process(
+            instance=instance, tags=tags, raise_on_error=False, run_config={**QUIET, **batch_config([slug])}
+        )
         if not result.success:
             from loyalty_pipeline.run_results import failure_reason
 
             raise RuntimeError(f"backfill run for {slug} failed: {failure_reason(result)}")
         metadata = _metadata(result)
-        runs.append({"program": slug, "seconds": round(time.perf_counter() - run_started, 3),
-                     "rewarded_now": metadata.get("birthday_log.rewarded_now"),
-                     "sent": metadata.get("birthday_notifications.sent")})
+        runs.append(
+            {
+                "program": slug,
+                "seconds": round(time.perf_counter() - run_started, 3),
+                "rewarded_now": metadata.get("birthday_log.rewarded_now"),
+                "sent": metadata.get("birthday_notifications.sent"),
+            }
+        )
     return {"seconds": time.perf_counter() - started, "runs": runs}
 
 
@@ -346,6 +383,7 @@ def child_main(task: dict) -> int:
 
 
 # --- ingestion cases -----------------------------------------------------------------------------
+
 
 def setup_program(url: str) -> None:
     from loyalty_pipeline.db import make_engine, migrate
@@ -471,12 +509,19 @@ def seed_style_baseline(url: str, path: Path, sample_rows: int) -> dict:
                             phone = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
                     except phonenumbers.NumberParseException:
                         pass
-                cur.execute(_SEED_UPSERT, {
-                    "email": email, "first_name": (row.get("first_name") or "").strip()[:1000] or None,
-                    "last_name": (row.get("last_name") or "").strip()[:1000] or None,
-                    "birth_date": birth, "birth_month": birth.month if birth else None,
-                    "birth_day": birth.day if birth else None, "phone": phone, "program_id": program_id,
-                })
+                cur.execute(
+                    _SEED_UPSERT,
+                    {
+                        "email": email,
+                        "first_name": (row.get("first_name") or "").strip()[:1000] or None,
+                        "last_name": (row.get("last_name") or "").strip()[:1000] or None,
+                        "birth_date": birth,
+                        "birth_month": birth.month if birth else None,
+                        "birth_day": birth.day if birth else None,
+                        "phone": phone,
+                        "program_id": program_id,
+                    },
+                )
                 upserts += 1
         seconds = time.perf_counter() - started
         conn.execute("DROP SCHEMA seed CASCADE")
@@ -536,13 +581,13 @@ def floor_copy(url: str, rows: dict[str, bytes]) -> float:
 
 _FINGERPRINT_QUERIES = {
     "users": "SELECT email, first_name, last_name, birth_date, birth_month, birth_day, phone_number FROM users "
-             "ORDER BY email",
+    "ORDER BY email",
     "passes": "SELECT u.email, pr.slug, p.status, p.points_balance FROM passes_master p "
-              "JOIN users u ON u.id = p.user_id JOIN programs pr ON pr.id = p.program_id ORDER BY u.email, pr.slug",
+    "JOIN users u ON u.id = p.user_id JOIN programs pr ON pr.id = p.program_id ORDER BY u.email, pr.slug",
     "upload_issues": 'SELECT upload_key, line, "column", value, severity, reason FROM upload_issues '
-                     'ORDER BY upload_key, line, "column", reason',
+    'ORDER BY upload_key, line, "column", reason',
     "uploads": "SELECT key, rows_read, rows_accepted, rows_rejected, warnings, users_created, users_updated, "
-               "passes_created FROM uploads ORDER BY key",
+    "passes_created FROM uploads ORDER BY key",
 }
 
 
@@ -574,8 +619,9 @@ def copy_sqlite(source: Path, target: Path) -> str:
     return f"sqlite:///{target}"
 
 
-def ingestion_cases(scale: float, work: Path, bench_id: str, measurements: dict, repeats: int,
-                    sqlite_repeats: int = 1) -> dict:
+def ingestion_cases(
+    scale: float, work: Path, bench_id: str, measurements: dict, repeats: int, sqlite_repeats: int = 1
+) -> dict:
     from benchmarks.generate_csv import generate_csv
     from benchmarks.peers import dlt_prepare
 
@@ -590,8 +636,9 @@ def ingestion_cases(scale: float, work: Path, bench_id: str, measurements: dict,
         uploads = work / "uploads" / PROGRAM
         log(f"generating 2 x {rows:,} rows")
         file_a = generate_csv(uploads / "first.csv", rows, seed=SEED)
-        file_b = generate_csv(uploads / "second.csv", rows, seed=SEED, existing_emails_fraction=0.5,
-                              email_domain_offset=1)
+        file_b = generate_csv(
+            uploads / "second.csv", rows, seed=SEED, existing_emails_fraction=0.5, email_domain_offset=1
+        )
         measurements["files"] = {"first": file_a, "second": file_b}
         task = {"kind": "ingest", "work_dir": str(work), **CHILD_EXTRA}
         key = f"{PROGRAM}/second.csv"
@@ -607,12 +654,14 @@ def ingestion_cases(scale: float, work: Path, bench_id: str, measurements: dict,
         sqlite_url = f"sqlite:///{sqlite_dir / 'state.db'}"
         setup_program(sqlite_url)
         log("file A through Dagster on SQLite")
-        measurements["sqlite_first_into_empty"] = run_child({**task, "db_url": sqlite_url,
-                                                             "key": f"{PROGRAM}/first.csv"})
+        measurements["sqlite_first_into_empty"] = run_child(
+            {**task, "db_url": sqlite_url, "key": f"{PROGRAM}/first.csv"}
+        )
         log("file A with dlt and with pandas (the peers' starting state)")
         dlt_dir = work / "dlt_state"
-        measurements["dlt_first"] = run_child({"kind": "dlt", "db_url": peers_url, "path": file_a["path"],
-                                               "pipelines_dir": str(dlt_dir)})
+        measurements["dlt_first"] = run_child(
+            {"kind": "dlt", "db_url": peers_url, "path": file_a["path"], "pipelines_dir": str(dlt_dir)}
+        )
         measurements["pandas_first"] = run_child({"kind": "pandas", "db_url": peers_url, "path": file_a["path"]})
         with psycopg_conn(peers_url) as conn:
             dlt_prepare(conn)
@@ -660,8 +709,11 @@ def ingestion_cases(scale: float, work: Path, bench_id: str, measurements: dict,
             log("file B with dlt (merge, Arrow -> csv -> COPY)")
             state = work / f"dlt_state_{repeat}"
             shutil.copytree(dlt_dir, state)
-            runs["dlt"].append(run_child({"kind": "dlt", "db_url": peers_copy_url, "path": file_b["path"],
-                                          "pipelines_dir": str(state)}))
+            runs["dlt"].append(
+                run_child(
+                    {"kind": "dlt", "db_url": peers_copy_url, "path": file_b["path"], "pipelines_dir": str(state)}
+                )
+            )
             shutil.rmtree(state)
             checkpoint(peers_copy_url)
             log("file B with pandas (to_sql + one upsert)")
@@ -686,14 +738,25 @@ def ingestion_cases(scale: float, work: Path, bench_id: str, measurements: dict,
 
         median = {k: statistics.median(r["seconds"] for r in v) for k, v in runs.items()}
         for k, v in runs.items():
-            measurements[k] = {"seconds": median[k], "runs": v,
-                               "peak_rss_gb": round(max(r["maxrss_bytes"] for r in v) / 1e9, 3)}
+            measurements[k] = {
+                "seconds": median[k],
+                "runs": v,
+                "peak_rss_gb": round(max(r["maxrss_bytes"] for r in v) / 1e9, 3),
+            }
         copy_seconds, floor_seconds = min(copies), min(floors)
-        measurements["copy_baseline"] = {"rows": accepted, "bytes": len(payload), "seconds": copies,
-                                         "best": copy_seconds, "rows_per_s": round(accepted / copy_seconds)}
-        measurements["floor"] = {"seconds": floors, "best": floor_seconds,
-                                 "rows": {t: data.count(b"\n") for t, data in floor_rows.items()},
-                                 "bytes": sum(len(d) for d in floor_rows.values())}
+        measurements["copy_baseline"] = {
+            "rows": accepted,
+            "bytes": len(payload),
+            "seconds": copies,
+            "best": copy_seconds,
+            "rows_per_s": round(accepted / copy_seconds),
+        }
+        measurements["floor"] = {
+            "seconds": floors,
+            "best": floor_seconds,
+            "rows": {t: data.count(b"\n") for t, data in floor_rows.items()},
+            "bytes": sum(len(d) for d in floor_rows.values()),
+        }
         measurements["fingerprints"] = prints
         measurements["fingerprints_check"] = check_fingerprints(prints, scale)
         ingest = median["ingest"]
@@ -730,6 +793,7 @@ def check_fingerprints(prints: dict, scale: float) -> dict:
 
 
 # --- birthday cases ------------------------------------------------------------------------------
+
 
 def load_birthday_data(url: str, passes: int) -> dict:
     """Programs, users and passes straight in SQL: 100 programs, passes/5 users with 5 passes each."""
@@ -821,9 +885,17 @@ def birthday_cases(scale: float, work: Path, bench_id: str, measurements: dict) 
         runs = max(1, round(BACKFILL_PROGRAMS * scale))
         log(f"backfill {BACKFILL_DAYS} days x {runs} program(s) through Dagster")
         programs = [f"p{p:03d}" for p in range(runs)]
-        task = {"kind": "backfill", "db_url": url, "work_dir": str(work), "programs": programs, **CHILD_EXTRA,
-                "start": (today - timedelta(days=BACKFILL_DAYS - 1)).isoformat(), "end": today.isoformat(),
-                "now": FROZEN_NOW, "selection": ["birthday_log"]}
+        task = {
+            "kind": "backfill",
+            "db_url": url,
+            "work_dir": str(work),
+            "programs": programs,
+            **CHILD_EXTRA,
+            "start": (today - timedelta(days=BACKFILL_DAYS - 1)).isoformat(),
+            "end": today.isoformat(),
+            "now": FROZEN_NOW,
+            "selection": ["birthday_log"],
+        }
         backfill = run_child(task)
         backfill["programs"] = runs
         backfill["scaled_to_programs"] = BACKFILL_PROGRAMS
@@ -844,6 +916,7 @@ def birthday_cases(scale: float, work: Path, bench_id: str, measurements: dict) 
 
 
 # --- report --------------------------------------------------------------------------------------
+
 
 def _met(value: float, target: float | None, compare: str) -> bool | None:
     if target is None:
@@ -877,31 +950,45 @@ def report(values: dict, scale: float, machine: dict, measurements: dict) -> dic
             f"file B medians: ours {m['ingest']['seconds']:.2f} s {_seconds(m['ingest']['runs'])}, again "
             f"{m['reingest']['seconds']:.2f} s {_seconds(m['reingest']['runs'])}, dlt {m['dlt']['seconds']:.2f} s "
             f"{_seconds(m['dlt']['runs'])}, pandas {m['pandas']['seconds']:.2f} s {_seconds(m['pandas']['runs'])}, "
-            f"ours on SQLite {m['sqlite']['seconds']:.2f} s {_seconds(m['sqlite']['runs'])}")
+            f"ours on SQLite {m['sqlite']['seconds']:.2f} s {_seconds(m['sqlite']['runs'])}"
+        )
         info.append(
             f"floor {m['floor']['best']:.2f} s ({m['floor']['rows']}), COPY of the accepted users "
             f"{m['copy_baseline']['best']:.2f} s ({m['copy_baseline']['rows']:,} rows), seed-style "
             f"{m['seed_style']['extrapolated_seconds']:.0f} s (from {m['seed_style']['rows']:,} rows), first ingest "
-            f"into empty users {m['ingest_first_into_empty']['seconds']:.2f} s")
-        info.append("peak RSS GB: " + ", ".join(f"{k} {m[k]['peak_rss_gb']}" for k in
-                                                 ("ingest", "reingest", "sqlite", "dlt", "pandas")))
+            f"into empty users {m['ingest_first_into_empty']['seconds']:.2f} s"
+        )
+        info.append(
+            "peak RSS GB: "
+            + ", ".join(f"{k} {m[k]['peak_rss_gb']}" for k in ("ingest", "reingest", "sqlite", "dlt", "pandas"))
+        )
         info.append(f"fingerprints: {m['fingerprints_check']}")
     if "birthday_partition" in measurements:
         m = measurements
-        info.append(f"birthday partitions {[f'{s:.3f}' for s in m['birthday_partition']['seconds']]} s, reruns "
-                    f"{[f'{s:.3f}' for s in m['birthday_partition']['rerun_seconds']]} s; one day x {PROGRAMS} programs "
-                    f"{m['birthday_one_day_all_programs']['seconds']:.2f} s; backfill runs "
-                    f"{[r['seconds'] for r in m['birthday_backfill']['runs']]} s")
-    info.append(f"load average at start {machine.get('load_average_at_start')}, at end "
-                f"{machine.get('load_average_at_end')}")
+        info.append(
+            f"birthday partitions {[f'{s:.3f}' for s in m['birthday_partition']['seconds']]} s, reruns "
+            f"{[f'{s:.3f}' for s in m['birthday_partition']['rerun_seconds']]} s; one day x {PROGRAMS} programs "
+            f"{m['birthday_one_day_all_programs']['seconds']:.2f} s; backfill runs "
+            f"{[r['seconds'] for r in m['birthday_backfill']['runs']]} s"
+        )
+    info.append(
+        f"load average at start {machine.get('load_average_at_start')}, at end {machine.get('load_average_at_end')}"
+    )
     for line in info:
         print(line)
     if scale != 1.0:
-        print(f"note: the targets are defined at --scale 1.0; at {scale} a run's fixed Dagster cost weighs "
-              "more against a smaller COPY, so the ratios read worse than at full scale")
-    document = {**results, "scale": scale, "targets_defined_at_scale": 1.0,
-                "machine": machine, "measurements": measurements,
-                "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        print(
+            f"note: the targets are defined at --scale 1.0; at {scale} a run's fixed Dagster cost weighs "
+            "more against a smaller COPY, so the ratios read worse than at full scale"
+        )
+    document = {
+        **results,
+        "scale": scale,
+        "targets_defined_at_scale": 1.0,
+        "machine": machine,
+        "measurements": measurements,
+        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
     return document
 
 
@@ -910,22 +997,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=1.0, help="1.0 = the issue's sizes, 0.1 = bench-quick")
     parser.add_argument("--only", choices=("ingestion", "birthday"), help="run one half only")
     parser.add_argument("--output", type=Path, default=RESULTS_PATH)
-    parser.add_argument("--dagster-storage", choices=("sqlite", "postgres"), default="sqlite",
-                        help="the runs' Dagster instance: a temp SQLite one (as `loyalty` and the tests use), "
-                             "or a database of its own on the same server (as deploy/dagster.yaml)")
-    parser.add_argument("--repeats", type=int, default=None,
-                        help="measured ingests, each from a copy of the same database state; the median "
-                             "counts (default 3, 2 below --scale 0.5)")
-    parser.add_argument("--sqlite-repeats", type=int, default=1,
-                        help="rounds that also ingest file B on SQLite (default 1: 1M rows on SQLite take "
-                             "minutes, and make bench must stay under 15)")
+    parser.add_argument(
+        "--dagster-storage",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="the runs' Dagster instance: a temp SQLite one (as `loyalty` and the tests use), "
+        "or a database of its own on the same server (as deploy/dagster.yaml)",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="measured ingests, each from a copy of the same database state; the median "
+        "counts (default 3, 2 below --scale 0.5)",
+    )
+    parser.add_argument(
+        "--sqlite-repeats",
+        type=int,
+        default=1,
+        help="rounds that also ingest file B on SQLite (default 1: 1M rows on SQLite take "
+        "minutes, and make bench must stay under 15)",
+    )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
-    parser.add_argument("--emit-partition-subsets", action="store_true",
-                        help="set DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=1 for the runs (one planned "
-                             "event per range run instead of one per partition; a Dagster deployment setting)")
-    parser.add_argument("--record-fingerprints", action="store_true",
-                        help="store this run's result fingerprints as the reference for its scale "
-                             "(benchmarks/fingerprints.json); later runs are checked against it")
+    parser.add_argument(
+        "--emit-partition-subsets",
+        action="store_true",
+        help="set DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=1 for the runs (one planned "
+        "event per range run instead of one per partition; a Dagster deployment setting)",
+    )
+    parser.add_argument(
+        "--record-fingerprints",
+        action="store_true",
+        help="store this run's result fingerprints as the reference for its scale "
+        "(benchmarks/fingerprints.json); later runs are checked against it",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -956,11 +1061,17 @@ def main(argv: list[str] | None = None) -> int:
             from sqlalchemy.engine import make_url
 
             dagster_db = f"loyalty_bench_{bench_id}_dagster"
-            CHILD_EXTRA["dagster_url"] = make_url(create_database(dagster_db)).set(
-                drivername="postgresql+psycopg2").render_as_string(hide_password=False)
+            CHILD_EXTRA["dagster_url"] = (
+                make_url(create_database(dagster_db))
+                .set(drivername="postgresql+psycopg2")
+                .render_as_string(hide_password=False)
+            )
         if args.only in (None, "ingestion"):
-            values.update(ingestion_cases(args.scale, work, bench_id, measurements, args.repeats,
-                                          min(args.sqlite_repeats, args.repeats)))
+            values.update(
+                ingestion_cases(
+                    args.scale, work, bench_id, measurements, args.repeats, min(args.sqlite_repeats, args.repeats)
+                )
+            )
         if args.only in (None, "birthday"):
             values.update(birthday_cases(args.scale, work, bench_id, measurements))
     finally:

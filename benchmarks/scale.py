@@ -53,10 +53,29 @@ RESULTS = REPO / "benchmarks" / "scale_results.json"
 BIN = Path(sys.executable).parent
 LOCATION, REPOSITORY = "loyalty_pipeline.definitions", "__repository__"
 ZONES = [
-    "Pacific/Pago_Pago", "Pacific/Honolulu", "America/Anchorage", "America/Los_Angeles", "America/Denver",
-    "America/Chicago", "America/New_York", "America/Halifax", "America/Sao_Paulo", "Atlantic/South_Georgia",
-    "Atlantic/Azores", "UTC", "Europe/Paris", "Europe/Athens", "Europe/Moscow", "Asia/Dubai", "Asia/Karachi",
-    "Asia/Kolkata", "Asia/Dhaka", "Asia/Bangkok", "Asia/Shanghai", "Asia/Tokyo", "Australia/Sydney",
+    "Pacific/Pago_Pago",
+    "Pacific/Honolulu",
+    "America/Anchorage",
+    "America/Los_Angeles",
+    "America/Denver",
+    "America/Chicago",
+    "America/New_York",
+    "America/Halifax",
+    "America/Sao_Paulo",
+    "Atlantic/South_Georgia",
+    "Atlantic/Azores",
+    "UTC",
+    "Europe/Paris",
+    "Europe/Athens",
+    "Europe/Moscow",
+    "Asia/Dubai",
+    "Asia/Karachi",
+    "Asia/Kolkata",
+    "Asia/Dhaka",
+    "Asia/Bangkok",
+    "Asia/Shanghai",
+    "Asia/Tokyo",
+    "Australia/Sydney",
     "Pacific/Auckland",
 ]
 HISTORY_DAYS = 30
@@ -64,14 +83,26 @@ BACKFILL_DAYS = 30
 
 # The issue's measurements of the former (date x dynamic program) shape, same machine.
 BEFORE = {
-    "100": {"partitions": 252_900, "schedule_tick_in_process_s": 0.9, "ui_backfill_1_day_s": 3.5,
-            "partitions_tab_s": 0.2},
-    "1000": {"partitions": 2_529_000, "schedule_tick_in_process_s": 10.7,
-             "schedule_tick_daemon": "about 27 s, then 1,000 runs created over 7 min 53 s",
-             "ui_backfill_1_day_s": "27 s in the webserver + 50 s daemon planning", "partitions_tab_s": 0.6},
-    "10000": {"partitions": 25_290_000, "schedule_tick_in_process_s": 160,
-              "schedule_tick_daemon": "fails every hour: gRPC DEADLINE_EXCEEDED at 60 s, 0 runs",
-              "ui_backfill_1_day_s": "webserver grew past 8.5 GB and was killed", "partitions_tab_s": 4},
+    "100": {
+        "partitions": 252_900,
+        "schedule_tick_in_process_s": 0.9,
+        "ui_backfill_1_day_s": 3.5,
+        "partitions_tab_s": 0.2,
+    },
+    "1000": {
+        "partitions": 2_529_000,
+        "schedule_tick_in_process_s": 10.7,
+        "schedule_tick_daemon": "about 27 s, then 1,000 runs created over 7 min 53 s",
+        "ui_backfill_1_day_s": "27 s in the webserver + 50 s daemon planning",
+        "partitions_tab_s": 0.6,
+    },
+    "10000": {
+        "partitions": 25_290_000,
+        "schedule_tick_in_process_s": 160,
+        "schedule_tick_daemon": "fails every hour: gRPC DEADLINE_EXCEEDED at 60 s, 0 runs",
+        "ui_backfill_1_day_s": "webserver grew past 8.5 GB and was killed",
+        "partitions_tab_s": 4,
+    },
 }
 
 
@@ -89,26 +120,35 @@ def seed(app_url: str, n: int, now: datetime, default_timezone: str = "UTC") -> 
     migrate(engine)
     started = time.perf_counter()
     with engine.begin() as conn:
-        conn.execute(text("""
+        conn.execute(
+            text("""
             INSERT INTO programs (slug, name, birthday_bot_enabled, birthday_reward_points, timezone, created_at)
             SELECT 'program-' || lpad(g::text, 5, '0'), 'Program ' || g, true, 10,
                    (CAST(:zones AS text[]))[1 + g % 24], now() - interval '400 days'
             FROM generate_series(1, :n) g
-        """), {"n": n, "zones": ZONES})
+        """),
+            {"n": n, "zones": ZONES},
+        )
         birthday_runs.sync_enabled_since(conn, now - timedelta(days=HISTORY_DAYS + 1))
-        conn.execute(text("""
+        conn.execute(
+            text("""
             INSERT INTO birthday_runs (program_id, run_date, status, started_at, finished_at, run_id)
             SELECT p.id, (timezone(p.timezone, CAST(:now AS timestamptz)))::date - d, 'succeeded', :now, :now, 'seed'
             FROM programs p CROSS JOIN generate_series(1, :days) d
-        """), {"now": now, "days": HISTORY_DAYS})
+        """),
+            {"now": now, "days": HISTORY_DAYS},
+        )
         snap = birthday_runs.snapshot(conn, now, default_timezone, history_days=2)
         done_today = birthday_runs.due_today(snap, now - timedelta(minutes=15), {})
         rows = [{"slug": slug, "day": day} for day, slugs in done_today.items() for slug in slugs]
         if rows:
-            conn.execute(text("""
+            conn.execute(
+                text("""
                 INSERT INTO birthday_runs (program_id, run_date, status, run_id)
                 SELECT id, :day, 'succeeded', 'seed' FROM programs WHERE slug = :slug
-            """), rows)
+            """),
+                rows,
+            )
         history = conn.execute(text("SELECT count(*) FROM birthday_runs")).scalar_one()
     engine.dispose()
     return {"seconds": round(time.perf_counter() - started, 2), "birthday_runs_rows": history}
@@ -117,13 +157,22 @@ def seed(app_url: str, n: int, now: datetime, default_timezone: str = "UTC") -> 
 def dagster_env(home: Path, dagster_url: str, app_url: str, now: datetime) -> dict:
     url = make_url(dagster_url)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LOYALTY_", "DAGSTER_"))}
-    env.update({
-        "DAGSTER_HOME": str(home), "DAGSTER_PG_HOST": url.host or "127.0.0.1", "DAGSTER_PG_PORT": str(url.port or 5432),
-        "DAGSTER_PG_USERNAME": url.username or "postgres", "DAGSTER_PG_PASSWORD": url.password or "",
-        "DAGSTER_PG_DB": url.database, "LOYALTY_DATABASE_URL": app_url, "LOYALTY_TIMEZONE": "UTC",
-        "LOYALTY_UPLOADS_DIR": str(home.parent / "uploads"), "LOYALTY_FROZEN_NOW": now.isoformat(),
-        "LOYALTY_NOTIFICATION_LOG": str(home.parent / "notifications.jsonl"), "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "DAGSTER_HOME": str(home),
+            "DAGSTER_PG_HOST": url.host or "127.0.0.1",
+            "DAGSTER_PG_PORT": str(url.port or 5432),
+            "DAGSTER_PG_USERNAME": url.username or "postgres",
+            "DAGSTER_PG_PASSWORD": url.password or "",
+            "DAGSTER_PG_DB": url.database,
+            "LOYALTY_DATABASE_URL": app_url,
+            "LOYALTY_TIMEZONE": "UTC",
+            "LOYALTY_UPLOADS_DIR": str(home.parent / "uploads"),
+            "LOYALTY_FROZEN_NOW": now.isoformat(),
+            "LOYALTY_NOTIFICATION_LOG": str(home.parent / "notifications.jsonl"),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     return env
 
 
@@ -155,8 +204,9 @@ def in_process(env: dict, now: datetime) -> dict:
         repository = defs.get_repository_def()
 
         def schedule_tick(moment):
-            with build_schedule_context(instance=instance, scheduled_execution_time=moment, resources=resources,
-                                        repository_def=repository) as context:
+            with build_schedule_context(
+                instance=instance, scheduled_execution_time=moment, resources=resources, repository_def=repository
+            ) as context:
                 return birthday_schedule.evaluate_tick(context).run_requests or []
 
         def sensor_tick(sensor):
@@ -164,13 +214,17 @@ def in_process(env: dict, now: datetime) -> dict:
 
         schedule_tick(now)  # warm imports and pools once; every figure below is a second call
         seconds, requests = timed(lambda: schedule_tick(now))
-        out["schedule_tick_steady"] = {"seconds": seconds, "run_requests": len(requests),
-                                       "programs": sum(len(_programs(r)) for r in requests)}
+        out["schedule_tick_steady"] = {
+            "seconds": seconds,
+            "run_requests": len(requests),
+            "programs": sum(len(_programs(r)) for r in requests),
+        }
         out["schedule_tick_cold"] = _cold_tick(engine, now, lambda: timed(lambda: schedule_tick(now)))
         seconds, result = timed(lambda: sensor_tick(birthday_catchup_sensor))
         out["catchup_tick_nothing_missed"] = {"seconds": seconds, "run_requests": len(result.run_requests or [])}
-        out["catchup_tick_after_3_day_outage"] = _outage(engine, now, lambda: timed(
-            lambda: sensor_tick(birthday_catchup_sensor)))
+        out["catchup_tick_after_3_day_outage"] = _outage(
+            engine, now, lambda: timed(lambda: sensor_tick(birthday_catchup_sensor))
+        )
         seconds, result = timed(lambda: sensor_tick(birthday_late_sensor))
         out["late_tick"] = {"seconds": seconds, "skip": getattr(result, "skip_message", None)}
     engine.dispose()
@@ -212,12 +266,20 @@ def _outage(engine, now: datetime, measure) -> dict:
 
 # --- the production processes ---------------------------------------------------------------------
 
+
 class Process:
     def __init__(self, name: str, args: list[str], env: dict, log_dir: Path):
         self.name, self.log = name, log_dir / f"{name}.log"
         self._handle = self.log.open("wb")
-        self.popen = subprocess.Popen(args, cwd=REPO, env=env, stdout=self._handle, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, start_new_session=True)
+        self.popen = subprocess.Popen(
+            args,
+            cwd=REPO,
+            env=env,
+            stdout=self._handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     def stop(self):
         for sig, grace in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
@@ -324,24 +386,33 @@ def through_processes(env: dict, work: Path, now: datetime, schedule_tick: bool)
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     workspace = str(REPO / "workspace.yaml")
-    web = Process("webserver", [str(BIN / "dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", str(port)],
-                  env, work)
+    web = Process(
+        "webserver", [str(BIN / "dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", str(port)], env, work
+    )
     daemon = Process("daemon", [str(BIN / "dagster-daemon"), "run", "-w", workspace], env, work)
     out = {}
     try:
+
         def loaded():
             try:
                 entries = gql(base, WORKSPACE)["workspaceOrError"]["locationEntries"]
             except OSError:
                 return False
             return entries and all(e["loadStatus"] == "LOADED" for e in entries)
+
         wait_for(loaded, 180)
         selector = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY}
-        seconds, data = timed(lambda: gql(base, SCHEDULE_DRY_RUN, {
-            "s": {**selector, "scheduleName": "birthday_schedule"}, "t": now.timestamp()}))
+        seconds, data = timed(
+            lambda: gql(
+                base, SCHEDULE_DRY_RUN, {"s": {**selector, "scheduleName": "birthday_schedule"}, "t": now.timestamp()}
+            )
+        )
         evaluation = data["scheduleDryRun"].get("evaluationResult") or {}
-        out["schedule_tick_grpc"] = {"seconds": seconds, "run_requests": len(evaluation.get("runRequests") or []),
-                                     "error": (evaluation.get("error") or {}).get("message")}
+        out["schedule_tick_grpc"] = {
+            "seconds": seconds,
+            "run_requests": len(evaluation.get("runRequests") or []),
+            "error": (evaluation.get("error") or {}).get("message"),
+        }
         for sensor in ("birthday_catchup_sensor", "birthday_late_sensor"):
             variables = {"s": {**selector, "sensorName": sensor}, "c": None}
             seconds, data = timed(lambda variables=variables: gql(base, SENSOR_DRY_RUN, variables))
@@ -352,25 +423,34 @@ def through_processes(env: dict, work: Path, now: datetime, schedule_tick: bool)
             state = gql(base, SENSOR_TICKS, {"s": {**selector, "sensorName": sensor}})["sensorOrError"]["sensorState"]
             done = [t for t in state["ticks"] if t["endTimestamp"]]
             return done or None
+
         for sensor in ("birthday_catchup_sensor", "birthday_late_sensor"):
             ticks = wait_for(lambda sensor=sensor: daemon_ticks(sensor), 180, interval=3)
-            out[f"{sensor}_daemon_tick"] = {"seconds": round(max(t["endTimestamp"] - t["timestamp"] for t in ticks), 3),
-                                            "status": ticks[0]["status"]}
+            out[f"{sensor}_daemon_tick"] = {
+                "seconds": round(max(t["endTimestamp"] - t["timestamp"] for t in ticks), 3),
+                "status": ticks[0]["status"],
+            }
 
         if schedule_tick:  # the real tick at the next quarter hour (the clock is pinned, so it decides as at `now`)
+
             def schedule_ticked():
                 state = gql(base, SCHEDULE_TICKS, {"s": {**selector, "scheduleName": "birthday_schedule"}})
                 done = [t for t in state["scheduleOrError"]["scheduleState"]["ticks"] if t["endTimestamp"]]
                 return done or None
+
             log("waiting for birthday_schedule's next tick under the daemon (up to 16 minutes)")
             tick = wait_for(schedule_ticked, 16 * 60, interval=5)[0]
-            out["schedule_tick_daemon"] = {"seconds": round(tick["endTimestamp"] - tick["timestamp"], 3),
-                                           "status": tick["status"], "runs": len(tick["runIds"]),
-                                           "error": (tick.get("error") or {}).get("message")}
+            out["schedule_tick_daemon"] = {
+                "seconds": round(tick["endTimestamp"] - tick["timestamp"], 3),
+                "status": tick["status"],
+                "runs": len(tick["runIds"]),
+                "error": (tick.get("error") or {}).get("message"),
+            }
 
             def finished():
                 runs = gql(base, RUN_TIMES, {"f": {"runIds": tick["runIds"]}})["runsOrError"]["results"]
                 return runs if runs and all(r["status"] in ("SUCCESS", "FAILURE", "CANCELED") for r in runs) else None
+
             if tick["runIds"]:  # from the tick to the batch rewarded (programs without members: orchestration only)
                 runs = wait_for(finished, 900, interval=2)
                 done = max(r["endTime"] for r in runs) - tick["timestamp"]
@@ -378,8 +458,11 @@ def through_processes(env: dict, work: Path, now: datetime, schedule_tick: bool)
                 out["schedule_batch_status"] = sorted({r["status"] for r in runs})
 
         days = [(now.date() - timedelta(days=d)).isoformat() for d in range(BACKFILL_DAYS, 0, -1)]
-        params = {"partitionNames": days, "title": "scale benchmark",
-                  "assetSelection": [{"path": ["birthday_log"]}, {"path": ["birthday_notifications"]}]}
+        params = {
+            "partitionNames": days,
+            "title": "scale benchmark",
+            "assetSelection": [{"path": ["birthday_log"]}, {"path": ["birthday_notifications"]}],
+        }
         with PeakMemory(web.popen.pid) as memory:
             started = time.perf_counter()
             launched = gql(base, LAUNCH_BACKFILL, {"p": params})["launchPartitionBackfill"]
@@ -395,9 +478,12 @@ def through_processes(env: dict, work: Path, now: datetime, schedule_tick: bool)
         gql(base, CANCEL_BACKFILL, {"id": backfill_id})
         for run in runs:
             gql(base, TERMINATE, {"id": run["runId"]})
-        out["ui_backfill_30_days"] = {"launch_seconds": round(launch_seconds, 3),
-                                      "until_runs_created_seconds": round(planned_seconds, 3), "runs": len(runs),
-                                      "webserver_peak_rss_mb": round(memory.peak / 2**20)}
+        out["ui_backfill_30_days"] = {
+            "launch_seconds": round(launch_seconds, 3),
+            "until_runs_created_seconds": round(planned_seconds, 3),
+            "runs": len(runs),
+            "webserver_peak_rss_mb": round(memory.peak / 2**20),
+        }
         out["partitions_tab_seconds"] = health_seconds
         out["asset_page_seconds"] = page_seconds
         out["partitions"] = len(birthday_partitions.get_partition_keys())
@@ -449,8 +535,11 @@ def main() -> int:
     parser.add_argument("--sizes", default="100,1000,10000")
     parser.add_argument("--keep", action="store_true", help="keep the databases and the work folder")
     parser.add_argument("--in-process-only", action="store_true", help="skip the webserver and daemon figures")
-    parser.add_argument("--schedule-tick", default="10000",
-                        help="sizes at which to wait for birthday_schedule's real tick under the daemon (<= 15 min)")
+    parser.add_argument(
+        "--schedule-tick",
+        default="10000",
+        help="sizes at which to wait for birthday_schedule's real tick under the daemon (<= 15 min)",
+    )
     args = parser.parse_args()
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results["before_issue_12"] = BEFORE

@@ -48,8 +48,10 @@ def write_workbook(csv_path: Path, xlsx_path: Path) -> int:
     header = frame.columns
     phone = next(i for i, name in enumerate(header) if name.strip().lower() == "mobile")
     birthday = next(i for i, name in enumerate(header) if name.strip().lower() == "dob")
-    workbook = xlsxwriter.Workbook(str(xlsx_path), {"constant_memory": True, "strings_to_numbers": False,
-                                                    "strings_to_formulas": False, "strings_to_urls": False})
+    workbook = xlsxwriter.Workbook(
+        str(xlsx_path),
+        {"constant_memory": True, "strings_to_numbers": False, "strings_to_formulas": False, "strings_to_urls": False},
+    )
     sheet = workbook.add_worksheet("Customers")
     date_format = workbook.add_format({"num_format": "yyyy-mm-dd"})
     sheet.write_row(0, 0, header)
@@ -88,17 +90,28 @@ def child(task: dict) -> dict:
     read = time.perf_counter()
     validated = validate_upload(raw, date_order="MDY", phone_region="US", today=TODAY)
     checked = time.perf_counter()
-    result = load_upload(engine, key=f"bench-pizza/{path.name}", file_name=path.name, sha256=raw.sha256,
-                         program=program, validated=validated, now=datetime(2026, 6, 15, 12, tzinfo=UTC))
+    result = load_upload(
+        engine,
+        key=f"bench-pizza/{path.name}",
+        file_name=path.name,
+        sha256=raw.sha256,
+        program=program,
+        validated=validated,
+        now=datetime(2026, 6, 15, 12, tzinfo=UTC),
+    )
     loaded = time.perf_counter()
     csv_started = time.perf_counter()
     read_upload(Path(task["csv"]))
     csv_read = time.perf_counter() - csv_started
     engine.dispose()
     return {
-        "rows": raw.rows_read, "accepted": result.rows_accepted, "users_created": result.users_created,
-        "read_seconds": round(read - started, 3), "validate_seconds": round(checked - read, 3),
-        "load_seconds": round(loaded - checked, 3), "seconds": round(loaded - started, 3),
+        "rows": raw.rows_read,
+        "accepted": result.rows_accepted,
+        "users_created": result.users_created,
+        "read_seconds": round(read - started, 3),
+        "validate_seconds": round(checked - read, 3),
+        "load_seconds": round(loaded - checked, 3),
+        "seconds": round(loaded - started, 3),
         "rows_per_s": round(raw.rows_read / (loaded - started)),
         "read_rows_per_s": round(raw.rows_read / (read - started)),
         "same_rows_as_csv_read_seconds": round(csv_read, 3),
@@ -134,27 +147,39 @@ def run_case(scale: float, work: Path, database_url: str | None = None) -> dict:
         database_url = make_url(ADMIN_URL).set(database=database).render_as_string(hide_password=False)
     try:
         task = {"xlsx": str(xlsx_path), "csv": str(csv_path), "db_url": database_url}
-        proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(task)],
-                              cwd=ROOT, capture_output=True, text=True, check=False,
-                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+        proc = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(task)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
         lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_MARK)]
         if proc.returncode != 0 or not lines:
             raise RuntimeError(f"xlsx case failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
-        result = json.loads(lines[-1][len(RESULT_MARK):])
+        result = json.loads(lines[-1][len(RESULT_MARK) :])
     finally:
         if database:
             with _admin(ADMIN_URL).connect() as conn:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{database}"'))
-    return {**result, "workbook_rows": written, "workbook_bytes": xlsx_path.stat().st_size,
-            "workbook_write_seconds": round(generation, 1), "database": make_url(database_url).get_backend_name()}
+    return {
+        **result,
+        "workbook_rows": written,
+        "workbook_bytes": xlsx_path.stat().st_size,
+        "workbook_write_seconds": round(generation, 1),
+        "database": make_url(database_url).get_backend_name(),
+    }
 
 
 def closing_note(result: dict) -> str:
-    return (f"xlsx {result['rows']:,} rows ({result['workbook_bytes'] / 1e6:.1f} MB workbook): "
-            f"{result['rows_per_s']:,} rows/s end to end ({result['seconds']:.2f} s: read {result['read_seconds']:.2f} s "
-            f"[{result['read_rows_per_s']:,} rows/s; the same rows as CSV {result['same_rows_as_csv_read_seconds']:.2f} s], "
-            f"validate {result['validate_seconds']:.2f} s, load {result['load_seconds']:.2f} s on {result['database']}), "
-            f"peak RSS {result['maxrss_bytes'] / 2**20:,.0f} MiB")
+    return (
+        f"xlsx {result['rows']:,} rows ({result['workbook_bytes'] / 1e6:.1f} MB workbook): "
+        f"{result['rows_per_s']:,} rows/s end to end ({result['seconds']:.2f} s: read {result['read_seconds']:.2f} s "
+        f"[{result['read_rows_per_s']:,} rows/s; the same rows as CSV {result['same_rows_as_csv_read_seconds']:.2f} s], "
+        f"validate {result['validate_seconds']:.2f} s, load {result['load_seconds']:.2f} s on {result['database']}), "
+        f"peak RSS {result['maxrss_bytes'] / 2**20:,.0f} MiB"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,7 +47,8 @@ class ProgramState:
 
     def send_moment(self, day: date) -> datetime:
         return datetime.combine(day, time(hour=self.program.birthday_send_hour), tzinfo=self.zone).astimezone(
-            timezone.utc)
+            timezone.utc
+        )
 
 
 @dataclass
@@ -79,15 +80,20 @@ def _day_param(conn: Connection, day: date):
 
 def sync_enabled_since(conn: Connection, now: datetime) -> None:
     """Mark programs newly seen enabled (catch-up starts there) and forget disabled ones."""
-    conn.execute(text("""
+    conn.execute(
+        text("""
         INSERT INTO birthday_enabled_since (program_id, since)
         SELECT id, :now FROM programs WHERE birthday_bot_enabled
         ON CONFLICT (program_id) DO NOTHING
-    """), {"now": db_time(conn, now)})
-    conn.execute(text("""
+    """),
+        {"now": db_time(conn, now)},
+    )
+    conn.execute(
+        text("""
         DELETE FROM birthday_enabled_since
         WHERE program_id IN (SELECT id FROM programs WHERE NOT birthday_bot_enabled)
-    """))
+    """)
+    )
 
 
 def snapshot(conn: Connection, now: datetime, default_timezone: str, history_days: int) -> Snapshot:
@@ -95,21 +101,24 @@ def snapshot(conn: Connection, now: datetime, default_timezone: str, history_day
     `birthday_runs` rows of the last `history_days` days."""
     names = [f.name for f in fields(Program)]
     columns = ", ".join(f"p.{name}" for name in names)
-    rows = conn.execute(text(f"""
+    rows = conn.execute(
+        text(f"""
         SELECT {columns}, e.since AS enabled_since,
                (SELECT max(r.run_date) FROM birthday_runs r
                 WHERE r.program_id = p.id AND r.status IN ('succeeded', 'skipped')) AS last_success
         FROM programs p LEFT JOIN birthday_enabled_since e ON e.program_id = p.id
         WHERE p.birthday_bot_enabled
         ORDER BY p.slug
-    """)).all()
+    """)
+    ).all()
     zones: dict[str, ZoneInfo | None] = {}
     states, unusable = [], {}
     for row in rows:
         values = dict(row._mapping)
         enabled_since, last_success = values.pop("enabled_since"), values.pop("last_success")
-        program = Program(**{**values, "id": str(values["id"]),
-                             "birthday_bot_enabled": bool(values["birthday_bot_enabled"])})
+        program = Program(
+            **{**values, "id": str(values["id"]), "birthday_bot_enabled": bool(values["birthday_bot_enabled"])}
+        )
         name = program.timezone or default_timezone
         if name not in zones:
             try:
@@ -120,8 +129,11 @@ def snapshot(conn: Connection, now: datetime, default_timezone: str, history_day
         if zone is None:
             unusable[program.slug] = f"timezone {program.timezone!r} is not an IANA time zone name"
             zone = ZoneInfo(default_timezone)
-        states.append(ProgramState(program, zone, _as_instant(enabled_since),
-                                   _as_date(last_success) if last_success is not None else None))
+        states.append(
+            ProgramState(
+                program, zone, _as_instant(enabled_since), _as_date(last_success) if last_success is not None else None
+            )
+        )
     first = now.date() - timedelta(days=history_days + 2)
     results, errors = {}, {}
     for program_id, run_date, status, error, run_id in conn.execute(
@@ -139,7 +151,7 @@ def batches(due: dict[date, list[str]], size: int = BATCH_SIZE) -> list[tuple[da
     out = []
     for day in sorted(due):
         slugs = sorted(due[day])
-        out.extend((day, slugs[i:i + size]) for i in range(0, len(slugs), size))
+        out.extend((day, slugs[i : i + size]) for i in range(0, len(slugs), size))
     return out
 
 
@@ -164,8 +176,9 @@ def due_today(snap: Snapshot, now: datetime, in_flight: dict[date, set[str] | No
     return dict(due)
 
 
-def missed_days(snap: Snapshot, now: datetime, in_flight: dict[date, set[str] | None],
-                catchup_days: int) -> dict[date, list[str]]:
+def missed_days(
+    snap: Snapshot, now: datetime, in_flight: dict[date, set[str] | None], catchup_days: int
+) -> dict[date, list[str]]:
     """Catch-up: for each enabled program that has succeeded before, the days before its local
     date that have no result, after its last successful day and the day it was enabled, within
     birthday_max_delay_days and `catchup_days`. Today's local date is the schedule's."""
@@ -175,8 +188,9 @@ def missed_days(snap: Snapshot, now: datetime, in_flight: dict[date, set[str] | 
             continue  # never run: its history starts with the schedule, not with a back-fill
         today = state.local_date(now)
         reach = min(catchup_days, state.program.birthday_max_delay_days)
-        first = max(today - timedelta(days=reach), state.last_success + timedelta(days=1),
-                    state.local_date(state.enabled_since))
+        first = max(
+            today - timedelta(days=reach), state.last_success + timedelta(days=1), state.local_date(state.enabled_since)
+        )
         day = first
         while day < today:
             if (state.program.id, day) not in snap.results and not _in_flight(in_flight, day, state.program.slug):
@@ -218,33 +232,50 @@ def late_days(snap: Snapshot, now: datetime, late_hours: int, alerted: set[tuple
 
 
 def alerted_days(conn: Connection, since: date) -> set[tuple[str, date]]:
-    return {(str(p), _as_date(d)) for p, d in conn.execute(
-        text("SELECT program_id, run_date FROM birthday_late_alerts WHERE run_date >= :first"),
-        {"first": _day_param(conn, since)},
-    )}
+    return {
+        (str(p), _as_date(d))
+        for p, d in conn.execute(
+            text("SELECT program_id, run_date FROM birthday_late_alerts WHERE run_date >= :first"),
+            {"first": _day_param(conn, since)},
+        )
+    }
 
 
 def record_alert(engine: Engine, program_id: str, day: date, now: datetime) -> None:
     with engine.begin() as conn:
-        conn.execute(text("""
+        conn.execute(
+            text("""
             INSERT INTO birthday_late_alerts (program_id, run_date, alerted_at) VALUES (:p, :d, :now)
             ON CONFLICT (program_id, run_date) DO NOTHING
-        """), {"p": program_id, "d": _day_param(conn, day), "now": db_time(conn, now)})
+        """),
+            {"p": program_id, "d": _day_param(conn, day), "now": db_time(conn, now)},
+        )
 
 
 # --- what a run does -------------------------------------------------------------------------------
 
-def programs_for_run(conn: Connection, days: list[date], named: list[str], now: datetime,
-                     default_timezone: str, ignore_send_hour: bool = False) -> tuple[dict[str, list[date]], list[str]]:
+
+def programs_for_run(
+    conn: Connection,
+    days: list[date],
+    named: list[str],
+    now: datetime,
+    default_timezone: str,
+    ignore_send_hour: bool = False,
+) -> tuple[dict[str, list[date]], list[str]]:
     """The run's batch: {slug: its days} and the named slugs that do not exist.
     With no names, every enabled program whose send time has passed on each day (with
     `ignore_send_hour`, every enabled program); named programs get every day of the run (the reward
     rule then skips what is not due, and says why)."""
     if named:
         names = sorted(set(named))
-        found = {row[0] for row in conn.execute(
-            text("SELECT slug FROM programs WHERE slug IN :slugs").bindparams(bindparam("slugs", expanding=True)),
-            {"slugs": names})}
+        found = {
+            row[0]
+            for row in conn.execute(
+                text("SELECT slug FROM programs WHERE slug IN :slugs").bindparams(bindparam("slugs", expanding=True)),
+                {"slugs": names},
+            )
+        }
         return {slug: sorted(days) for slug in names if slug in found}, [slug for slug in names if slug not in found]
     snap_programs = snapshot(conn, now, default_timezone, history_days=0).programs
     batch: dict[str, list[date]] = {}
@@ -279,31 +310,56 @@ _UPSERT = """
 """
 
 
-def record(conn: Connection, program_id: str, results: list[DayResult], run_id: str,
-           started_at: datetime, finished_at: datetime) -> None:
+def record(
+    conn: Connection,
+    program_id: str,
+    results: list[DayResult],
+    run_id: str,
+    started_at: datetime,
+    finished_at: datetime,
+) -> None:
     """Upsert one program's day results (one statement). `rewarded` and `points` add up over
     attempts, so they stay the day's totals; the rest describes the latest attempt."""
     if not results:
         return
-    conn.execute(text(_UPSERT), [
-        {"program_id": program_id, "run_date": _day_param(conn, r.day), "status": r.status, "eligible": r.eligible,
-         "rewarded": r.rewarded, "points": r.points, "note": r.note,
-         "error": r.error[:ERROR_LENGTH] if r.error else None, "run_id": run_id,
-         "started_at": db_time(conn, started_at), "finished_at": db_time(conn, finished_at)}
-        for r in results
-    ])
+    conn.execute(
+        text(_UPSERT),
+        [
+            {
+                "program_id": program_id,
+                "run_date": _day_param(conn, r.day),
+                "status": r.status,
+                "eligible": r.eligible,
+                "rewarded": r.rewarded,
+                "points": r.points,
+                "note": r.note,
+                "error": r.error[:ERROR_LENGTH] if r.error else None,
+                "run_id": run_id,
+                "started_at": db_time(conn, started_at),
+                "finished_at": db_time(conn, finished_at),
+            }
+            for r in results
+        ],
+    )
 
 
-def record_failure(engine: Engine, slug: str, days: list[date], error: str, run_id: str,
-                   started_at: datetime, finished_at: datetime) -> bool:
+def record_failure(
+    engine: Engine, slug: str, days: list[date], error: str, run_id: str, started_at: datetime, finished_at: datetime
+) -> bool:
     """Record a program's failed days after its reward transaction rolled back; False when the
     program does not exist (nothing to attach the failure to)."""
     with engine.begin() as conn:
         program_id = conn.execute(text("SELECT id FROM programs WHERE slug = :s"), {"s": slug}).scalar()
         if program_id is None:
             return False
-        record(conn, str(program_id), [DayResult(day, "failed", error=error) for day in days], run_id,
-               started_at, finished_at)
+        record(
+            conn,
+            str(program_id),
+            [DayResult(day, "failed", error=error) for day in days],
+            run_id,
+            started_at,
+            finished_at,
+        )
     return True
 
 
@@ -324,20 +380,29 @@ def rows_for_run(conn: Connection, run_id: str) -> list[RunRow]:
     """The `birthday_runs` rows a run wrote last (a later rerun of the same day takes them over)."""
     return [
         RunRow(slug, _as_date(day), *values)
-        for slug, day, *values in conn.execute(text("""
+        for slug, day, *values in conn.execute(
+            text("""
             SELECT p.slug, r.run_date, r.status, r.eligible, r.rewarded, r.points, r.rewarded_by_run, r.note, r.error
             FROM birthday_runs r JOIN programs p ON p.id = r.program_id
             WHERE r.run_id = :run_id ORDER BY p.slug, r.run_date
-        """), {"run_id": run_id})
+        """),
+            {"run_id": run_id},
+        )
     ]
 
 
 def programs_with_pending(conn: Connection, days: list[date]) -> list[str]:
     """Slugs of programs with undelivered birthday messages for rewards on `days`."""
-    return [row[0] for row in conn.execute(text("""
+    return [
+        row[0]
+        for row in conn.execute(
+            text("""
         SELECT DISTINCT pr.slug FROM notifications n
         JOIN birthday_logs b ON b.id = n.birthday_log_id
         JOIN programs pr ON pr.id = n.program_id
         WHERE n.status = 'pending' AND b.reward_date BETWEEN :first AND :last
         ORDER BY pr.slug
-    """), {"first": _day_param(conn, min(days)), "last": _day_param(conn, max(days))})]
+    """),
+            {"first": _day_param(conn, min(days)), "last": _day_param(conn, max(days))},
+        )
+    ]

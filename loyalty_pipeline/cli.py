@@ -21,8 +21,10 @@ from loyalty_pipeline.summaries import upload_summary
 
 def cmd_init_db(args, settings: Settings) -> int:
     applied = migrate(make_engine(settings.database_url))
-    print(f"schema up to date on {settings.database_url.split('@')[-1]}"
-          + (f" (applied {', '.join(applied)})" if applied else " (nothing to apply)"))
+    print(
+        f"schema up to date on {settings.database_url.split('@')[-1]}"
+        + (f" (applied {', '.join(applied)})" if applied else " (nothing to apply)")
+    )
     return 0
 
 
@@ -61,9 +63,12 @@ def cmd_demo(args, settings: Settings) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="loyalty", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("init-db", help="create or upgrade the schema on LOYALTY_DATABASE_URL").set_defaults(func=cmd_init_db)
-    ingest = commands.add_parser("ingest", help="register a customer file (.csv, .tsv, .txt or .xlsx) as an "
-                                 "upload of a program and ingest it")
+    commands.add_parser("init-db", help="create or upgrade the schema on LOYALTY_DATABASE_URL").set_defaults(
+        func=cmd_init_db
+    )
+    ingest = commands.add_parser(
+        "ingest", help="register a customer file (.csv, .tsv, .txt or .xlsx) as an upload of a program and ingest it"
+    )
     ingest.add_argument("file", help="the file; its name (kept as the upload's partition key) says its kind")
     ingest.add_argument("--program", required=True, metavar="SLUG")
     ingest.set_defaults(func=cmd_ingest)
@@ -114,8 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # an operator needs the reason, not a traceback
         if config.DEBUG.is_set():
             raise
-        print(f"loyalty {args.command}: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
-              file=sys.stderr)
+        print(
+            f"loyalty {args.command}: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
+            file=sys.stderr,
+        )
         return 1
 
 

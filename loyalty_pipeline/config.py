@@ -38,54 +38,77 @@ class Variable:
 
 
 DATABASE_URL = Variable(
-    "LOYALTY_DATABASE_URL", f"sqlite:///{(DEFAULT_HOME / 'loyalty.db').as_posix()}",
-    "SQLAlchemy URL of the application database (`postgresql://` uses psycopg 3)")
+    "LOYALTY_DATABASE_URL",
+    f"sqlite:///{(DEFAULT_HOME / 'loyalty.db').as_posix()}",
+    "SQLAlchemy URL of the application database (`postgresql://` uses psycopg 3)",
+)
 UPLOADS_DIR = Variable(
-    "LOYALTY_UPLOADS_DIR", (DEFAULT_HOME / "uploads").as_posix(),
-    "uploads live at `<dir>/<program_slug>/<file>` (`.csv`, `.tsv`, `.txt`, `.xlsx`)")
+    "LOYALTY_UPLOADS_DIR",
+    (DEFAULT_HOME / "uploads").as_posix(),
+    "uploads live at `<dir>/<program_slug>/<file>` (`.csv`, `.tsv`, `.txt`, `.xlsx`)",
+)
 REPORTS_DIR = Variable(
-    "LOYALTY_REPORTS_DIR", (DEFAULT_HOME / "reports").as_posix(),
-    "per-upload issue reports (`<program>/<file>.csv.issues.csv`)")
-TIMEZONE = Variable(
-    "LOYALTY_TIMEZONE", "UTC", "time zone of the daily partitions and of programs without their own")
-BIRTHDAY_START_DATE = Variable(
-    "LOYALTY_BIRTHDAY_START_DATE", "2020-01-01", "first day of the birthday partitions")
-MAX_REJECT_RATE = Variable(
-    "LOYALTY_MAX_REJECT_RATE", "0.2", "threshold of the `reject_rate` WARN check")
+    "LOYALTY_REPORTS_DIR",
+    (DEFAULT_HOME / "reports").as_posix(),
+    "per-upload issue reports (`<program>/<file>.csv.issues.csv`)",
+)
+TIMEZONE = Variable("LOYALTY_TIMEZONE", "UTC", "time zone of the daily partitions and of programs without their own")
+BIRTHDAY_START_DATE = Variable("LOYALTY_BIRTHDAY_START_DATE", "2020-01-01", "first day of the birthday partitions")
+MAX_REJECT_RATE = Variable("LOYALTY_MAX_REJECT_RATE", "0.2", "threshold of the `reject_rate` WARN check")
 NOTIFICATION_SENDER = Variable(
-    "LOYALTY_NOTIFICATION_SENDER", "log",
-    "`log` (JSON lines in `LOYALTY_NOTIFICATION_LOG`) or `webhook` (POST to `LOYALTY_WEBHOOK_URL`)")
+    "LOYALTY_NOTIFICATION_SENDER",
+    "log",
+    "`log` (JSON lines in `LOYALTY_NOTIFICATION_LOG`) or `webhook` (POST to `LOYALTY_WEBHOOK_URL`)",
+)
 NOTIFICATION_LOG = Variable(
-    "LOYALTY_NOTIFICATION_LOG", (DEFAULT_HOME / "notifications.jsonl").as_posix(),
-    "file the `log` sender appends birthday messages to")
-WEBHOOK_URL = Variable(
-    "LOYALTY_WEBHOOK_URL", None, "where the `webhook` sender POSTs birthday messages (secret)")
+    "LOYALTY_NOTIFICATION_LOG",
+    (DEFAULT_HOME / "notifications.jsonl").as_posix(),
+    "file the `log` sender appends birthday messages to",
+)
+WEBHOOK_URL = Variable("LOYALTY_WEBHOOK_URL", None, "where the `webhook` sender POSTs birthday messages (secret)")
 ALERT_WEBHOOK_URL = Variable(
-    "LOYALTY_ALERT_WEBHOOK_URL", None,
+    "LOYALTY_ALERT_WEBHOOK_URL",
+    None,
     "where `run_failure_alert_sensor` POSTs a JSON alert per failed run, and `birthday_late_sensor` one per late "
-    "(program, day) (secret)")
+    "(program, day) (secret)",
+)
 CATCHUP_DAYS = Variable(
-    "LOYALTY_CATCHUP_DAYS", "7",
+    "LOYALTY_CATCHUP_DAYS",
+    "7",
     "how many days back `birthday_catchup_sensor` runs a program's missed birthday days (within its "
-    "`birthday_max_delay_days`)")
+    "`birthday_max_delay_days`)",
+)
 LATE_ALERT_HOURS = Variable(
-    "LOYALTY_LATE_ALERT_HOURS", "2",
-    "hours after a program's `birthday_send_hour` before `birthday_late_sensor` alerts that its day has not "
-    "succeeded")
-UI_URL = Variable(
-    "LOYALTY_UI_URL", "http://localhost:3000", "the Dagster UI the alerts link to")
-FROZEN_NOW = Variable(
-    "LOYALTY_FROZEN_NOW", None, 'pins "now" (ISO 8601) for replays and tests')
+    "LOYALTY_LATE_ALERT_HOURS",
+    "2",
+    "hours after a program's `birthday_send_hour` before `birthday_late_sensor` alerts that its day has not succeeded",
+)
+UI_URL = Variable("LOYALTY_UI_URL", "http://localhost:3000", "the Dagster UI the alerts link to")
+FROZEN_NOW = Variable("LOYALTY_FROZEN_NOW", None, 'pins "now" (ISO 8601) for replays and tests')
 DAGSTER_HOME = Variable(
-    "DAGSTER_HOME", (DEFAULT_HOME / "dagster_home").as_posix(),
-    "the Dagster instance (SQLite storage; see Production for Postgres)")
-DEBUG = Variable(
-    "LOYALTY_DEBUG", None, "when set, the CLI shows the traceback of an unexpected error")
+    "DAGSTER_HOME",
+    (DEFAULT_HOME / "dagster_home").as_posix(),
+    "the Dagster instance (SQLite storage; see Production for Postgres)",
+)
+DEBUG = Variable("LOYALTY_DEBUG", None, "when set, the CLI shows the traceback of an unexpected error")
 
 VARIABLES: tuple[Variable, ...] = (
-    DATABASE_URL, UPLOADS_DIR, REPORTS_DIR, TIMEZONE, BIRTHDAY_START_DATE, MAX_REJECT_RATE, NOTIFICATION_SENDER,
-    NOTIFICATION_LOG, WEBHOOK_URL, ALERT_WEBHOOK_URL, CATCHUP_DAYS, LATE_ALERT_HOURS, UI_URL, FROZEN_NOW,
-    DAGSTER_HOME, DEBUG,
+    DATABASE_URL,
+    UPLOADS_DIR,
+    REPORTS_DIR,
+    TIMEZONE,
+    BIRTHDAY_START_DATE,
+    MAX_REJECT_RATE,
+    NOTIFICATION_SENDER,
+    NOTIFICATION_LOG,
+    WEBHOOK_URL,
+    ALERT_WEBHOOK_URL,
+    CATCHUP_DAYS,
+    LATE_ALERT_HOURS,
+    UI_URL,
+    FROZEN_NOW,
+    DAGSTER_HOME,
+    DEBUG,
 )
 
 

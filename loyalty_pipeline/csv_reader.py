@@ -81,14 +81,17 @@ class RawCsv:
     sources: dict[str, list[str]] = field(default_factory=dict)  # field -> header names that fed it
 
 
-def read_upload(path: Path, file_label: str | None = None,
-                columns: Mapping[str, Sequence[str]] | None = None) -> RawCsv:
+def read_upload(
+    path: Path, file_label: str | None = None, columns: Mapping[str, Sequence[str]] | None = None
+) -> RawCsv:
     """Any accepted upload by its file kind; `columns` is the program's csv_columns mapping."""
     label = file_label or Path(path).name
     kind = file_kind(Path(path).name)
     if kind == "xls":
-        raise CsvFileError(f"{label}: a legacy Excel .xls workbook cannot be read; "
-                           "save it as .xlsx or CSV (Excel: File > Save As) and upload that")
+        raise CsvFileError(
+            f"{label}: a legacy Excel .xls workbook cannot be read; "
+            "save it as .xlsx or CSV (Excel: File > Save As) and upload that"
+        )
     if kind == "xlsx":
         return _read_xlsx(Path(path), label, columns)
     return read_csv(path, label, columns)
@@ -134,8 +137,7 @@ def decode(data: bytes, file_label: str) -> tuple[str, str]:
         return data.decode("cp1252", errors="replace"), "windows-1252"
 
 
-def read_csv(path: Path, file_label: str | None = None,
-             columns: Mapping[str, Sequence[str]] | None = None) -> RawCsv:
+def read_csv(path: Path, file_label: str | None = None, columns: Mapping[str, Sequence[str]] | None = None) -> RawCsv:
     """A delimited text file (.csv, .tsv, .txt; any other name is read as .csv)."""
     label = file_label or Path(path).name
     kind = {".tsv": "tsv", ".txt": "txt"}.get(Path(path).suffix.lower(), "csv")
@@ -207,7 +209,7 @@ def _header(text: str, label: str, start: int, delimiter: str) -> tuple[list[str
     module pulls whole lines, so the stream's position after the first record is that offset; a
     prefix is enough unless the header runs past it (copying a whole large file into a StringIO is
     not free)."""
-    for source in (text[:start + _HEADER_PREFIX], text):
+    for source in (text[: start + _HEADER_PREFIX], text):
         stream = io.StringIO(source, newline="")
         stream.seek(start)
         try:
@@ -223,8 +225,9 @@ def _header(text: str, label: str, start: int, delimiter: str) -> tuple[list[str
     raise AssertionError("unreachable: the whole text always decides")
 
 
-def _python_records(reader, label: str, width: int, used: list[int],
-                    delimiter: str) -> tuple[pl.DataFrame, list[tuple], int]:
+def _python_records(
+    reader, label: str, width: int, used: list[int], delimiter: str
+) -> tuple[pl.DataFrame, list[tuple], int]:
     """The reference reader: the csv module, record by record (blank rows, ragged records)."""
     chunks: list[pl.DataFrame] = []
     issues: list[tuple] = []
@@ -239,8 +242,13 @@ def _python_records(reader, label: str, width: int, used: list[int],
             records += 1
             if len(record) > width and any(cell.strip() for cell in record[width:]):
                 issues.append(
-                    (line, "*", delimiter.join(record)[:200], "error",
-                     f"record has {len(record)} fields but the header has {width}")
+                    (
+                        line,
+                        "*",
+                        delimiter.join(record)[:200],
+                        "error",
+                        f"record has {len(record)} fields but the header has {width}",
+                    )
                 )
                 continue
             columns["line"].append(line)
@@ -257,8 +265,10 @@ def _python_records(reader, label: str, width: int, used: list[int],
 
 def _frame(columns: dict[str, list]) -> pl.DataFrame:
     return pl.DataFrame(
-        {name: pl.Series(name, values, dtype=pl.Int64 if name == "line" else pl.Utf8)
-         for name, values in columns.items()}
+        {
+            name: pl.Series(name, values, dtype=pl.Int64 if name == "line" else pl.Utf8)
+            for name, values in columns.items()
+        }
     )
 
 
@@ -286,7 +296,7 @@ def _utf8_body(data: bytes, text: str, encoding: str, body_start: int, nul_count
         raw = data[3:] if encoding == "utf-8-sig" else data
         if nul_count:
             raw = raw.replace(b"\x00", b"")
-        return raw[len(text[:body_start].encode("utf-8")):]
+        return raw[len(text[:body_start].encode("utf-8")) :]
     return text[body_start:].encode("utf-8")
 
 
@@ -303,8 +313,12 @@ def _well_formed_quotes(body: bytes, delimiter: bytes) -> bool:
 
 def _fast_records(body: bytes, width: int, used: list[int], delimiter: str):
     """(cells, issues, records) as _python_records gives them, or None when only it can tell."""
-    if (not body or width < 1 or body.count(b"\r") != body.count(b"\r\n")
-            or not _well_formed_quotes(body, delimiter.encode())):
+    if (
+        not body
+        or width < 1
+        or body.count(b"\r") != body.count(b"\r\n")
+        or not _well_formed_quotes(body, delimiter.encode())
+    ):
         return None
     masked = _QUOTED_FIELD.sub(b'""', body)
     separator = next((chr(b) for b in _UNUSED_BYTE_CANDIDATES if bytes([b]) not in masked), None)
@@ -312,8 +326,15 @@ def _fast_records(body: bytes, width: int, used: list[int], delimiter: str):
         return None
     try:  # one row per line: no quote is special and the separator does not occur
         lines = pl.read_csv(
-            masked, has_header=False, schema={"masked": pl.String}, separator=separator, quote_char=None,
-            empty_string_is_null=False, infer_schema=False, missing_columns="insert", raise_if_empty=False,
+            masked,
+            has_header=False,
+            schema={"masked": pl.String},
+            separator=separator,
+            quote_char=None,
+            empty_string_is_null=False,
+            infer_schema=False,
+            missing_columns="insert",
+            raise_if_empty=False,
         )["masked"]
     except Exception:
         return None
@@ -322,9 +343,16 @@ def _fast_records(body: bytes, width: int, used: list[int], delimiter: str):
     ncols = max(int(counts.max()), width)
     try:
         frame = pl.read_csv(
-            body, has_header=False, schema={column_name(i): pl.String for i in range(ncols)},
-            empty_string_is_null=False, infer_schema=False, truncate_ragged_lines=False,
-            missing_columns="insert", raise_if_empty=False, quote_char='"', separator=delimiter,
+            body,
+            has_header=False,
+            schema={column_name(i): pl.String for i in range(ncols)},
+            empty_string_is_null=False,
+            infer_schema=False,
+            truncate_ragged_lines=False,
+            missing_columns="insert",
+            raise_if_empty=False,
+            quote_char='"',
+            separator=delimiter,
         )
     except Exception:  # any disagreement is settled by the reference reader
         return None
@@ -333,12 +361,16 @@ def _fast_records(body: bytes, width: int, used: list[int], delimiter: str):
     if frame.select(pl.max_horizontal(pl.all().str.len_bytes().max())).item() > csv.field_size_limit():
         return None  # the csv module fails the file on such a field; let it say so
     frame = frame.with_columns(
-        line=pl.int_range(2, frame.height + 2, dtype=pl.Int64), fields=counts, masked=lines,
+        line=pl.int_range(2, frame.height + 2, dtype=pl.Int64),
+        fields=counts,
+        masked=lines,
     )
     # An unquoted first cell holds no delimiter: it must be exactly the line's text up to the first one.
     misaligned = frame.select(
-        (~pl.col("masked").str.starts_with('"')
-         & ~(pl.col("masked") + delimiter).str.starts_with(pl.col("c0") + delimiter)).sum()
+        (
+            ~pl.col("masked").str.starts_with('"')
+            & ~(pl.col("masked") + delimiter).str.starts_with(pl.col("c0") + delimiter)
+        ).sum()
     ).item()
     if misaligned:
         return None
@@ -351,12 +383,22 @@ def _fast_records(body: bytes, width: int, used: list[int], delimiter: str):
         record = [row[column_name(i)] for i in range(row["fields"])]
         if any(cell.strip() for cell in record[width:]):
             rejected.append(row["line"])
-            issues.append((row["line"], "*", delimiter.join(record)[:200], "error",
-                           f"record has {len(record)} fields but the header has {width}"))
+            issues.append(
+                (
+                    row["line"],
+                    "*",
+                    delimiter.join(record)[:200],
+                    "error",
+                    f"record has {len(record)} fields but the header has {width}",
+                )
+            )
     if rejected:
         frame = frame.filter(~pl.col("line").is_in(rejected))
     cells = frame.select(
         "line",
-        *(pl.when(pl.col("fields") > index).then(pl.col(column_name(index))).alias(column_name(index)) for index in used),
+        *(
+            pl.when(pl.col("fields") > index).then(pl.col(column_name(index))).alias(column_name(index))
+            for index in used
+        ),
     )
     return cells, issues, frame.height + len(rejected)

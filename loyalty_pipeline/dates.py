@@ -165,8 +165,10 @@ def parse_birth_date(value: str | None, date_order: str, today: date) -> BirthDa
         if month > 12 and day <= 12:  # the other order would make sense: say which one the program uses
             kind = "slash" if match["sep"] == "/" else "dash"
             first_part = "month-first" if date_order == "MDY" else "day-first"
-            return _rejected(f"invalid birth_date {text!r}: month {month} does not exist; this program reads "
-                             f"{kind} dates {first_part} (date_order {date_order})")
+            return _rejected(
+                f"invalid birth_date {text!r}: month {month} does not exist; this program reads "
+                f"{kind} dates {first_part} (date_order {date_order})"
+            )
         return _build(text, match["y"], month, day, today)
 
     for pattern in (_MONTH_FIRST, _DAY_FIRST):
@@ -203,8 +205,4 @@ def parse_birth_date_column(values: pl.Series, date_order: str, today: date) -> 
         },
         schema={"_value": pl.Utf8, **_COLUMN_SCHEMA},
     )
-    return (
-        text.to_frame()
-        .join(lookup, on="_value", how="left", maintain_order="left")
-        .select(list(_COLUMN_SCHEMA))
-    )
+    return text.to_frame().join(lookup, on="_value", how="left", maintain_order="left").select(list(_COLUMN_SCHEMA))

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import io
 import sys
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Sequence
 
 import polars as pl
 from alembic import command

@@ -21,14 +21,21 @@ from loyalty_pipeline.summaries import upload_summary
 SAMPLE_DIR = Path(__file__).resolve().parent / "sample_data"
 PROGRAMS = {
     "joes-pizza": dict(
-        name="Joe's Pizza", birthday_bot_enabled=True, birthday_reward_points=50,
+        name="Joe's Pizza",
+        birthday_bot_enabled=True,
+        birthday_reward_points=50,
         birthday_message="Happy birthday {first_name}! {program_name} added {points} points to your pass.",
-        default_phone_region="US", date_order="MDY",
+        default_phone_region="US",
+        date_order="MDY",
     ),
     "city-events": dict(
-        name="City Events", birthday_bot_enabled=True, birthday_reward_points=100,
+        name="City Events",
+        birthday_bot_enabled=True,
+        birthday_reward_points=100,
         birthday_message="Many happy returns, {first_name} - {points} points from {program_name}.",
-        default_phone_region="GB", date_order="DMY", timezone="Europe/London",
+        default_phone_region="GB",
+        date_order="DMY",
+        timezone="Europe/London",
     ),
 }
 
@@ -68,11 +75,14 @@ def run_demo(settings: Settings) -> int:
         ok = ok and success
         print(f"birthday run {today}|{slug}: {'ok' if success else 'FAILED'} - {summary}")
     with engine.connect() as conn:
-        rewarded = conn.execute(text("""
+        rewarded = conn.execute(
+            text("""
             SELECT pr.slug, u.email, b.points, n.message FROM birthday_logs b
             JOIN programs pr ON pr.id = b.program_id JOIN passes_master p ON p.id = b.pass_id
             JOIN users u ON u.id = p.user_id JOIN notifications n ON n.birthday_log_id = b.id
-            WHERE b.reward_date = :today ORDER BY pr.slug, u.email"""), {"today": today}).all()
+            WHERE b.reward_date = :today ORDER BY pr.slug, u.email"""),
+            {"today": today},
+        ).all()
         users = conn.execute(text("SELECT count(*) FROM users")).scalar_one()
         passes = conn.execute(text("SELECT count(*) FROM passes_master")).scalar_one()
     print(f"\nrewarded today ({today}):")

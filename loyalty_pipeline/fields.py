@@ -26,47 +26,134 @@ FIELDS = ("email", "first_name", "last_name", "birth_date", "phone_number")
 # "E-mail 1 - Value", Outlook's "E-mail 2 Address"); lower numbers come first.
 HEADERS: dict[str, tuple[str, ...]] = {
     "email": (
-        "Email", "E-mail Address", "E-mail {n} - Value", "E-mail {n} Address", "E-mail {n}",
-        "Courriel", "Adresse e-mail", "Adresse électronique", "Adresse mail", "Adresse de messagerie",  # fr
-        "E-Mail-Adresse",                                                               # de
-        "Correo electrónico", "Correo", "Dirección de correo electrónico",             # es
-        "Indirizzo email", "Posta elettronica", "Indirizzo posta elettronica",          # it
-        "E-mailadres",                                                                  # nl
-        "Endereço de e-mail", "Correio eletrónico", "Correio eletrônico",              # pt
+        "Email",
+        "E-mail Address",
+        "E-mail {n} - Value",
+        "E-mail {n} Address",
+        "E-mail {n}",
+        "Courriel",
+        "Adresse e-mail",
+        "Adresse électronique",
+        "Adresse mail",
+        "Adresse de messagerie",  # fr
+        "E-Mail-Adresse",  # de
+        "Correo electrónico",
+        "Correo",
+        "Dirección de correo electrónico",  # es
+        "Indirizzo email",
+        "Posta elettronica",
+        "Indirizzo posta elettronica",  # it
+        "E-mailadres",  # nl
+        "Endereço de e-mail",
+        "Correio eletrónico",
+        "Correio eletrônico",  # pt
     ),
     "first_name": (
-        "First Name", "Given Name", "Forename",
-        "Vorname", "Prénom", "Nombre", "Nome", "Primeiro nome", "Voornaam",
+        "First Name",
+        "Given Name",
+        "Forename",
+        "Vorname",
+        "Prénom",
+        "Nombre",
+        "Nome",
+        "Primeiro nome",
+        "Voornaam",
     ),
     "last_name": (
-        "Last Name", "Surname", "Family Name",
-        "Nachname", "Familienname", "Nom", "Nom de famille", "Apellidos", "Apellido", "Cognome",
-        "Sobrenome", "Apelido", "Achternaam",
+        "Last Name",
+        "Surname",
+        "Family Name",
+        "Nachname",
+        "Familienname",
+        "Nom",
+        "Nom de famille",
+        "Apellidos",
+        "Apellido",
+        "Cognome",
+        "Sobrenome",
+        "Apelido",
+        "Achternaam",
     ),
     # Stripe's "Name": used only when the file has no first or last name column, split at the
     # first space (German "Name" next to "Vorname" is a surname, so it is not guessed at).
     "full_name": (
-        "Name", "Full Name", "Customer Name", "Contact Name",
-        "Vollständiger Name", "Nom complet", "Nombre completo", "Nome completo", "Volledige naam", "Naam",
+        "Name",
+        "Full Name",
+        "Customer Name",
+        "Contact Name",
+        "Vollständiger Name",
+        "Nom complet",
+        "Nombre completo",
+        "Nome completo",
+        "Volledige naam",
+        "Naam",
     ),
     "birth_date": (
-        "Birth Date", "Date of Birth", "DOB", "Birthday",
-        "Geburtsdatum", "Geburtstag", "Date de naissance", "Anniversaire", "Fecha de nacimiento",
-        "Cumpleaños", "Data di nascita", "Compleanno", "Data de nascimento", "Aniversário",
-        "Geboortedatum", "Verjaardag",
+        "Birth Date",
+        "Date of Birth",
+        "DOB",
+        "Birthday",
+        "Geburtsdatum",
+        "Geburtstag",
+        "Date de naissance",
+        "Anniversaire",
+        "Fecha de nacimiento",
+        "Cumpleaños",
+        "Data di nascita",
+        "Compleanno",
+        "Data de nascimento",
+        "Aniversário",
+        "Geboortedatum",
+        "Verjaardag",
     ),
     "phone_number": (
         # mobiles first: the birthday message may go out by SMS
-        "Mobile Phone", "Mobile Phone Number", "Mobile", "Mobile Number", "Cell Phone", "Cell",
-        "Handy", "Handynummer", "Mobil", "Mobiltelefon", "Mobilnummer",
-        "Portable", "Téléphone portable", "Téléphone mobile", "Tél. mobile",
-        "Móvil", "Teléfono móvil", "Celular", "Telefone celular", "Cellulare", "Telefono cellulare", "Telemóvel",
-        "Mobiel", "Mobiel nummer", "Mobiele telefoon",
-        "Phone Number", "Phone", "Primary Phone", "Telephone", "Phone {n} - Value",
-        "Home Phone", "Home Phone {n}", "Business Phone", "Business Phone {n}", "Other Phone",
+        "Mobile Phone",
+        "Mobile Phone Number",
+        "Mobile",
+        "Mobile Number",
+        "Cell Phone",
+        "Cell",
+        "Handy",
+        "Handynummer",
+        "Mobil",
+        "Mobiltelefon",
+        "Mobilnummer",
+        "Portable",
+        "Téléphone portable",
+        "Téléphone mobile",
+        "Tél. mobile",
+        "Móvil",
+        "Teléfono móvil",
+        "Celular",
+        "Telefone celular",
+        "Cellulare",
+        "Telefono cellulare",
+        "Telemóvel",
+        "Mobiel",
+        "Mobiel nummer",
+        "Mobiele telefoon",
+        "Phone Number",
+        "Phone",
+        "Primary Phone",
+        "Telephone",
+        "Phone {n} - Value",
+        "Home Phone",
+        "Home Phone {n}",
+        "Business Phone",
+        "Business Phone {n}",
+        "Other Phone",
         "Default Address Phone",
-        "Telefon", "Telefonnummer", "Téléphone", "Numéro de téléphone", "Teléfono", "Telefono",
-        "Numero di telefono", "Telefone", "Telefoon", "Telefoonnummer",
+        "Telefon",
+        "Telefonnummer",
+        "Téléphone",
+        "Numéro de téléphone",
+        "Teléfono",
+        "Telefono",
+        "Numero di telefono",
+        "Telefone",
+        "Telefoon",
+        "Telefoonnummer",
     ),
 }
 
@@ -173,8 +260,10 @@ def match_header(header: Sequence[str], mapping: Mapping[str, Sequence[str]] | N
         for wanted_header in wanted:
             found = [i for i, key in enumerate(keys) if key == header_key(wanted_header) and i not in claimed]
             if not found:
-                raise HeaderError(f"csv_columns maps {name} to {_quoted(wanted_header)}, but the file has no such "
-                                  f"column (found: {_listing(header)})")
+                raise HeaderError(
+                    f"csv_columns maps {name} to {_quoted(wanted_header)}, but the file has no such "
+                    f"column (found: {_listing(header)})"
+                )
             indexes += found
             claimed.update(found)
         sources[name] = indexes
@@ -194,7 +283,9 @@ def match_header(header: Sequence[str], mapping: Mapping[str, Sequence[str]] | N
     for name, indexes in sources.items():
         seen = [keys[i] for i in indexes]
         if len(set(seen)) < len(seen):
-            raise HeaderError(f"duplicate column names in the header: {name} ({_listing([header[i] for i in indexes])})")
+            raise HeaderError(
+                f"duplicate column names in the header: {name} ({_listing([header[i] for i in indexes])})"
+            )
     if not sources.get("email"):
         raise HeaderError(f"no email column in the header (found: {_listing(header)})")
     sources = {name: sources[name] for name in HEADERS if name in sources}  # the table's order, for people

@@ -28,7 +28,7 @@ _STAGE_ISSUES = [("line", "integer"), ("column", "text"), ("value", "text"), ("s
 # A birthday as people read it: 1990-03-14, or --03-14 when the year is unknown.
 _BIRTHDAY_TEXT = {
     "postgresql": "COALESCE(to_char({t}.birth_date, 'YYYY-MM-DD'), "
-                  "'--' || lpad({t}.birth_month::text, 2, '0') || '-' || lpad({t}.birth_day::text, 2, '0'))",
+    "'--' || lpad({t}.birth_month::text, 2, '0') || '-' || lpad({t}.birth_day::text, 2, '0'))",
     "sqlite": "COALESCE({t}.birth_date, printf('--%02d-%02d', {t}.birth_month, {t}.birth_day))",
 }
 
@@ -38,8 +38,11 @@ _BIRTHDAY_CHANGED = """
         {new}.birth_month <> {old}.birth_month OR {new}.birth_day <> {old}.birth_day
         OR ({new}.birth_date IS NOT NULL AND {old}.birth_date IS NOT NULL AND {new}.birth_date <> {old}.birth_date))
 """
-_BIRTHDAY_MOVES = "(EXCLUDED.birth_month IS NOT NULL AND users.birth_month IS NULL) OR (" + _BIRTHDAY_CHANGED.format(
-    new="EXCLUDED", old="users") + ")"
+_BIRTHDAY_MOVES = (
+    "(EXCLUDED.birth_month IS NOT NULL AND users.birth_month IS NULL) OR ("
+    + _BIRTHDAY_CHANGED.format(new="EXCLUDED", old="users")
+    + ")"
+)
 
 # The incoming row would change the stored one: the merge's guard, so unchanged rows are left alone.
 _CHANGES = """(
@@ -174,8 +177,14 @@ def _record_birthday_changes(conn: Connection, key: str, source: str = "stage_us
 
 
 def load_upload(
-    engine: Engine, *, key: str, file_name: str, sha256: str, program: Program,
-    validated: ValidatedUpload, now: datetime,
+    engine: Engine,
+    *,
+    key: str,
+    file_name: str,
+    sha256: str,
+    program: Program,
+    validated: ValidatedUpload,
+    now: datetime,
 ) -> IngestResult:
     """Write one upload. A rerun of the same file changes nothing; a new version of the file
     replaces the previous version's issue rows."""
@@ -217,11 +226,17 @@ def load_upload(
             # Row counts and null fractions are all the later plans need: a small sample gives them.
             conn.exec_driver_sql("SET LOCAL default_statistics_target = 10")
             conn.exec_driver_sql("ANALYZE stage_match")
-            birthdays_changed = _record_birthday_changes(conn, key, "(SELECT * FROM stage_match WHERE birthday_changed) s")
+            birthdays_changed = _record_birthday_changes(
+                conn, key, "(SELECT * FROM stage_match WHERE birthday_changed) s"
+            )
             # Counted from the merge itself: a row is new when no version of it existed before
             # (xmax = 0), so a concurrent upload creating the same users cannot be counted twice.
             created, merged, passes_created = conn.execute(
-                text(_MERGE_USERS_AND_NEW_PASSES.format(merge=_MERGE_USERS.format(source="stage_match WHERE needs_merge"))),
+                text(
+                    _MERGE_USERS_AND_NEW_PASSES.format(
+                        merge=_MERGE_USERS.format(source="stage_match WHERE needs_merge")
+                    )
+                ),
                 {"now": ts, "program_id": program.id},
             ).one()
             unmatched = conn.execute(text("SELECT count(*) FROM stage_match WHERE user_id IS NULL")).scalar_one()

@@ -62,41 +62,64 @@ def add_member(engine: Engine, program_slug: str, values: dict, *, now: datetime
         path.write_bytes(_one_row_csv(values))
         raw = read_csv(path, file_label=MANUAL_FILE_NAME)
     today = now.astimezone(program.zone(default_timezone)).date()
-    validated = validate_upload(raw, date_order=program.date_order, phone_region=program.default_phone_region,
-                                today=today)
-    result = load_upload(engine, key=key, file_name=MANUAL_FILE_NAME, sha256=raw.sha256, program=program,
-                         validated=validated, now=now)
+    validated = validate_upload(
+        raw, date_order=program.date_order, phone_region=program.default_phone_region, today=today
+    )
+    result = load_upload(
+        engine, key=key, file_name=MANUAL_FILE_NAME, sha256=raw.sha256, program=program, validated=validated, now=now
+    )
     with engine.connect() as conn:
-        issues = [dict(row._mapping) for row in conn.execute(
-            text('SELECT "column", value, severity, reason FROM upload_issues WHERE upload_key = :key '
-                 'ORDER BY severity, "column"'), {"key": key})]
+        issues = [
+            dict(row._mapping)
+            for row in conn.execute(
+                text(
+                    'SELECT "column", value, severity, reason FROM upload_issues WHERE upload_key = :key '
+                    'ORDER BY severity, "column"'
+                ),
+                {"key": key},
+            )
+        ]
     email = validated.users["email"][0] if validated.users.height else None
     return ManualEntry(result=result, email=email, issues=issues)
 
 
 def _rows(conn: Connection, sql: str, **params) -> list[dict]:
-    return [{k: (str(v) if isinstance(v, datetime) else v) for k, v in row._mapping.items()}
-            for row in conn.execute(text(sql), params)]
+    return [
+        {k: (str(v) if isinstance(v, datetime) else v) for k, v in row._mapping.items()}
+        for row in conn.execute(text(sql), params)
+    ]
 
 
 def member_details(conn: Connection, email: str) -> dict | None:
     """The person with `email` (as typed: trimmed and lower-cased like the database does), their
     passes with balances and their birthday rewards."""
-    people = _rows(conn, """
+    people = _rows(
+        conn,
+        """
         SELECT id, email, first_name, last_name, birth_date, birth_month, birth_day, birth_date_set_at,
                phone_number, created_at, updated_at
-        FROM users WHERE email = :email""", email=email.strip().lower())
+        FROM users WHERE email = :email""",
+        email=email.strip().lower(),
+    )
     if not people:
         return None
     person = {k: (str(v) if k in ("id", "birth_date") and v is not None else v) for k, v in people[0].items()}
-    passes = _rows(conn, """
+    passes = _rows(
+        conn,
+        """
         SELECT pr.slug AS program, p.id AS pass_id, p.status, p.points_balance, p.created_at
         FROM passes_master p JOIN programs pr ON pr.id = p.program_id
-        WHERE p.user_id = :user_id ORDER BY pr.slug""", user_id=person["id"])
-    rewards = _rows(conn, """
+        WHERE p.user_id = :user_id ORDER BY pr.slug""",
+        user_id=person["id"],
+    )
+    rewards = _rows(
+        conn,
+        """
         SELECT pr.slug AS program, b.year, b.reward_date, b.points, b.created_at
         FROM birthday_logs b JOIN passes_master p ON p.id = b.pass_id JOIN programs pr ON pr.id = b.program_id
-        WHERE p.user_id = :user_id ORDER BY b.reward_date, pr.slug""", user_id=person["id"])
+        WHERE p.user_id = :user_id ORDER BY b.reward_date, pr.slug""",
+        user_id=person["id"],
+    )
     for row in passes:
         row["pass_id"] = str(row["pass_id"])
     for row in rewards:
@@ -105,20 +128,44 @@ def member_details(conn: Connection, email: str) -> dict | None:
 
 
 def _add(args, settings) -> int:
-    values = {"email": args.email, "first_name": args.first_name, "last_name": args.last_name,
-              "birth_date": args.birth_date, "phone_number": args.phone}
+    values = {
+        "email": args.email,
+        "first_name": args.first_name,
+        "last_name": args.last_name,
+        "birth_date": args.birth_date,
+        "phone_number": args.phone,
+    }
     engine = make_engine(settings.database_url)
     try:
-        entry = add_member(engine, args.program, values, now=now_utc(settings.frozen_now),
-                           default_timezone=settings.timezone)
+        entry = add_member(
+            engine, args.program, values, now=now_utc(settings.frozen_now), default_timezone=settings.timezone
+        )
     finally:
         engine.dispose()
     r = entry.result
-    outcome = ("rejected" if entry.rejected else "created" if r.users_created
-               else "updated" if r.users_updated else "unchanged")
+    outcome = (
+        "rejected"
+        if entry.rejected
+        else "created"
+        if r.users_created
+        else "updated"
+        if r.users_updated
+        else "unchanged"
+    )
     if args.json:
-        print(json.dumps({"outcome": outcome, "email": entry.email, "program": args.program,
-                          **r.as_dict(), "issues": entry.issues}, indent=2, default=str))
+        print(
+            json.dumps(
+                {
+                    "outcome": outcome,
+                    "email": entry.email,
+                    "program": args.program,
+                    **r.as_dict(),
+                    "issues": entry.issues,
+                },
+                indent=2,
+                default=str,
+            )
+        )
     else:
         if entry.rejected:
             reasons = "; ".join(f"{i['column']}: {i['reason']}" for i in entry.issues if i["severity"] == "error")
@@ -149,7 +196,9 @@ def _show(args, settings) -> int:
         print(f"{key}: {'' if value is None else value}")
     print("passes:" if details["passes"] else "passes: none")
     for p in details["passes"]:
-        print(f"  {p['program']}: {p['status']}, balance {p['points_balance']} (pass {p['pass_id']}, since {p['created_at']})")
+        print(
+            f"  {p['program']}: {p['status']}, balance {p['points_balance']} (pass {p['pass_id']}, since {p['created_at']})"
+        )
     print("birthday rewards:" if details["birthday_rewards"] else "birthday rewards: none")
     for b in details["birthday_rewards"]:
         print(f"  {b['reward_date']} {b['program']}: {b['points']} points ({b['year']})")
@@ -163,6 +212,7 @@ def _refusing(handler):
         except (ProgramNotFound, InvalidName) as exc:
             print(f"loyalty members {args.action}: {exc}", file=sys.stderr)
             return REFUSED
+
     return run
 
 

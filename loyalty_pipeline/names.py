@@ -26,9 +26,7 @@ class InvalidName(ValueError):
 
 def check_slug(slug: str) -> str:
     if not isinstance(slug, str) or not SLUG_PATTERN.fullmatch(slug):
-        raise InvalidName(
-            f"invalid program slug {slug!r}: use 1-64 lower-case letters, digits and inner hyphens"
-        )
+        raise InvalidName(f"invalid program slug {slug!r}: use 1-64 lower-case letters, digits and inner hyphens")
     return slug
 
 

@@ -41,7 +41,12 @@ _PENDING = """
 
 
 def deliver_pending(
-    engine: Engine, *, program_slug: str, dates: list[date], sender: Sender, now: datetime,
+    engine: Engine,
+    *,
+    program_slug: str,
+    dates: list[date],
+    sender: Sender,
+    now: datetime,
     max_attempts: int = MAX_ATTEMPTS,
 ) -> DeliveryResult:
     result = DeliveryResult()
@@ -53,7 +58,13 @@ def deliver_pending(
             query = _PENDING + (" AND n.id > :after" if after is not None else "") + " ORDER BY n.id LIMIT :limit"
             # SKIP LOCKED lets a concurrent delivery run take other rows instead of re-sending these.
             query += " FOR UPDATE OF n SKIP LOCKED" if is_postgres(conn) else ""
-            params = {"slug": program_slug, "first": min(dates), "last": max(dates), "limit": BATCH_SIZE, "after": after}
+            params = {
+                "slug": program_slug,
+                "first": min(dates),
+                "last": max(dates),
+                "limit": BATCH_SIZE,
+                "after": after,
+            }
             rows = conn.execute(text(query), params).all()
             if not rows:
                 return result
@@ -61,31 +72,43 @@ def deliver_pending(
             sent, failed = [], []
             for row in rows:
                 message = Message(
-                    notification_id=str(row.id), program_slug=row.slug, pass_id=str(row.pass_id),
-                    user_id=str(row.user_id), email=row.email, kind=row.kind, text=row.message,
+                    notification_id=str(row.id),
+                    program_slug=row.slug,
+                    pass_id=str(row.pass_id),
+                    user_id=str(row.user_id),
+                    email=row.email,
+                    kind=row.kind,
+                    text=row.message,
                 )
                 try:
                     sender.send(message)
                 except Exception as exc:  # any sender failure is recorded on the row and retried later
                     error = f"{type(exc).__name__}: {exc}"[:ERROR_LENGTH]
-                    failed.append({
-                        "id": row.id, "error": error,
-                        "status": "failed" if row.attempts + 1 >= max_attempts else "pending",
-                    })
+                    failed.append(
+                        {
+                            "id": row.id,
+                            "error": error,
+                            "status": "failed" if row.attempts + 1 >= max_attempts else "pending",
+                        }
+                    )
                     result.last_error = error
                 else:
                     sent.append({"id": row.id})
             stamp = db_time(conn, now)
             if sent:
                 conn.execute(
-                    text("UPDATE notifications SET status = 'sent', attempts = attempts + 1, sent_at = :now, "
-                         "last_error = NULL WHERE id = :id"),
+                    text(
+                        "UPDATE notifications SET status = 'sent', attempts = attempts + 1, sent_at = :now, "
+                        "last_error = NULL WHERE id = :id"
+                    ),
                     [{**row, "now": stamp} for row in sent],
                 )
             if failed:
                 conn.execute(
-                    text("UPDATE notifications SET status = :status, attempts = attempts + 1, last_error = :error "
-                         "WHERE id = :id"),
+                    text(
+                        "UPDATE notifications SET status = :status, attempts = attempts + 1, last_error = :error "
+                        "WHERE id = :id"
+                    ),
                     failed,
                 )
             result.sent += len(sent)

@@ -43,8 +43,15 @@ _MAIN_REGION = {str(code): regions[0] for code, regions in COUNTRY_CODE_TO_REGIO
 
 # The number types _number_type_helper tries; any match makes the type known.
 _TYPE_DESCS = (
-    "premium_rate", "toll_free", "shared_cost", "voip", "personal_number",
-    "pager", "uan", "voicemail", "fixed_line",
+    "premium_rate",
+    "toll_free",
+    "shared_cost",
+    "voip",
+    "personal_number",
+    "pager",
+    "uan",
+    "voicemail",
+    "fixed_line",
 )
 _LOOKUP_SCHEMA = {"key": pl.Utf8, "e164": pl.Utf8}
 
@@ -91,6 +98,7 @@ def normalize_phone(value: str | None, region: str) -> tuple[str | None, str | N
 
 
 # --- polars replay of parse() and is_valid_number() for bare digit strings --
+
 
 def _full_match(col: pl.Expr, pattern: str | None) -> pl.Expr:
     if not pattern:
@@ -204,8 +212,7 @@ def _national(frame: pl.DataFrame, home) -> pl.DataFrame:
             frame.filter(~starts_with_cc).with_columns(reference=pl.lit(False)),
             frame.filter(starts_with_cc).with_columns(
                 number=pl.when(take_cc).then(without_cc).otherwise(number),
-                reference=needs_reference
-                | (take_cc & ((without_cc.str.len_bytes() < _MIN_NSN) | switches_metadata)),
+                reference=needs_reference | (take_cc & ((without_cc.str.len_bytes() < _MIN_NSN) | switches_metadata)),
             ),
         ]
     )
@@ -267,9 +274,9 @@ def _fast_e164(keys: pl.Series, region: str) -> tuple[pl.DataFrame, pl.Series]:
     split = _split_country_code(frame.filter(bare), home)
 
     numbers = [split.filter(pl.col("reference")).with_columns(nsn=pl.col("number"))]
-    for (cc, md_region), group in split.filter(~pl.col("reference")).partition_by(
-        ["cc", "md_region"], as_dict=True
-    ).items():
+    for (cc, md_region), group in (
+        split.filter(~pl.col("reference")).partition_by(["cc", "md_region"], as_dict=True).items()
+    ):
         md = PhoneMetadata.metadata_for_region_or_calling_code(int(cc), md_region)
         numbers.append(_national_number(group, md))
     numbers = pl.concat(numbers)
@@ -290,8 +297,10 @@ def _canonical_key(text: pl.Expr) -> pl.Expr:
     # so a bare key parses exactly like its cell.
     bare = text.str.replace_all(r"[ .()\-]", "")
     return (
-        pl.when((text == "") | (text.str.len_chars() > MAX_PHONE_LENGTH)).then(None)
-        .when(bare.str.contains(r"^\+?[0-9]{3,}$")).then(bare)
+        pl.when((text == "") | (text.str.len_chars() > MAX_PHONE_LENGTH))
+        .then(None)
+        .when(bare.str.contains(r"^\+?[0-9]{3,}$"))
+        .then(bare)
         .otherwise(text)
     )
 
@@ -310,9 +319,11 @@ def normalize_phone_column(values: pl.Series, region: str) -> pl.DataFrame:
     key = text.to_frame().select(key=_canonical_key(pl.col("text")))["key"]
     # normalize_phone's second chance for a leading 00, only where it applies.
     rows_00 = (text.str.starts_with("00") & (text.str.len_chars() <= MAX_PHONE_LENGTH)).arg_true()
-    key_00 = text.gather(rows_00).to_frame().select(
-        key=_canonical_key(pl.concat_str([pl.lit("+"), pl.col("text").str.slice(2)]))
-    )["key"]
+    key_00 = (
+        text.gather(rows_00)
+        .to_frame()
+        .select(key=_canonical_key(pl.concat_str([pl.lit("+"), pl.col("text").str.slice(2)])))["key"]
+    )
 
     # Each key is decided on its own, so the distinct keys go through the replay in slices: its
     # intermediate frames (a dozen columns per key) stay a slice's size, not a million keys'.
@@ -320,8 +331,12 @@ def normalize_phone_column(values: pl.Series, region: str) -> pl.DataFrame:
     parts = []
     for offset in range(0, keys.len(), _REPLAY_SLICE):
         table, left_over = _fast_e164(keys.slice(offset, _REPLAY_SLICE), region)
-        parts += [table, pl.DataFrame({"key": left_over, "e164": [_reference_e164(k, region) for k in left_over]},
-                                      schema=_LOOKUP_SCHEMA)]
+        parts += [
+            table,
+            pl.DataFrame(
+                {"key": left_over, "e164": [_reference_e164(k, region) for k in left_over]}, schema=_LOOKUP_SCHEMA
+            ),
+        ]
     table = pl.concat(parts) if parts else pl.DataFrame(schema=_LOOKUP_SCHEMA)
 
     e164 = _lookup(key, table)

@@ -48,14 +48,20 @@ def _list(args, settings) -> int:
         return 0
     header = ("SLUG", "NAME", "BOT", "POINTS", "TIMEZONE", "SEND HOUR", "CONFIG")
     rows = [header] + [
-        (r["slug"], r["name"], "on" if r["birthday_bot_enabled"] else "off", str(r["birthday_reward_points"]),
-         r["timezone"] or f"default ({settings.timezone})", str(r["birthday_send_hour"]),
-         "valid" if r["config_valid"] else "INVALID: " + "; ".join(r["problems"]))
+        (
+            r["slug"],
+            r["name"],
+            "on" if r["birthday_bot_enabled"] else "off",
+            str(r["birthday_reward_points"]),
+            r["timezone"] or f"default ({settings.timezone})",
+            str(r["birthday_send_hour"]),
+            "valid" if r["config_valid"] else "INVALID: " + "; ".join(r["problems"]),
+        )
         for r in records
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
+        print("  ".join(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)) + "  " + row[-1])
     return 0
 
 
@@ -101,6 +107,7 @@ def _refusing(handler):
                 print(json.dumps({"error": message}))
             print(f"loyalty programs {args.action}: {message}", file=sys.stderr)
             return REFUSED
+
     return run
 
 
@@ -109,7 +116,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     actions = programs.add_subparsers(dest="action", required=True)
     settings_help = "key=value settings: " + ", ".join(SETTINGS)
 
-    list_ = actions.add_parser("list", help="every program: slug, name, bot on/off, points, time zone, send hour, valid")
+    list_ = actions.add_parser(
+        "list", help="every program: slug, name, bot on/off, points, time zone, send hour, valid"
+    )
     list_.set_defaults(func=_refusing(_list))
     show = actions.add_parser("show", help="all settings of one program and what is wrong with them")
     show.add_argument("slug")

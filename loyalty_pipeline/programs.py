@@ -73,27 +73,30 @@ def csv_column_mapping(program: Program) -> dict[str, list[str]] | None:
     if value is None:  # JSON null, as a front end may write "no mapping"
         return None
     if not isinstance(value, dict):
-        raise InvalidProgramConfig(f"program {program.slug!r}: csv_columns must be a JSON object of "
-                                   f"field -> header name(s), got {type(value).__name__}")
+        raise InvalidProgramConfig(
+            f"program {program.slug!r}: csv_columns must be a JSON object of "
+            f"field -> header name(s), got {type(value).__name__}"
+        )
     mapping = {}
     for name, headers in value.items():
         headers = [headers] if isinstance(headers, str) else headers
         if not isinstance(headers, list) or not headers or not all(isinstance(h, str) and h.strip() for h in headers):
-            raise InvalidProgramConfig(f"program {program.slug!r}: csv_columns[{name!r}] must be a header name "
-                                       "or a non-empty list of header names")
+            raise InvalidProgramConfig(
+                f"program {program.slug!r}: csv_columns[{name!r}] must be a header name "
+                "or a non-empty list of header names"
+            )
         if name not in (*FIELDS, "full_name"):
             raise InvalidProgramConfig(
                 f"program {program.slug!r}: csv_columns maps an unknown field {name!r} (to "
                 + ", ".join(repr(" ".join(h.split())[:80]) for h in headers[:5])
-                + f"); the fields are {', '.join(FIELDS)}, full_name")
+                + f"); the fields are {', '.join(FIELDS)}, full_name"
+            )
         mapping[name] = headers
     return mapping or None
 
 
 def get_program(conn: Connection, slug: str) -> Program:
-    row = conn.execute(
-        text(f"SELECT {_COLUMNS} FROM programs WHERE slug = :slug"), {"slug": slug}
-    ).first()
+    row = conn.execute(text(f"SELECT {_COLUMNS} FROM programs WHERE slug = :slug"), {"slug": slug}).first()
     if row is None:
         raise ProgramNotFound(f"program {slug!r} does not exist in the programs table")
     return _program(row)
@@ -137,8 +140,10 @@ def setting_problems(program: Program, default_timezone: str) -> list[str]:
     if program.date_order not in DATE_ORDERS:
         problems.append(f"date_order must be one of {', '.join(DATE_ORDERS)}, got {program.date_order!r}")
     if (program.default_phone_region or "").upper() not in phonenumbers.SUPPORTED_REGIONS:
-        problems.append(f"default_phone_region {program.default_phone_region!r} is not a phone region "
-                        "(an ISO 3166 country code such as US, GB, DE)")
+        problems.append(
+            f"default_phone_region {program.default_phone_region!r} is not a phone region "
+            "(an ISO 3166 country code such as US, GB, DE)"
+        )
     try:
         csv_column_mapping(program)
     except InvalidProgramConfig as exc:
@@ -234,8 +239,9 @@ def save_program(conn: Connection, slug: str, name: str, **settings) -> Program:
     return get_program(conn, slug)
 
 
-def change_program(conn: Connection, slug: str, values: dict, default_timezone: str, *,
-                   create: bool = False) -> Program:
+def change_program(
+    conn: Connection, slug: str, values: dict, default_timezone: str, *, create: bool = False
+) -> Program:
     """Create (`create`) or change a program, refusing with InvalidProgramConfig - before anything is
     written - a change that leaves any setting_problems. A new program starts from the table's
     defaults; run inside the caller's transaction, so a refusal leaves no trace."""
@@ -246,7 +252,9 @@ def change_program(conn: Connection, slug: str, values: dict, default_timezone: 
     if create:
         if not str(values.get("name") or "").strip():
             raise InvalidProgramConfig("a new program needs a name")
-        conn.execute(text("INSERT INTO programs (slug, name) VALUES (:slug, :name)"), {"slug": slug, "name": values["name"]})
+        conn.execute(
+            text("INSERT INTO programs (slug, name) VALUES (:slug, :name)"), {"slug": slug, "name": values["name"]}
+        )
     base = get_program(conn, slug)
     candidate = replace(base, **values)
     problems = setting_problems(candidate, default_timezone)

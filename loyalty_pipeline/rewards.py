@@ -56,15 +56,22 @@ _MEMBER_COLUMNS = {
 
 def _member_conditions(column) -> list[str]:
     """Which members can be rewarded at all: an active pass of the program whose user has a birthday."""
-    return [f"{column('program_id')} = :program_id", f"{column('status')} = 'active'",
-            f"{column('birth_month')} IS NOT NULL"]
+    return [
+        f"{column('program_id')} = :program_id",
+        f"{column('status')} = 'active'",
+        f"{column('birth_month')} IS NOT NULL",
+    ]
 
 
 def _day_conditions(column) -> list[str]:
     """Which members are candidates on reward day `d`: born on it, with the pass created by the end of
     the day and the birthday known `birthday_min_notice_days` before it (cut-offs in reward_days)."""
-    return [f"{column('birth_month')} = d.birth_month", f"{column('birth_day')} = d.birth_day",
-            f"{column('created_at')} < d.created_cutoff", f"{column('birthday_known_at')} < d.notice_cutoff"]
+    return [
+        f"{column('birth_month')} = d.birth_month",
+        f"{column('birth_day')} = d.birth_day",
+        f"{column('created_at')} < d.created_cutoff",
+        f"{column('birthday_known_at')} < d.notice_cutoff",
+    ]
 
 
 # Each candidate is a (pass, reward day) with what the log row and the message need.
@@ -141,7 +148,9 @@ def local_midnight(day: date, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time.min, tzinfo=zone).astimezone(timezone.utc)
 
 
-def due_dates(program: Program, dates: list[date], now: datetime, default_timezone: str) -> tuple[list[date], dict[str, str]]:
+def due_dates(
+    program: Program, dates: list[date], now: datetime, default_timezone: str
+) -> tuple[list[date], dict[str, str]]:
     today = now.astimezone(program.zone(default_timezone)).date()
     due, skipped = [], {}
     for day in sorted(set(dates)):
@@ -165,23 +174,35 @@ def _reward_days(conn: Connection, program: Program, days: list[date], default_t
     for day in days:
         notice = (
             local_midnight(day - timedelta(days=program.birthday_min_notice_days - 1), zone)
-            if program.birthday_min_notice_days > 0 else _NO_NOTICE_NEEDED
+            if program.birthday_min_notice_days > 0
+            else _NO_NOTICE_NEEDED
         )
         for month, mday in birthdays_on(day):
-            rows.append({
-                "reward_date": day,
-                "year": day.year,
-                "birth_month": month,
-                "birth_day": mday,
-                "created_cutoff": as_text(local_midnight(day + timedelta(days=1), zone)),
-                "notice_cutoff": as_text(notice),
-                "window_start": day - timedelta(days=REWARD_WINDOW_DAYS - 1),
-                "window_end": day + timedelta(days=REWARD_WINDOW_DAYS - 1),
-            })
-    frame = pl.DataFrame(rows, schema={
-        "reward_date": pl.Date, "year": pl.Int32, "birth_month": pl.Int16, "birth_day": pl.Int16,
-        "created_cutoff": pl.Utf8, "notice_cutoff": pl.Utf8, "window_start": pl.Date, "window_end": pl.Date,
-    })
+            rows.append(
+                {
+                    "reward_date": day,
+                    "year": day.year,
+                    "birth_month": month,
+                    "birth_day": mday,
+                    "created_cutoff": as_text(local_midnight(day + timedelta(days=1), zone)),
+                    "notice_cutoff": as_text(notice),
+                    "window_start": day - timedelta(days=REWARD_WINDOW_DAYS - 1),
+                    "window_end": day + timedelta(days=REWARD_WINDOW_DAYS - 1),
+                }
+            )
+    frame = pl.DataFrame(
+        rows,
+        schema={
+            "reward_date": pl.Date,
+            "year": pl.Int32,
+            "birth_month": pl.Int16,
+            "birth_day": pl.Int16,
+            "created_cutoff": pl.Utf8,
+            "notice_cutoff": pl.Utf8,
+            "window_start": pl.Date,
+            "window_end": pl.Date,
+        },
+    )
     if not is_postgres(conn):
         # sqlite3 stores what it is given: keep dates in the ISO text form the tables use.
         frame = frame.with_columns(pl.col(pl.Date).dt.to_string("%Y-%m-%d"))
@@ -270,8 +291,14 @@ def _queue_notifications(conn: Connection, program: Program, batch_id: str, now_
 
 
 def award_birthdays(
-    engine: Engine, *, program_slug: str, dates: list[date], now: datetime,
-    default_timezone: str = "UTC", batch_id: str | None = None, run_id: str | None = None,
+    engine: Engine,
+    *,
+    program_slug: str,
+    dates: list[date],
+    now: datetime,
+    default_timezone: str = "UTC",
+    batch_id: str | None = None,
+    run_id: str | None = None,
     started_at: datetime | None = None,
 ) -> RewardResult:
     """Award one program's birthdays for `dates` in one transaction; safe to rerun at any time.
@@ -293,8 +320,15 @@ def _day_results(result: RewardResult) -> list[birthday_runs.DayResult]:
         why = result.skipped.get(key)
         if why is None:
             rewarded = result.per_date.get(key, 0)
-            days.append(birthday_runs.DayResult(day, "succeeded", eligible=result.eligible_per_date.get(key, 0),
-                                                rewarded=rewarded, points=rewarded * points))
+            days.append(
+                birthday_runs.DayResult(
+                    day,
+                    "succeeded",
+                    eligible=result.eligible_per_date.get(key, 0),
+                    rewarded=rewarded,
+                    points=rewarded * points,
+                )
+            )
         elif not why.startswith(NOT_DUE):
             days.append(birthday_runs.DayResult(day, "skipped", note=why))
     return days
@@ -306,16 +340,22 @@ def _drop_scratch_tables(conn: Connection) -> None:
         conn.exec_driver_sql("DROP TABLE IF EXISTS temp.reward_candidates")
 
 
-def _award(conn: Connection, program_slug: str, dates: list[date], now: datetime, default_timezone: str,
-           batch_id: str | None) -> tuple[RewardResult, str]:
+def _award(
+    conn: Connection, program_slug: str, dates: list[date], now: datetime, default_timezone: str, batch_id: str | None
+) -> tuple[RewardResult, str]:
     # batch_id names this transaction's rows (the balance update and notifications select them by it),
     # so a caller's id - the Dagster run, which may award several programs or retry a step - is only a prefix.
     batch_id = f"{batch_id}:{uuid.uuid4()}" if batch_id else str(uuid.uuid4())
     _lock_program(conn, program_slug)
     program = get_program(conn, program_slug)
     check_config(program, default_timezone)
-    result = RewardResult(program_slug=program_slug, enabled=program.birthday_bot_enabled,
-                          dates=sorted(set(dates)), batch_id=batch_id, program=program.as_metadata())
+    result = RewardResult(
+        program_slug=program_slug,
+        enabled=program.birthday_bot_enabled,
+        dates=sorted(set(dates)),
+        batch_id=batch_id,
+        program=program.as_metadata(),
+    )
     if not program.birthday_bot_enabled:
         result.skipped = {d.isoformat(): "birthday bot disabled for this program" for d in result.dates}
         return result, program.id
@@ -327,8 +367,10 @@ def _award(conn: Connection, program_slug: str, dates: list[date], now: datetime
     if is_postgres(conn):
         conn.exec_driver_sql("ANALYZE reward_candidates")
     counts = conn.execute(
-        text(f"SELECT c.reward_date, count(*), COALESCE(sum(CASE WHEN {_ALREADY_REWARDED} THEN 1 ELSE 0 END), 0) "
-             "FROM reward_candidates c GROUP BY c.reward_date"),
+        text(
+            f"SELECT c.reward_date, count(*), COALESCE(sum(CASE WHEN {_ALREADY_REWARDED} THEN 1 ELSE 0 END), 0) "
+            "FROM reward_candidates c GROUP BY c.reward_date"
+        ),
     ).all()
     result.eligible_per_date = {str(day): int(eligible) for day, eligible, _ in counts}
     result.eligible = sum(int(row[1]) for row in counts)
@@ -340,15 +382,21 @@ def _award(conn: Connection, program_slug: str, dates: list[date], now: datetime
         _queue_notifications(conn, program, batch_id, now_param)
     result.points_awarded = result.rewarded_now * program.birthday_reward_points
     result.per_date = {
-        str(day): count for day, count in conn.execute(
-            text("SELECT reward_date, count(*) FROM birthday_logs WHERE batch_id = :b GROUP BY reward_date ORDER BY reward_date"),
+        str(day): count
+        for day, count in conn.execute(
+            text(
+                "SELECT reward_date, count(*) FROM birthday_logs WHERE batch_id = :b GROUP BY reward_date ORDER BY reward_date"
+            ),
             {"b": batch_id},
         )
     }
     result.sample_messages = [
-        row[0] for row in conn.execute(
-            text("SELECT n.message FROM notifications n JOIN birthday_logs b ON b.id = n.birthday_log_id "
-                 "WHERE b.batch_id = :b ORDER BY n.message LIMIT :n"),
+        row[0]
+        for row in conn.execute(
+            text(
+                "SELECT n.message FROM notifications n JOIN birthday_logs b ON b.id = n.birthday_log_id "
+                "WHERE b.batch_id = :b ORDER BY n.message LIMIT :n"
+            ),
             {"b": batch_id, "n": SAMPLE_SIZE},
         )
     ]

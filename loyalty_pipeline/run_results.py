@@ -47,7 +47,13 @@ def birthday_outcomes(rows: list[birthday_runs.RunRow]) -> list[tuple[str, bool,
         now = sum(r.rewarded_by_run for r in days)
         eligible = sum(r.eligible for r in days)
         skipped = [f"{r.day}: {r.note}" for r in days if r.status == "skipped"]
-        outcomes.append((slug, True, f"{now} rewarded now, {eligible - now} already rewarded, "
-                                     f"{sum(r.points for r in days)} points on the day(s)"
-                                     + (f"; skipped: {'; '.join(skipped[:3])}" if skipped else "")))
+        outcomes.append(
+            (
+                slug,
+                True,
+                f"{now} rewarded now, {eligible - now} already rewarded, "
+                f"{sum(r.points for r in days)} points on the day(s)"
+                + (f"; skipped: {'; '.join(skipped[:3])}" if skipped else ""),
+            )
+        )
     return outcomes

@@ -50,15 +50,18 @@ def ingest_file(instance, settings: Settings, file: Path, slug: str):
     os.replace(partial, target)
     instance.add_dynamic_partitions("uploads", [key])
     job = defs.resolve_job_def("ingest_upload_job")
-    result = job.execute_in_process(instance=instance, partition_key=key, raise_on_error=False,
-                                    tags={"program": slug}, run_config=QUIET)
+    result = job.execute_in_process(
+        instance=instance, partition_key=key, raise_on_error=False, tags={"program": slug}, run_config=QUIET
+    )
     return key, result
 
 
 # --- birthday runs (the `rewards` and `backfill` commands) ------------------------------------------
 
-def run_birthdays(instance, settings: Settings, start: date, end: date, program: str | None,
-                  resources: dict | None = None) -> list[tuple[str, bool, str]]:
+
+def run_birthdays(
+    instance, settings: Settings, start: date, end: date, program: str | None, resources: dict | None = None
+) -> list[tuple[str, bool, str]]:
     """One run of the day partitions [start, end] for `program`, or for every enabled program whose
     send hour has passed on those days; (slug, ok, summary) per program, from birthday_runs.
     `resources` replaces the definitions' resources for the run (tests pin the clock and database)."""
@@ -82,14 +85,25 @@ def run_birthdays(instance, settings: Settings, start: date, end: date, program:
         tags |= {ASSET_PARTITION_RANGE_START_TAG: start.isoformat(), ASSET_PARTITION_RANGE_END_TAG: end.isoformat()}
     job = defs.resolve_job_def("birthday_job")
     run_config = {**QUIET, **batch_config([program] if program else [], ignore_send_hour=True)}
-    result = job.execute_in_process(instance=instance, partition_key=partition_key, tags=tags, raise_on_error=False,
-                                    run_config=run_config, resources=resources)
+    result = job.execute_in_process(
+        instance=instance,
+        partition_key=partition_key,
+        tags=tags,
+        raise_on_error=False,
+        run_config=run_config,
+        resources=resources,
+    )
     with engine.connect() as conn:
         rows = birthday_runs.rows_for_run(conn, result.run_id)
     outcomes = birthday_outcomes(rows)
     if not result.success and not any(not ok for _, ok, _ in outcomes):
         outcomes.append((program or "birthday_job", False, failure_reason(result)))
     if not outcomes:
-        outcomes.append((program or "every program", True, "nothing to do: no day of the range has come yet in "
-                         "the program's time zone (or no program is enabled)"))
+        outcomes.append(
+            (
+                program or "every program",
+                True,
+                "nothing to do: no day of the range has come yet in the program's time zone (or no program is enabled)",
+            )
+        )
     return outcomes

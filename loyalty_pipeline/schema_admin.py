@@ -27,8 +27,10 @@ def _history(args, settings) -> int:
 def register(commands: argparse._SubParsersAction) -> None:
     db = commands.add_parser("db", help="the schema's Alembic revision (current) and the revisions (history)")
     actions = db.add_subparsers(dest="action", required=True)
-    for name, handler, text in (("current", _current, "the revision LOYALTY_DATABASE_URL is at"),
-                                ("history", _history, "every revision, newest first")):
+    for name, handler, text in (
+        ("current", _current, "the revision LOYALTY_DATABASE_URL is at"),
+        ("history", _history, "every revision, newest first"),
+    ):
         parser = actions.add_parser(name, help=text)
         parser.add_argument("-v", "--verbose", action="store_true")
         parser.set_defaults(func=handler)

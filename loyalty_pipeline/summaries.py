@@ -13,8 +13,11 @@ def upload_summary(engine: Engine, key: str) -> str:
     with engine.connect() as conn:
         row = conn.execute(text("SELECT * FROM uploads WHERE key = :k"), {"k": key}).mappings().one()
         issues = conn.execute(
-            text('SELECT line, "column", severity, reason FROM upload_issues WHERE upload_key = :k '
-                 'ORDER BY line, "column"'), {"k": key}
+            text(
+                'SELECT line, "column", severity, reason FROM upload_issues WHERE upload_key = :k '
+                'ORDER BY line, "column"'
+            ),
+            {"k": key},
         ).all()
     lines = [
         f"{key}: {row['rows_read']} rows read, {row['rows_accepted']} accepted, {row['rows_rejected']} rejected, "

@@ -16,7 +16,7 @@ def split_template(template: str) -> list[tuple[str, str]]:
     position = 0
     for match in _PLACEHOLDER.finditer(template):
         if match.start() > position:
-            parts.append(("text", template[position:match.start()]))
+            parts.append(("text", template[position : match.start()]))
         parts.append(("field", match.group(1)))
         position = match.end()
     if position < len(template):

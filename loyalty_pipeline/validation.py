@@ -52,7 +52,9 @@ ROW_SCHEMA = pa.DataFrameSchema(
             nullable=True,
             checks=[
                 pa.Check(_not_null, error="email is missing"),
-                pa.Check.str_length(max_value=MAX_EMAIL_LENGTH, error=f"email longer than {MAX_EMAIL_LENGTH} characters"),
+                pa.Check.str_length(
+                    max_value=MAX_EMAIL_LENGTH, error=f"email longer than {MAX_EMAIL_LENGTH} characters"
+                ),
                 pa.Check.str_matches(EMAIL_PATTERN, error="email is not a valid address"),
                 pa.Check(_no_double_dots, error="email is not a valid address"),
             ],
@@ -69,8 +71,10 @@ VALIDATED_USERS_SCHEMA = pa.DataFrameSchema(
             str,
             checks=[
                 pa.Check.str_length(max_value=MAX_EMAIL_LENGTH),
-                pa.Check(lambda d: d.lazyframe.select(pl.col(d.key) == pl.col(d.key).str.strip_chars().str.to_lowercase()),
-                         error="email must be trimmed and lower-case"),
+                pa.Check(
+                    lambda d: d.lazyframe.select(pl.col(d.key) == pl.col(d.key).str.strip_chars().str.to_lowercase()),
+                    error="email must be trimmed and lower-case",
+                ),
             ],
             unique=True,
         ),
@@ -159,9 +163,14 @@ def validate_upload(raw: RawCsv, *, date_order: str, phone_region: str, today: d
     phones = normalize_phone_column(accepted["phone_number"], phone_region)
     parsed = pl.concat(
         [
-            accepted.select("line", "email", "first_name", "last_name",
-                            pl.col("birth_date").alias("raw_birth_date"),
-                            pl.col("phone_number").alias("raw_phone_number")),
+            accepted.select(
+                "line",
+                "email",
+                "first_name",
+                "last_name",
+                pl.col("birth_date").alias("raw_birth_date"),
+                pl.col("phone_number").alias("raw_phone_number"),
+            ),
             births,
             phones,
         ],
@@ -194,11 +203,10 @@ def validate_upload(raw: RawCsv, *, date_order: str, phone_region: str, today: d
     ).sort("line", "column", "reason")
 
     # A birthday is one fact: take date, month and day together from the last row that had one.
-    birthday = pl.when(pl.col("birth_month").is_not_null()).then(
-        pl.struct("birth_date", "birth_month", "birth_day")
-    )
+    birthday = pl.when(pl.col("birth_month").is_not_null()).then(pl.struct("birth_date", "birth_month", "birth_day"))
     users = (
-        parsed.select(USER_COLUMNS).sort("line")
+        parsed.select(USER_COLUMNS)
+        .sort("line")
         .group_by("email", maintain_order=True)
         .agg(
             pl.col("line").last(),

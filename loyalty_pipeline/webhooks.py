@@ -34,7 +34,11 @@ def post_json(url: str, payload: dict, *, headers: dict | None = None, timeout: 
     body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
     try:
         with requests.post(
-            url, data=body, timeout=timeout, allow_redirects=False, stream=True,
+            url,
+            data=body,
+            timeout=timeout,
+            allow_redirects=False,
+            stream=True,
             headers={**(headers or {}), "Content-Type": "application/json", "User-Agent": USER_AGENT},
         ) as response:
             if 200 <= response.status_code < 300:

@@ -71,8 +71,10 @@ def _sheet_text(sheet: pl.DataFrame) -> pl.DataFrame:
 
 def read_workbook(data: bytes, match_header: Callable[[list[str]], ColumnMatch]) -> Workbook:
     if data.startswith(_OLE_SIGNATURE):
-        raise WorkbookError("the workbook is encrypted (password-protected) or is a legacy .xls file; "
-                            "remove the password or save it as .xlsx or CSV and upload that")
+        raise WorkbookError(
+            "the workbook is encrypted (password-protected) or is a legacy .xls file; "
+            "remove the password or save it as .xlsx or CSV and upload that"
+        )
     if not data.startswith(_ZIP_SIGNATURE):
         raise WorkbookError("not an .xlsx workbook (the file is not a zip archive); save it from Excel as .xlsx or CSV")
     try:

@@ -36,8 +36,12 @@ def _summary(message: str | None) -> str:
     lines = [line.strip() for line in (message or "").strip().splitlines() if line.strip()]
     if not lines:
         return ""
-    text = lines[0] if len(lines) == 1 else next(
-        (line for line in lines if not line.startswith(("Traceback", "File ", "The above exception"))), lines[0]
+    text = (
+        lines[0]
+        if len(lines) == 1
+        else next(
+            (line for line in lines if not line.startswith(("Traceback", "File ", "The above exception"))), lines[0]
+        )
     )
     return text[:ERROR_SUMMARY_CHARS]
 
@@ -150,7 +154,8 @@ def run_failure_alert_sensor(context: RunFailureSensorContext, alert_webhook: Al
     sender = alert_webhook.sender()
     if sender is None:
         context.log.info(
-            f"run {context.dagster_run.run_id} failed; {config.ALERT_WEBHOOK_URL.name} is not set, no alert sent")
+            f"run {context.dagster_run.run_id} failed; {config.ALERT_WEBHOOK_URL.name} is not set, no alert sent"
+        )
         return  # returning nothing lets the sensor go on to the next failed run in the same tick
     alert = build_alert(context, alert_webhook.ui_url)
     status = sender.send(alert)

@@ -1,7 +1,6 @@
 """Automatic catch-up: days missed while the daemon or the database was down are requested as soon
 as the sensor ticks again (schedules do not catch up missed ticks)."""
 
-
 import hashlib
 
 from dagster import (
@@ -39,8 +38,9 @@ def _retire_obsolete_partitions(context: SensorEvaluationContext) -> list[Delete
     "(birthday_runs), within birthday_max_delay_days and LOYALTY_CATCHUP_DAYS, once each; a program that "
     "never ran is not back-filled. One run per day and batch of programs.",
 )
-def birthday_catchup_sensor(context: SensorEvaluationContext, database: LoyaltyDatabase,
-                            settings: LoyaltySettings, clock: Clock):
+def birthday_catchup_sensor(
+    context: SensorEvaluationContext, database: LoyaltyDatabase, settings: LoyaltySettings, clock: Clock
+):
     now = evaluation_time(None, clock)
     with database.engine().begin() as conn:
         birthday_runs.sync_enabled_since(conn, now)

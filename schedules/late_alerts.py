@@ -2,7 +2,6 @@
 raises one `birthday_late` alert per (program, day), in the run-failure alert's JSON shape, through
 the `alert_webhook` resource (delivery: loyalty_pipeline.alerts)."""
 
-
 from datetime import timedelta
 
 from dagster import DefaultSensorStatus, SensorEvaluationContext, SkipReason, sensor
@@ -26,8 +25,10 @@ def late_alert(late: LateDay, ui_url: str = config.UI_URL.default) -> dict:
     run_url = f"{base}/runs/{late.run_id}" if late.run_id else f"{base}/assets/birthday_log?partition={partition}"
     zone = program.timezone or "the default time zone"
     reason = late.error or ("its last run failed" if late.status == "failed" else "no run has rewarded it yet")
-    error = (f"{program.slug}: birthday rewards of {partition} not done by {late.deadline.isoformat()} "
-             f"(birthday_send_hour {program.birthday_send_hour} in {zone} + late hours): {reason}")
+    error = (
+        f"{program.slug}: birthday rewards of {partition} not done by {late.deadline.isoformat()} "
+        f"(birthday_send_hour {program.birthday_send_hour} in {zone} + late hours): {reason}"
+    )
     error = error[:ERROR_SUMMARY_CHARS]
     return {
         "event": "birthday_late",
@@ -58,8 +59,13 @@ def idempotency_key(alert: dict) -> str:
     "LOYALTY_LATE_ALERT_HOURS, POSTs one `birthday_late` alert per (program, day) to "
     "LOYALTY_ALERT_WEBHOOK_URL (and logs it on the tick).",
 )
-def birthday_late_sensor(context: SensorEvaluationContext, database: LoyaltyDatabase, settings: LoyaltySettings,
-                         clock: Clock, alert_webhook: AlertWebhook):
+def birthday_late_sensor(
+    context: SensorEvaluationContext,
+    database: LoyaltyDatabase,
+    settings: LoyaltySettings,
+    clock: Clock,
+    alert_webhook: AlertWebhook,
+):
     now = evaluation_time(None, clock)
     span = (23 + settings.late_alert_hours) // 24 + 1
     engine = database.engine()
@@ -77,6 +83,8 @@ def birthday_late_sensor(context: SensorEvaluationContext, database: LoyaltyData
             sender.send(alert, idempotency_key=idempotency_key(alert))
         birthday_runs.record_alert(engine, item.program.id, item.day, now)
     more = len(late) - MAX_ALERTS_PER_TICK
-    return SkipReason(f"{min(len(late), MAX_ALERTS_PER_TICK)} late day(s) alerted"
-                      + (f" ({more} more on the next ticks)" if more > 0 else "")
-                      + ("" if sender else f"; {config.ALERT_WEBHOOK_URL.name} is not set, logged only"))
+    return SkipReason(
+        f"{min(len(late), MAX_ALERTS_PER_TICK)} late day(s) alerted"
+        + (f" ({more} more on the next ticks)" if more > 0 else "")
+        + ("" if sender else f"; {config.ALERT_WEBHOOK_URL.name} is not set, logged only")
+    )

@@ -1,7 +1,6 @@
 """The birthday schedule: every program is rewarded on its own local birthday morning, in batches
 of programs per local date (runs per day follow time zones, not programs)."""
 
-
 from datetime import date, datetime, timedelta
 
 from dagster import (
@@ -27,8 +26,12 @@ from loyalty_pipeline.dagster_internals import (
 
 BIRTHDAY_LOG = AssetKey("birthday_log")
 TRIGGER_TAG = "loyalty/trigger"
-IN_FLIGHT_STATUSES = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
-                      DagsterRunStatus.STARTED]
+IN_FLIGHT_STATUSES = [
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+]
 
 
 def _run_days(tags: dict) -> list[date]:
@@ -70,8 +73,14 @@ def run_requests(due: dict[date, list[str]], trigger: str, key_prefix: str) -> l
         tags = {TRIGGER_TAG: trigger}
         if len(slugs) == 1:
             tags["program"] = slugs[0]
-        requests.append(RunRequest(run_key=f"{key_prefix}:{day.isoformat()}:{index}", partition_key=day.isoformat(),
-                                   run_config=batch_config(slugs), tags=tags))
+        requests.append(
+            RunRequest(
+                run_key=f"{key_prefix}:{day.isoformat()}:{index}",
+                partition_key=day.isoformat(),
+                run_config=batch_config(slugs),
+                tags=tags,
+            )
+        )
     return requests
 
 
@@ -90,8 +99,9 @@ def evaluation_time(context_time: datetime | None, clock: Clock) -> datetime:
     "programs whose birthday_send_hour has passed on their local date and that have no result for it yet "
     "(birthday_runs) nor a run in flight; earlier missed days are birthday_catchup_sensor's.",
 )
-def birthday_schedule(context: ScheduleEvaluationContext, database: LoyaltyDatabase, settings: LoyaltySettings,
-                      clock: Clock):
+def birthday_schedule(
+    context: ScheduleEvaluationContext, database: LoyaltyDatabase, settings: LoyaltySettings, clock: Clock
+):
     now = evaluation_time(context.scheduled_execution_time, clock)
     with database.engine().begin() as conn:
         birthday_runs.sync_enabled_since(conn, now)
@@ -101,7 +111,8 @@ def birthday_schedule(context: ScheduleEvaluationContext, database: LoyaltyDatab
     due = birthday_runs.due_today(snap, now, birthdays_in_flight(context.instance))
     requests = run_requests(due, "schedule", f"birthday:{now.strftime('%Y-%m-%dT%H:%M')}")
     if not requests:
-        return SkipReason(f"no program is due: {len(snap.programs)} enabled program(s) done, in flight or not "
-                          "yet at their send hour")
+        return SkipReason(
+            f"no program is due: {len(snap.programs)} enabled program(s) done, in flight or not yet at their send hour"
+        )
     context.log.info(", ".join(f"{day}: {len(slugs)} program(s)" for day, slugs in sorted(due.items())))
     return requests

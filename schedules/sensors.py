@@ -1,6 +1,5 @@
 """Sensors: new upload files become partitions and runs."""
 
-
 import hashlib
 import json
 import time
@@ -92,8 +91,5 @@ def upload_sensor(context: SensorEvaluationContext, settings: LoyaltySettings):
             RunRequest(partition_key=key, run_key=f"{key}@{sha}", tags={"program": key.split("/", 1)[0]})
             for key, sha in found
         ],
-        dynamic_partitions_requests=[
-            uploads_partitions.build_add_request(sorted({k for k, _ in found} - existing))
-        ],
+        dynamic_partitions_requests=[uploads_partitions.build_add_request(sorted({k for k, _ in found} - existing))],
     )
-

@@ -35,15 +35,31 @@ WINDOW = (1600, 1000)
 PARTITION_WINDOW = (1600, 1300)
 VIRTUAL_TIME_BUDGET_MS = 20000
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     "--hide-scrollbars",
 ]
 # Visible text that means the page is broken rather than showing what was asked for.
 ERROR_MARKERS = [
-    "unexpected graphql error", "python error", "pythonerror", "traceback (most recent call last)",
-    "something went wrong", "an unexpected error", "error loading", "failed to load", "could not be loaded",
-    "page not found", "no assets were found", "not found in", "dagsterinvariantviolationerror",
+    "unexpected graphql error",
+    "python error",
+    "pythonerror",
+    "traceback (most recent call last)",
+    "something went wrong",
+    "an unexpected error",
+    "error loading",
+    "failed to load",
+    "could not be loaded",
+    "page not found",
+    "no assets were found",
+    "not found in",
+    "dagsterinvariantviolationerror",
 ]
 # The embedded instance with the first-visit newsletter dialog off (it would cover the screenshot).
 INSTANCE_YAML = """\
@@ -106,8 +122,12 @@ def wait_for_location(base_url: str, server: subprocess.Popen, log: Path, timeou
                 location = entry["locationOrLoadError"]
                 if location is None or location["__typename"] != "RepositoryLocation":
                     raise ScreenshotError(f"code location {entry['name']} failed to load: {location}")
-            return sorted("/".join(node["assetKey"]["path"]) for entry in entries
-                          for repo in entry["locationOrLoadError"]["repositories"] for node in repo["assetNodes"])
+            return sorted(
+                "/".join(node["assetKey"]["path"])
+                for entry in entries
+                for repo in entry["locationOrLoadError"]["repositories"]
+                for node in repo["assetNodes"]
+            )
         last = str(entries)
         time.sleep(1)
     raise ScreenshotError(f"the code location did not load within {timeout:.0f}s ({last})\n{_tail(log)}")
@@ -140,16 +160,27 @@ def check_page(name: str, text: str, must_show: list[str]) -> None:
         raise ScreenshotError(f"{name}: the page does not show {missing} (still loading or broken?): {text[:1500]}")
 
 
-def chromium(binary: str, profile: Path, url: str, window: tuple[int, int], *action: str) -> subprocess.CompletedProcess:
-    args = [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size={window[0]},{window[1]}",
-            f"--virtual-time-budget={VIRTUAL_TIME_BUDGET_MS}", *action, url]
+def chromium(
+    binary: str, profile: Path, url: str, window: tuple[int, int], *action: str
+) -> subprocess.CompletedProcess:
+    args = [
+        binary,
+        *CHROMIUM_FLAGS,
+        f"--user-data-dir={profile}",
+        f"--window-size={window[0]},{window[1]}",
+        f"--virtual-time-budget={VIRTUAL_TIME_BUDGET_MS}",
+        *action,
+        url,
+    ]
     result = subprocess.run(args, capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
     if result.returncode != 0:
         raise ScreenshotError(f"chromium failed ({result.returncode}) on {url}: {result.stderr[-2000:]}")
     return result
 
 
-def capture(binary: str, work: Path, name: str, url: str, window: tuple[int, int], must_show: list[str], out: Path) -> Path:
+def capture(
+    binary: str, work: Path, name: str, url: str, window: tuple[int, int], must_show: list[str], out: Path
+) -> Path:
     """Check the page's rendered DOM, then take its screenshot."""
     profile = work / f"chromium-{name}"  # a fresh profile: no state from earlier visits
     dom = chromium(binary, profile, url, window, "--dump-dom").stdout
@@ -196,29 +227,44 @@ def run(out: Path, chromium_binary: str, keep: bool) -> list[Path]:
     work = Path(tempfile.mkdtemp(prefix="loyalty-screenshots-"))
     home = work / ".loyalty"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LOYALTY_", "DAGSTER_"))}
-    env.update({
-        "DAGSTER_HOME": str(home / "dagster_home"),
-        "LOYALTY_DATABASE_URL": f"sqlite:///{home / 'loyalty.db'}",
-        "LOYALTY_UPLOADS_DIR": str(home / "uploads"),
-        "LOYALTY_NOTIFICATION_LOG": str(home / "notifications.jsonl"),
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "DAGSTER_HOME": str(home / "dagster_home"),
+            "LOYALTY_DATABASE_URL": f"sqlite:///{home / 'loyalty.db'}",
+            "LOYALTY_UPLOADS_DIR": str(home / "uploads"),
+            "LOYALTY_NOTIFICATION_LOG": str(home / "notifications.jsonl"),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     (home / "dagster_home").mkdir(parents=True)
     (home / "dagster_home" / "dagster.yaml").write_text(INSTANCE_YAML)
     server = None
     log = work / "dagster-dev.log"
     try:
-        demo = subprocess.run([str(BIN / "loyalty"), "demo"], cwd=work, env=env, capture_output=True, text=True,
-                              timeout=600, stdin=subprocess.DEVNULL)
+        demo = subprocess.run(
+            [str(BIN / "loyalty"), "demo"],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            stdin=subprocess.DEVNULL,
+        )
         if demo.returncode != 0:
-            raise ScreenshotError(f"loyalty demo failed ({demo.returncode}):\n{demo.stdout[-3000:]}\n{demo.stderr[-3000:]}")
+            raise ScreenshotError(
+                f"loyalty demo failed ({demo.returncode}):\n{demo.stdout[-3000:]}\n{demo.stderr[-3000:]}"
+            )
         _progress("loyalty demo done")
         port = _free_port()
         base_url = f"http://127.0.0.1:{port}"
         with log.open("wb") as handle:
             server = subprocess.Popen(
                 [str(BIN / "dagster"), "dev", "-w", str(REPO / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
-                cwd=work, env=env, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                cwd=work,
+                env=env,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
         assets = wait_for_location(base_url, server, log)
@@ -228,13 +274,35 @@ def run(out: Path, chromium_binary: str, keep: bool) -> list[Path]:
         groups = ",".join(f"global@global:{group}" for group in ("ingestion", "birthdays"))
         graph_url = f"{base_url}/asset-groups?" + urllib.parse.urlencode({"expanded": groups})
         partition_url = f"{base_url}/assets/birthday_log?" + urllib.parse.urlencode(
-            {"view": "partitions", "partition": partition})
+            {"view": "partitions", "partition": partition}
+        )
         shots = [
-            capture(chromium_binary, work, "asset-graph", graph_url, WINDOW,
-                    ["ingestion", "birthdays", "raw_upload", "validated_users", "passes", "birthday_log"], out),
-            capture(chromium_binary, work, "birthday-partition", partition_url, PARTITION_WINDOW,
-                    [partition, "Materialized", "rewarded_now", "points_total", "per_program", "sample_messages",
-                     "Happy birthday Ada"], out),
+            capture(
+                chromium_binary,
+                work,
+                "asset-graph",
+                graph_url,
+                WINDOW,
+                ["ingestion", "birthdays", "raw_upload", "validated_users", "passes", "birthday_log"],
+                out,
+            ),
+            capture(
+                chromium_binary,
+                work,
+                "birthday-partition",
+                partition_url,
+                PARTITION_WINDOW,
+                [
+                    partition,
+                    "Materialized",
+                    "rewarded_now",
+                    "points_total",
+                    "per_program",
+                    "sample_messages",
+                    "Happy birthday Ada",
+                ],
+                out,
+            ),
         ]
         expected = {"raw_upload", "validated_users", "users", "passes", "birthday_log", "birthday_notifications"}
         if not expected <= set(assets):
@@ -254,11 +322,15 @@ def run(out: Path, chromium_binary: str, keep: bool) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=REPO / "docs", help="folder for the PNGs (default: docs/)")
-    parser.add_argument("--chromium", default=os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium")
+    parser.add_argument(
+        "--chromium", default=os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary working directory")
     args = parser.parse_args(argv)
     if not Path(args.chromium).is_file():
-        print(f"screenshots: chromium not found at {args.chromium} (Debian: apt-get install -y chromium)", file=sys.stderr)
+        print(
+            f"screenshots: chromium not found at {args.chromium} (Debian: apt-get install -y chromium)", file=sys.stderr
+        )
         return 3
     started = time.monotonic()
     try:

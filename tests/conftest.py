@@ -124,6 +124,7 @@ def loyalty(db_url, monkeypatch, capsys):
         code = cli.main(list(argv))
         out, err = capsys.readouterr()
         return code, out, err
+
     return run
 
 
@@ -135,15 +136,27 @@ def now() -> datetime:
 @pytest.fixture
 def program(engine):
     with engine.begin() as conn:
-        return save_program(conn, "joes-pizza", "Joe's Pizza", birthday_bot_enabled=True,
-                            birthday_reward_points=50, date_order="MDY", default_phone_region="US")
+        return save_program(
+            conn,
+            "joes-pizza",
+            "Joe's Pizza",
+            birthday_bot_enabled=True,
+            birthday_reward_points=50,
+            date_order="MDY",
+            default_phone_region="US",
+        )
 
 
 @pytest.fixture
 def settings(db_url, tmp_path) -> Settings:
     """Settings on the test database, with every folder under tmp_path."""
-    return Settings(database_url=db_url, uploads_dir=tmp_path / "uploads", timezone="UTC",
-                    reports_dir=tmp_path / "reports", storage_dir=tmp_path / "storage")
+    return Settings(
+        database_url=db_url,
+        uploads_dir=tmp_path / "uploads",
+        timezone="UTC",
+        reports_dir=tmp_path / "reports",
+        storage_dir=tmp_path / "storage",
+    )
 
 
 @pytest.fixture

@@ -37,42 +37,78 @@ def make_program(engine: Engine, slug: str = "joes-pizza", **settings) -> Progra
         return save_program(conn, slug, **values)
 
 
-def insert_user(conn: Connection, *, birthday: tuple[int, int] | None, year: int | None = 1990,
-                first_name: str | None = "Ada", email: str | None = None,
-                birth_date_set_at: datetime | None = LONG_AGO, created_at: datetime = LONG_AGO) -> str:
+def insert_user(
+    conn: Connection,
+    *,
+    birthday: tuple[int, int] | None,
+    year: int | None = 1990,
+    first_name: str | None = "Ada",
+    email: str | None = None,
+    birth_date_set_at: datetime | None = LONG_AGO,
+    created_at: datetime = LONG_AGO,
+) -> str:
     """A user born on `birthday` (month, day); year=None stores a year-less birthday."""
     month, day = birthday if birthday else (None, None)
     birth_date = date(year, month, day) if birthday and year else None
-    return str(conn.execute(
-        text("""INSERT INTO users (email, first_name, birth_date, birth_month, birth_day, birth_date_set_at,
+    return str(
+        conn.execute(
+            text("""INSERT INTO users (email, first_name, birth_date, birth_month, birth_day, birth_date_set_at,
                                    created_at, updated_at)
                 VALUES (:email, :first_name, :birth_date, :month, :day, :set_at, :created, :created)
                 RETURNING id"""),
-        {"email": email or f"user{next(_serial)}@example.com", "first_name": first_name,
-         "birth_date": birth_date, "month": month, "day": day,
-         "set_at": db_time(conn, birth_date_set_at) if birth_date_set_at else None,
-         "created": db_time(conn, created_at)},
-    ).scalar_one())
+            {
+                "email": email or f"user{next(_serial)}@example.com",
+                "first_name": first_name,
+                "birth_date": birth_date,
+                "month": month,
+                "day": day,
+                "set_at": db_time(conn, birth_date_set_at) if birth_date_set_at else None,
+                "created": db_time(conn, created_at),
+            },
+        ).scalar_one()
+    )
 
 
-def insert_pass(conn: Connection, program: Program, user_id: str, *, status: str = "active",
-                created_at: datetime = LONG_AGO, points_balance: int = 0) -> str:
-    return str(conn.execute(
-        text("""INSERT INTO passes_master (program_id, user_id, status, points_balance, created_at)
+def insert_pass(
+    conn: Connection,
+    program: Program,
+    user_id: str,
+    *,
+    status: str = "active",
+    created_at: datetime = LONG_AGO,
+    points_balance: int = 0,
+) -> str:
+    return str(
+        conn.execute(
+            text("""INSERT INTO passes_master (program_id, user_id, status, points_balance, created_at)
                 VALUES (:program_id, :user_id, :status, :balance, :created) RETURNING id"""),
-        {"program_id": program.id, "user_id": user_id, "status": status, "balance": points_balance,
-         "created": db_time(conn, created_at)},
-    ).scalar_one())
+            {
+                "program_id": program.id,
+                "user_id": user_id,
+                "status": status,
+                "balance": points_balance,
+                "created": db_time(conn, created_at),
+            },
+        ).scalar_one()
+    )
 
 
-def member(engine: Engine, program: Program, birthday: tuple[int, int] | None, *,
-           status: str = "active", pass_created_at: datetime = LONG_AGO, points_balance: int = 0,
-           **user) -> str:
+def member(
+    engine: Engine,
+    program: Program,
+    birthday: tuple[int, int] | None,
+    *,
+    status: str = "active",
+    pass_created_at: datetime = LONG_AGO,
+    points_balance: int = 0,
+    **user,
+) -> str:
     """A user with a pass in `program`; returns the pass id."""
     with engine.begin() as conn:
         user_id = insert_user(conn, birthday=birthday, **user)
-        return insert_pass(conn, program, user_id, status=status, created_at=pass_created_at,
-                           points_balance=points_balance)
+        return insert_pass(
+            conn, program, user_id, status=status, created_at=pass_created_at, points_balance=points_balance
+        )
 
 
 def set_birthday(engine: Engine, pass_id: str, birthday: tuple[int, int], set_at: datetime) -> None:
@@ -88,8 +124,10 @@ def rewarded_passes(engine: Engine, program: Program | None = None) -> list[tupl
     """(pass_id, reward_date ISO) of every birthday_logs row, sorted."""
     where = "WHERE program_id = :program_id" if program else ""
     with engine.connect() as conn:
-        rows = conn.execute(text(f"SELECT pass_id, reward_date FROM birthday_logs {where}"),
-                            {"program_id": program.id} if program else {}).all()
+        rows = conn.execute(
+            text(f"SELECT pass_id, reward_date FROM birthday_logs {where}"),
+            {"program_id": program.id} if program else {},
+        ).all()
     return sorted((str(p), str(d)) for p, d in rows)
 
 
@@ -133,7 +171,7 @@ class HttpReceiver:
                     receiver.release.wait(10)
                     reply = 200
                 reply = reply if isinstance(reply, tuple) else (reply,)
-                status, body, headers = reply + ((b"ok", {})[len(reply) - 1:])
+                status, body, headers = reply + ((b"ok", {})[len(reply) - 1 :])
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
@@ -174,8 +212,13 @@ def write_csv(path: Path, text_or_bytes) -> Path:
 def sqlite_world(tmp_path: Path) -> tuple[Settings, Engine]:
     """A migrated SQLite application database with the program joes-pizza, and settings that keep
     every folder under tmp_path; the caller disposes of the engine."""
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'loyalty.db'}", uploads_dir=tmp_path / "uploads",
-                        timezone="UTC", reports_dir=tmp_path / "reports", storage_dir=tmp_path / "storage")
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'loyalty.db'}",
+        uploads_dir=tmp_path / "uploads",
+        timezone="UTC",
+        reports_dir=tmp_path / "reports",
+        storage_dir=tmp_path / "storage",
+    )
     engine = make_engine(settings.database_url)
     migrate(engine)
     with engine.begin() as conn:
@@ -190,8 +233,13 @@ def run_upload(instance, settings: Settings, key: str, content):
     """Write `content` as the upload `key` and materialize the ingestion assets for it."""
     write_csv(settings.uploads_dir / key, content)
     instance.add_dynamic_partitions("uploads", [key])
-    return materialize(INGESTION, partition_key=key, instance=instance, raise_on_error=False,
-                       resources=build_resources(settings, frozen_now="2026-11-26T10:00:00+00:00"))
+    return materialize(
+        INGESTION,
+        partition_key=key,
+        instance=instance,
+        raise_on_error=False,
+        resources=build_resources(settings, frozen_now="2026-11-26T10:00:00+00:00"),
+    )
 
 
 LEGACY_SQL_DIR = Path(__file__).resolve().parent / "data" / "legacy_sql"
@@ -224,12 +272,18 @@ def legacy_runner_migrate(engine: Engine, upto: str = "999") -> None:
         return statement
 
     with engine.begin() as conn:
-        conn.exec_driver_sql(for_dialect("CREATE TABLE IF NOT EXISTS schema_migrations "
-                                         "(version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"))
+        conn.exec_driver_sql(
+            for_dialect(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+        )
         for path in sorted(LEGACY_SQL_DIR.glob("[0-9][0-9][0-9]_*.sql")):
             if path.stem[:3] > upto:
                 break
-            lines = [line for line in path.read_text(encoding="utf-8").splitlines() if not line.strip().startswith("--")]
+            lines = [
+                line for line in path.read_text(encoding="utf-8").splitlines() if not line.strip().startswith("--")
+            ]
             for statement in (s.strip() for s in "\n".join(lines).split(";")):
                 if not statement or (not postgres and _LEGACY_POSTGRES_ONLY.match(statement)):
                     continue
@@ -237,8 +291,9 @@ def legacy_runner_migrate(engine: Engine, upto: str = "999") -> None:
             conn.execute(text("INSERT INTO schema_migrations (version) VALUES (:v)"), {"v": path.stem})
 
 
-def load_csv(engine: Engine, program: Program, folder: Path, content: str, *, name: str = "u.csv",
-             now: datetime | None = None):
+def load_csv(
+    engine: Engine, program: Program, folder: Path, content: str, *, name: str = "u.csv", now: datetime | None = None
+):
     """Ingest `content` as the pipeline does (read, validate, merge), without Dagster."""
     from loyalty_pipeline import ingest
     from loyalty_pipeline.csv_reader import read_csv
@@ -249,14 +304,26 @@ def load_csv(engine: Engine, program: Program, folder: Path, content: str, *, na
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(content, encoding="utf-8", newline="")
     raw = read_csv(path)
-    validated = validate_upload(raw, date_order=program.date_order, phone_region=program.default_phone_region,
-                                today=now.date())
-    return ingest.load_upload(engine, key=f"{program.slug}/{name}", file_name=name, sha256=raw.sha256,
-                              program=program, validated=validated, now=now)
+    validated = validate_upload(
+        raw, date_order=program.date_order, phone_region=program.default_phone_region, today=now.date()
+    )
+    return ingest.load_upload(
+        engine,
+        key=f"{program.slug}/{name}",
+        file_name=name,
+        sha256=raw.sha256,
+        program=program,
+        validated=validated,
+        now=now,
+    )
+
+
 def set_csv_columns(engine: Engine, program: Program, value: str | None) -> None:
     """programs.csv_columns as the front end writes it: JSON text (or NULL)."""
     with engine.begin() as conn:
-        conn.execute(text("UPDATE programs SET csv_columns = :value WHERE id = :id"), {"value": value, "id": program.id})
+        conn.execute(
+            text("UPDATE programs SET csv_columns = :value WHERE id = :id"), {"value": value, "id": program.id}
+        )
 
 
 def write_contacts_workbook(path: Path) -> Path:
@@ -271,16 +338,16 @@ def write_contacts_workbook(path: Path) -> Path:
     notes.write(0, 0, "Exported for the loyalty program")
     sheet = workbook.add_worksheet("Customers")
     date_format = workbook.add_format({"num_format": "mm/dd/yyyy"})
-    sheet.write(0, 0, "Customer list - November")                                        # row 1: a title
+    sheet.write(0, 0, "Customer list - November")  # row 1: a title
     sheet.write_row(1, 0, ["Email", "First Name", "Last Name", "Phone", "Birthday", "Member since"])  # row 2
-    sheet.write_row(2, 0, ["ann.lee@example.com", "Ann", "Lee"])                           # row 3
-    sheet.write_number(2, 3, 4155550134)                                                    # a phone stored as a number
-    sheet.write_datetime(2, 4, datetime(1990, 3, 14), date_format)                         # a date cell
+    sheet.write_row(2, 0, ["ann.lee@example.com", "Ann", "Lee"])  # row 3
+    sheet.write_number(2, 3, 4155550134)  # a phone stored as a number
+    sheet.write_datetime(2, 4, datetime(1990, 3, 14), date_format)  # a date cell
     sheet.write_datetime(2, 5, datetime(2024, 5, 1), date_format)
-    sheet.write_row(3, 0, ["bo.chan@example.com", "Bo", "Chan", "'+1 415 555 0178"])        # row 4
-    sheet.write_number(3, 4, 32946)                                                         # a serial: 1990-03-14
+    sheet.write_row(3, 0, ["bo.chan@example.com", "Bo", "Chan", "'+1 415 555 0178"])  # row 4
+    sheet.write_number(3, 4, 32946)  # a serial: 1990-03-14
     sheet.write_row(5, 0, ["cy.diaz@example.com", "Cy", "Diaz", "(415) 555-0199", "03/21"])  # row 6 (row 5 blank)
-    sheet.write_row(6, 0, ["not-an-address", "Dee", "Fox", "4155550100", "1991-01-01"])     # row 7
+    sheet.write_row(6, 0, ["not-an-address", "Dee", "Fox", "4155550100", "1991-01-01"])  # row 7
     workbook.close()
     return path
 

@@ -35,7 +35,9 @@ def failed_run(tmp_path_factory):
             assets=[raw_upload, validated_users, users_and_passes],
             jobs=[ingest_upload_job],
             sensors=[run_failure_alert_sensor],
-            resources=build_resources(Settings(database_url=db_url, uploads_dir=uploads, storage_dir=tmp_path / "storage")),
+            resources=build_resources(
+                Settings(database_url=db_url, uploads_dir=uploads, storage_dir=tmp_path / "storage")
+            ),
             executor=in_process_executor,
         )
         instance.add_dynamic_partitions("uploads", [key])
@@ -97,8 +99,9 @@ def test_ui_url_defaults_to_local_dagster(failed_run):
 def test_no_webhook_configured_sends_nothing(failed_run, http_receiver):
     receiver = http_receiver(200)
     # Every other URL the pipeline knows is the receiver's: only the alert webhook is missing.
-    settings = Settings(alert_webhook_url=None, notification_sender="webhook", webhook_url=receiver.url,
-                        ui_url=receiver.url)
+    settings = Settings(
+        alert_webhook_url=None, notification_sender="webhook", webhook_url=receiver.url, ui_url=receiver.url
+    )
     assert run_failure_alert_sensor(with_settings(failed_run, settings)) is None
     assert receiver.requests == []
 
@@ -111,13 +114,16 @@ def test_webhook_5xx_is_retried_then_delivered(failed_run, http_receiver):
     assert receiver.requests[1].headers["Idempotency-Key"] == f"run-failure:{failed_run.dagster_run.run_id}"
 
 
-@pytest.mark.parametrize("tags, partition, program", [
-    ({"program": "joes-pizza"}, "2026-11-26|joes-pizza", "joes-pizza"),
-    ({}, "joes-pizza/customers.csv", "joes-pizza"),
-    ({}, "2026-11-26|city-events", "city-events"),
-    ({}, "2026-11-01|city-events...2026-11-25|city-events", "city-events"),
-    ({}, None, None),
-])
+@pytest.mark.parametrize(
+    "tags, partition, program",
+    [
+        ({"program": "joes-pizza"}, "2026-11-26|joes-pizza", "joes-pizza"),
+        ({}, "joes-pizza/customers.csv", "joes-pizza"),
+        ({}, "2026-11-26|city-events", "city-events"),
+        ({}, "2026-11-01|city-events...2026-11-25|city-events", "city-events"),
+        ({}, None, None),
+    ],
+)
 def test_program_from_tag_or_partition(tags, partition, program):
     assert _program(tags, partition) == program
 

@@ -62,9 +62,18 @@ def disk_instance():
 
 @pytest.fixture
 def resources(settings, tmp_path, monkeypatch) -> dict:
-    for name in ("LOYALTY_DATABASE_URL", "LOYALTY_UPLOADS_DIR", "LOYALTY_TIMEZONE", "LOYALTY_FROZEN_NOW",
-                 "LOYALTY_NOTIFICATION_SENDER", "LOYALTY_NOTIFICATION_LOG", "LOYALTY_WEBHOOK_URL",
-                 "LOYALTY_ALERT_WEBHOOK_URL", "LOYALTY_CATCHUP_DAYS", "LOYALTY_LATE_ALERT_HOURS"):
+    for name in (
+        "LOYALTY_DATABASE_URL",
+        "LOYALTY_UPLOADS_DIR",
+        "LOYALTY_TIMEZONE",
+        "LOYALTY_FROZEN_NOW",
+        "LOYALTY_NOTIFICATION_SENDER",
+        "LOYALTY_NOTIFICATION_LOG",
+        "LOYALTY_WEBHOOK_URL",
+        "LOYALTY_ALERT_WEBHOOK_URL",
+        "LOYALTY_CATCHUP_DAYS",
+        "LOYALTY_LATE_ALERT_HOURS",
+    ):
         monkeypatch.delenv(name, raising=False)  # build_resources must use the test database
     return {
         **build_resources(settings),
@@ -78,8 +87,11 @@ def at(resources: dict, moment: datetime) -> dict:
 
 
 def metadata(result, asset_name: str) -> dict:
-    [event] = [e for e in result.get_asset_materialization_events()
-               if e.event_specific_data.materialization.asset_key.to_user_string() == asset_name]
+    [event] = [
+        e
+        for e in result.get_asset_materialization_events()
+        if e.event_specific_data.materialization.asset_key.to_user_string() == asset_name
+    ]
     return {k: getattr(v, "value", v) for k, v in event.event_specific_data.materialization.metadata.items()}
 
 
@@ -95,20 +107,30 @@ def log_lines(tmp_path) -> list[dict]:
 def results(engine) -> dict[tuple[str, str], tuple]:
     """(slug, day) -> (status, eligible, rewarded, points, error) of every birthday_runs row."""
     with engine.connect() as conn:
-        rows = conn.execute(text("""
+        rows = conn.execute(
+            text("""
             SELECT p.slug, r.run_date, r.status, r.eligible, r.rewarded, r.points, r.error
-            FROM birthday_runs r JOIN programs p ON p.id = r.program_id""")).all()
-    return {(slug, str(day)[:10]): (status, eligible, rewarded, points, error)
-            for slug, day, status, eligible, rewarded, points, error in rows}
+            FROM birthday_runs r JOIN programs p ON p.id = r.program_id""")
+        ).all()
+    return {
+        (slug, str(day)[:10]): (status, eligible, rewarded, points, error)
+        for slug, day, status, eligible, rewarded, points, error in rows
+    }
 
 
 def run_day(instance, resources, day: str, programs=(), raise_on_error=False, **extra):
-    return materialize([birthday_log, birthday_notifications], partition_key=day, instance=instance,
-                       resources=resources, run_config=batch_config(list(programs), **extra),
-                       raise_on_error=raise_on_error)
+    return materialize(
+        [birthday_log, birthday_notifications],
+        partition_key=day,
+        instance=instance,
+        resources=resources,
+        run_config=batch_config(list(programs), **extra),
+        raise_on_error=raise_on_error,
+    )
 
 
 # --- assets --------------------------------------------------------------------------------------------
+
 
 def test_a_day_for_a_program_records_its_result_metadata_and_checks(engine, instance, resources, tmp_path):
     program = make_program(engine, birthday_message=MESSAGE)
@@ -128,11 +150,17 @@ def test_a_day_for_a_program_records_its_result_metadata_and_checks(engine, inst
     assert (row["status"], row["eligible"], row["rewarded_now"], row["points_total"]) == ("succeeded", 3, 2, 100)
     assert log["sample_messages"].startswith("- Happy birthday ")
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
-    assert checks == {"no_pass_twice_a_year": True, "pass_in_logged_program": True,
-                      "one_notification_per_log": True, "programs_succeeded": True}
+    assert checks == {
+        "no_pass_twice_a_year": True,
+        "pass_in_logged_program": True,
+        "one_notification_per_log": True,
+        "programs_succeeded": True,
+    }
     assert metadata(result, "birthday_notifications")["sent"] == 2
     assert sorted(line["text"] for line in log_lines(tmp_path)) == [
-        "Happy birthday Ada! Joe's Pizza added 50 points.", "Happy birthday Grace! Joe's Pizza added 50 points."]
+        "Happy birthday Ada! Joe's Pizza added 50 points.",
+        "Happy birthday Grace! Joe's Pizza added 50 points.",
+    ]
     assert sorted(p for p, d in rewarded_passes(engine) if d == "2026-11-26") == sorted([ada, grace])
     assert results(engine)[("joes-pizza", "2026-11-26")] == ("succeeded", 3, 2, 100, None)
 
@@ -159,7 +187,11 @@ def test_one_program_failing_leaves_the_others_rewarded_and_is_visible_per_progr
     assert batch.success  # the others are rewarded and their messages delivered
     rows = per_program(batch)
     assert {slug: row["status"] for slug, row in rows.items()} == {
-        "blank": "failed", "gone": "failed", "joes-pizza": "succeeded", "sleepy": "skipped"}
+        "blank": "failed",
+        "gone": "failed",
+        "joes-pizza": "succeeded",
+        "sleepy": "skipped",
+    }
     assert rows["blank"]["note"] == "program 'blank' has invalid config: birthday_message is empty"
     assert rows["gone"]["note"] == "program 'gone' does not exist in the programs table"
     check = {c.check_name: c for c in batch.get_asset_check_evaluations()}["programs_succeeded"]
@@ -196,8 +228,7 @@ def test_default_batch_is_every_enabled_program_past_its_send_hour(engine, insta
 
 def test_cli_backfill_is_one_run_over_the_range_for_every_program(engine, instance, resources, settings):
     joes = make_program(engine, "joes-pizza")
-    city = make_program(engine, "city-events", name="City Events", timezone="Europe/London",
-                        birthday_reward_points=100)
+    city = make_program(engine, "city-events", name="City Events", timezone="Europe/London", birthday_reward_points=100)
     born = {}
     for offset in range(60):  # birthdays 2026-10-01 .. 2026-11-29
         day = date(2026, 10, 1) + timedelta(days=offset)
@@ -214,7 +245,9 @@ def test_cli_backfill_is_one_run_over_the_range_for_every_program(engine, instan
     assert instance.get_runs_count() == 1
     [run] = instance.get_runs(RunsFilter(job_name="birthday_job"))
     assert (run.tags["dagster/asset_partition_range_start"], run.tags["dagster/asset_partition_range_end"]) == (
-        "2026-10-27", "2026-11-25")
+        "2026-10-27",
+        "2026-11-25",
+    )
     expected = sorted((p, d.isoformat()) for p, d in born.items() if start <= d <= end)
     assert rewarded_passes(engine) == expected
     recorded = results(engine)
@@ -230,8 +263,9 @@ def test_the_migration_backfills_birthday_runs_from_the_reward_history(engine):
     member(engine, program, (11, 20))
     member(engine, program, (11, 20))
     member(engine, program, (11, 22))
-    award_birthdays(engine, program_slug="joes-pizza", dates=[date(2026, 11, 20), date(2026, 11, 22)],
-                    now=utc(2026, 11, 22, 12))
+    award_birthdays(
+        engine, program_slug="joes-pizza", dates=[date(2026, 11, 20), date(2026, 11, 22)], now=utc(2026, 11, 22, 12)
+    )
     with engine.begin() as conn:  # the database as it was at revision 0006, with its reward history
         for table in ("birthday_late_alerts", "birthday_enabled_since", "birthday_runs"):
             conn.execute(text(f"DROP TABLE {table}"))
@@ -241,36 +275,52 @@ def test_the_migration_backfills_birthday_runs_from_the_reward_history(engine):
 
     recorded = results(engine)
     assert {k: v[:4] for k, v in recorded.items()} == {
-        ("joes-pizza", "2026-11-20"): ("succeeded", 2, 2, 100), ("joes-pizza", "2026-11-22"): ("succeeded", 1, 1, 50)}
+        ("joes-pizza", "2026-11-20"): ("succeeded", 2, 2, 100),
+        ("joes-pizza", "2026-11-22"): ("succeeded", 1, 1, 50),
+    }
     assert count(engine, "SELECT count(*) FROM birthday_enabled_since") == 1
 
 
 # --- schedule ----------------------------------------------------------------------------------------
 
+
 def _tick(instance, resources, moment: datetime):
-    definitions = Definitions(assets=[birthday_log, birthday_notifications], jobs=[birthday_job],
-                              schedules=[birthday_schedule], resources=resources, executor=in_process_executor)
+    definitions = Definitions(
+        assets=[birthday_log, birthday_notifications],
+        jobs=[birthday_job],
+        schedules=[birthday_schedule],
+        resources=resources,
+        executor=in_process_executor,
+    )
     ticking = {**resources, "clock": Clock()}  # the tick's own time, as under the daemon
-    with build_schedule_context(instance=instance, scheduled_execution_time=moment, resources=ticking,
-                                repository_def=definitions.get_repository_def()) as context:
+    with build_schedule_context(
+        instance=instance,
+        scheduled_execution_time=moment,
+        resources=ticking,
+        repository_def=definitions.get_repository_def(),
+    ) as context:
         return birthday_schedule.evaluate_tick(context).run_requests or []
 
 
 def test_schedule_batches_programs_per_local_date_once_past_their_send_hour(engine, disk_instance, resources):
     instance = disk_instance
-    for slug, zone in (("la", "America/Los_Angeles"), ("tokyo", "Asia/Tokyo"), ("kolkata", "Asia/Kolkata"),
-                       ("osaka", "Asia/Tokyo")):
+    for slug, zone in (
+        ("la", "America/Los_Angeles"),
+        ("tokyo", "Asia/Tokyo"),
+        ("kolkata", "Asia/Kolkata"),
+        ("osaka", "Asia/Tokyo"),
+    ):
         make_program(engine, slug, name=slug, timezone=zone)
     make_program(engine, "broken", name="Broken", timezone="Asia/Tokyo", birthday_message="")
     make_program(engine, "off", name="Off", timezone="Asia/Tokyo", birthday_bot_enabled=False)
 
     ticks = {  # UTC tick -> (day, programs) requested; each request is run before the next tick
-        utc(2026, 11, 25, 3, 0): [],                                  # Kolkata 08:30, LA 19:00 on the 24th
-        utc(2026, 11, 25, 3, 30): [("2026-11-25", ["kolkata"])],      # Kolkata 09:00 (UTC+5:30)
-        utc(2026, 11, 25, 3, 45): [],                                 # done: not requested again
-        utc(2026, 11, 25, 17, 0): [("2026-11-25", ["la"])],           # LA 09:00
+        utc(2026, 11, 25, 3, 0): [],  # Kolkata 08:30, LA 19:00 on the 24th
+        utc(2026, 11, 25, 3, 30): [("2026-11-25", ["kolkata"])],  # Kolkata 09:00 (UTC+5:30)
+        utc(2026, 11, 25, 3, 45): [],  # done: not requested again
+        utc(2026, 11, 25, 17, 0): [("2026-11-25", ["la"])],  # LA 09:00
         utc(2026, 11, 26, 0, 0): [("2026-11-26", ["broken", "osaka", "tokyo"])],  # Tokyo 09:00: one batch
-        utc(2026, 11, 26, 0, 15): [],                                 # broken failed: alerted, not retried
+        utc(2026, 11, 26, 0, 15): [],  # broken failed: alerted, not retried
         utc(2026, 11, 26, 3, 30): [("2026-11-26", ["kolkata"])],
     }
     # The first tick would also request the local dates already past their send hour then (LA's 24th,
@@ -278,26 +328,40 @@ def test_schedule_batches_programs_per_local_date_once_past_their_send_hour(engi
     with engine.begin() as conn:
         for slug, day in (("la", 24), ("tokyo", 25), ("osaka", 25), ("broken", 25)):
             program_id = conn.execute(text("SELECT id FROM programs WHERE slug = :s"), {"s": slug}).scalar_one()
-            birthday_runs.record(conn, str(program_id), [birthday_runs.DayResult(date(2026, 11, day), "succeeded")],
-                                 "earlier", utc(2026, 11, 24, 17), utc(2026, 11, 24, 17))
+            birthday_runs.record(
+                conn,
+                str(program_id),
+                [birthday_runs.DayResult(date(2026, 11, day), "succeeded")],
+                "earlier",
+                utc(2026, 11, 24, 17),
+                utc(2026, 11, 24, 17),
+            )
 
     seen, run_keys = {}, set()
     for moment in ticks:
         requests = _tick(instance, resources, moment)
-        seen[moment] = [(r.partition_key, r.run_config["ops"]["birthday_log"]["config"]["programs"])
-                        for r in requests]
+        seen[moment] = [(r.partition_key, r.run_config["ops"]["birthday_log"]["config"]["programs"]) for r in requests]
         for request in requests:
             run_keys.add(request.run_key)
-            run_day(instance, at(resources, moment + timedelta(minutes=1)), request.partition_key,
-                    request.run_config["ops"]["birthday_log"]["config"]["programs"])
+            run_day(
+                instance,
+                at(resources, moment + timedelta(minutes=1)),
+                request.partition_key,
+                request.run_config["ops"]["birthday_log"]["config"]["programs"],
+            )
 
     assert seen == ticks
     assert len(run_keys) == 4
     recorded = results(engine)
     assert {k: v[0] for k, v in recorded.items() if k[1] == "2026-11-26" or k[0] in ("la", "kolkata")} == {
-        ("la", "2026-11-24"): "succeeded", ("kolkata", "2026-11-25"): "succeeded", ("la", "2026-11-25"): "succeeded",
-        ("broken", "2026-11-26"): "failed", ("osaka", "2026-11-26"): "succeeded",
-        ("tokyo", "2026-11-26"): "succeeded", ("kolkata", "2026-11-26"): "succeeded"}
+        ("la", "2026-11-24"): "succeeded",
+        ("kolkata", "2026-11-25"): "succeeded",
+        ("la", "2026-11-25"): "succeeded",
+        ("broken", "2026-11-26"): "failed",
+        ("osaka", "2026-11-26"): "succeeded",
+        ("tokyo", "2026-11-26"): "succeeded",
+        ("kolkata", "2026-11-26"): "succeeded",
+    }
 
 
 def test_a_day_queued_or_running_is_not_requested_again(engine, disk_instance, resources):
@@ -306,11 +370,16 @@ def test_a_day_queued_or_running_is_not_requested_again(engine, disk_instance, r
     make_program(engine, "osaka", name="Osaka", timezone="Asia/Tokyo")
     nine_in_tokyo = utc(2026, 11, 26, 0)
     [request] = _tick(instance, resources, nine_in_tokyo)
-    job = Definitions(assets=[birthday_log, birthday_notifications], jobs=[birthday_job],
-                      resources=resources).resolve_job_def("birthday_job")
+    job = Definitions(
+        assets=[birthday_log, birthday_notifications], jobs=[birthday_job], resources=resources
+    ).resolve_job_def("birthday_job")
     # The request's run, started but not finished (a long queue, or a slow batch).
-    running = instance.create_run_for_job(job, run_config=request.run_config, status=DagsterRunStatus.STARTED,
-                                          tags={**request.tags, "dagster/partition": request.partition_key})
+    running = instance.create_run_for_job(
+        job,
+        run_config=request.run_config,
+        status=DagsterRunStatus.STARTED,
+        tags={**request.tags, "dagster/partition": request.partition_key},
+    )
 
     assert _tick(instance, resources, nine_in_tokyo + timedelta(minutes=15)) == []  # in flight
     instance.report_run_canceled(running)  # it ended without recording anything for the day
@@ -318,8 +387,9 @@ def test_a_day_queued_or_running_is_not_requested_again(engine, disk_instance, r
     assert (again.partition_key, _batch(again)) == ("2026-11-26", ["osaka", "tokyo"])
 
 
-def test_a_program_with_an_unknown_time_zone_runs_on_the_default_clock_and_fails_visibly(engine, disk_instance,
-                                                                                           resources):
+def test_a_program_with_an_unknown_time_zone_runs_on_the_default_clock_and_fails_visibly(
+    engine, disk_instance, resources
+):
     instance = disk_instance
     make_program(engine, "mars", name="Mars", timezone="Mars/Olympus_Mons")
     [request] = _tick(instance, resources, utc(2026, 11, 26, 9))  # 09:00 in UTC, the default
@@ -337,8 +407,10 @@ def _batch(request) -> list[str]:
 
 def test_schedule_batches_follow_time_zones_not_programs():
     zones = ["Pacific/Honolulu", "America/New_York", "Europe/Paris", "Asia/Tokyo"]
-    programs = [birthday_runs.ProgramState(_program(f"p{n:04d}", zones[n % 4]),
-                                           ZoneInfo(zones[n % 4]), None, None) for n in range(2000)]
+    programs = [
+        birthday_runs.ProgramState(_program(f"p{n:04d}", zones[n % 4]), ZoneInfo(zones[n % 4]), None, None)
+        for n in range(2000)
+    ]
     snap = birthday_runs.Snapshot(programs, {})
     at_nine_in_paris = utc(2026, 11, 26, 8)  # 09:00 in Paris; 03:00 in New York; 17:00 in Tokyo
 
@@ -347,19 +419,34 @@ def test_schedule_batches_follow_time_zones_not_programs():
 
     assert sorted(due) == [date(2026, 11, 25), date(2026, 11, 26)]  # Honolulu is still on the 25th (22:00)
     assert [(day.isoformat(), len(slugs)) for day, slugs in batches] == [
-        ("2026-11-25", 500), ("2026-11-26", 500), ("2026-11-26", 500)]  # Paris + Tokyo: 1,000 in batches of 500
+        ("2026-11-25", 500),
+        ("2026-11-26", 500),
+        ("2026-11-26", 500),
+    ]  # Paris + Tokyo: 1,000 in batches of 500
     in_flight = {date(2026, 11, 26): None}
     assert birthday_runs.due_today(snap, at_nine_in_paris, in_flight) == {date(2026, 11, 25): due[date(2026, 11, 25)]}
 
 
 def _program(slug, zone, **overrides):
-    values = dict(id=slug, slug=slug, name=slug, birthday_bot_enabled=True, birthday_reward_points=50,
-                  birthday_message="Happy birthday!", default_phone_region="US", date_order="MDY", timezone=zone,
-                  birthday_min_notice_days=0, birthday_max_delay_days=30, birthday_send_hour=9)
+    values = dict(
+        id=slug,
+        slug=slug,
+        name=slug,
+        birthday_bot_enabled=True,
+        birthday_reward_points=50,
+        birthday_message="Happy birthday!",
+        default_phone_region="US",
+        date_order="MDY",
+        timezone=zone,
+        birthday_min_notice_days=0,
+        birthday_max_delay_days=30,
+        birthday_send_hour=9,
+    )
     return Program(**{**values, **overrides})
 
 
 # --- catch-up ------------------------------------------------------------------------------------------
+
 
 def _sensor(sensor, instance, resources, moment: datetime, **settings):
     resources = at(resources, moment)
@@ -382,33 +469,54 @@ def test_catchup_requests_each_missed_day_once_since_the_last_success(engine, di
     with engine.begin() as conn:
         birthday_runs.sync_enabled_since(conn, utc(2026, 11, 1))
     for slug in ("steady", "paused", "strict"):  # their last successful day: the 20th
-        assert run_birthdays(instance, settings, date(2026, 11, 20), date(2026, 11, 20), slug,
-                             resources=at(resources, utc(2026, 11, 20, 10)))[0][1]
+        assert run_birthdays(
+            instance,
+            settings,
+            date(2026, 11, 20),
+            date(2026, 11, 20),
+            slug,
+            resources=at(resources, utc(2026, 11, 20, 10)),
+        )[0][1]
     with engine.begin() as conn:  # paused was disabled, then enabled again on the 24th
-        conn.execute(text("UPDATE birthday_enabled_since SET since = :at WHERE program_id = :p"),
-                     {"at": "2026-11-24 08:00:00" if conn.dialect.name == "sqlite" else utc(2026, 11, 24, 8),
-                      "p": paused.id})
+        conn.execute(
+            text("UPDATE birthday_enabled_since SET since = :at WHERE program_id = :p"),
+            {"at": "2026-11-24 08:00:00" if conn.dialect.name == "sqlite" else utc(2026, 11, 24, 8), "p": paused.id},
+        )
     instance.add_dynamic_partitions("programs", ["paused", "steady"])  # left over from the former shape
 
     # The daemon comes back on the 26th at 10:00 UTC (the 26th itself is the schedule's).
     result = _sensor(birthday_catchup_sensor, instance, resources, utc(2026, 11, 26, 10))
 
-    requested = {r.partition_key: r.run_config["ops"]["birthday_log"]["config"]["programs"]
-                 for r in result.run_requests}
+    requested = {
+        r.partition_key: r.run_config["ops"]["birthday_log"]["config"]["programs"] for r in result.run_requests
+    }
     assert requested == {
-        "2026-11-21": ["steady"], "2026-11-22": ["steady"], "2026-11-23": ["steady"],
-        "2026-11-24": ["paused", "steady", "strict"], "2026-11-25": ["paused", "steady", "strict"]}
+        "2026-11-21": ["steady"],
+        "2026-11-22": ["steady"],
+        "2026-11-23": ["steady"],
+        "2026-11-24": ["paused", "steady", "strict"],
+        "2026-11-25": ["paused", "steady", "strict"],
+    }
     assert result.dynamic_partitions_requests == [DeleteDynamicPartitionsRequest("programs", ["paused", "steady"])]
     shorter = _sensor(birthday_catchup_sensor, instance, resources, utc(2026, 11, 26, 10), catchup_days=2)
     assert sorted(r.partition_key for r in shorter.run_requests) == ["2026-11-24", "2026-11-25"]
 
     for request in result.run_requests:
-        assert run_day(instance, at(resources, utc(2026, 11, 26, 10, 1)), request.partition_key,
-                       request.run_config["ops"]["birthday_log"]["config"]["programs"]).success
+        assert run_day(
+            instance,
+            at(resources, utc(2026, 11, 26, 10, 1)),
+            request.partition_key,
+            request.run_config["ops"]["birthday_log"]["config"]["programs"],
+        ).success
     rewarded = {(slug, day) for (slug, day), row in results(engine).items() if row[2] == 1}
     assert rewarded == {("steady", f"2026-11-{d}") for d in range(20, 26)} | {
-        ("paused", "2026-11-20"), ("paused", "2026-11-24"), ("paused", "2026-11-25"),
-        ("strict", "2026-11-20"), ("strict", "2026-11-24"), ("strict", "2026-11-25")}
+        ("paused", "2026-11-20"),
+        ("paused", "2026-11-24"),
+        ("paused", "2026-11-25"),
+        ("strict", "2026-11-20"),
+        ("strict", "2026-11-24"),
+        ("strict", "2026-11-25"),
+    }
     assert rewarded_passes(engine, fresh) == []  # never ran: not back-filled
 
     again = _sensor(birthday_catchup_sensor, instance, resources, utc(2026, 11, 26, 10, 2))
@@ -417,6 +525,7 @@ def test_catchup_requests_each_missed_day_once_since_the_last_success(engine, di
 
 # --- late alert ----------------------------------------------------------------------------------------
 
+
 def test_late_alert_once_per_program_and_day(engine, disk_instance, resources, http_receiver):
     instance = disk_instance
     for slug, hour in (("tardy", 9), ("ontime", 9), ("later", 10), ("failing", 9)):
@@ -424,8 +533,15 @@ def test_late_alert_once_per_program_and_day(engine, disk_instance, resources, h
     with engine.begin() as conn:
         birthday_runs.sync_enabled_since(conn, utc(2026, 11, 26, 0))
     run_day(instance, at(resources, utc(2026, 11, 26, 9, 5)), "2026-11-26", ["ontime"])
-    birthday_runs.record_failure(engine, "failing", [date(2026, 11, 26)], "failing: connection refused", "run-1",
-                                 utc(2026, 11, 26, 9), utc(2026, 11, 26, 9, 1))
+    birthday_runs.record_failure(
+        engine,
+        "failing",
+        [date(2026, 11, 26)],
+        "failing: connection refused",
+        "run-1",
+        utc(2026, 11, 26, 9),
+        utc(2026, 11, 26, 9, 1),
+    )
 
     receiver = http_receiver(200)
     resources = {**resources, "alert_webhook": AlertWebhook(url=receiver.url, ui_url="https://dagster.example.com")}
@@ -437,13 +553,31 @@ def test_late_alert_once_per_program_and_day(engine, disk_instance, resources, h
     assert "no late birthday day" in before.skip_message
     assert "2 late day(s) alerted" in first.skip_message and "no late" in second.skip_message
     assert sorted((a["program"], a["partition"]) for a in alerts) == [
-        ("failing", "2026-11-26"), ("tardy", "2026-11-26")]
+        ("failing", "2026-11-26"),
+        ("tardy", "2026-11-26"),
+    ]
     assert sorted(request.headers["Idempotency-Key"] for request in receiver.requests) == [
-        "birthday-late:failing:2026-11-26", "birthday-late:tardy:2026-11-26"]
+        "birthday-late:failing:2026-11-26",
+        "birthday-late:tardy:2026-11-26",
+    ]
     by_program = {a["program"]: a for a in alerts}
     failing = by_program["failing"]
-    assert set(failing) == {"event", "run_id", "job", "status", "assets", "failed_assets", "partition", "program",
-                            "backfill_id", "error", "errors", "run_url", "failed_at", "text"}
+    assert set(failing) == {
+        "event",
+        "run_id",
+        "job",
+        "status",
+        "assets",
+        "failed_assets",
+        "partition",
+        "program",
+        "backfill_id",
+        "error",
+        "errors",
+        "run_url",
+        "failed_at",
+        "text",
+    }
     assert (failing["event"], failing["status"], failing["run_id"]) == ("birthday_late", "FAILURE", "run-1")
     assert failing["run_url"] == "https://dagster.example.com/runs/run-1"
     assert failing["error"].endswith("failing: connection refused")

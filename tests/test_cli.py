@@ -17,14 +17,23 @@ from tests.factories import write_contacts_workbook, write_csv
 def loyalty(*args, cwd: Path, env: dict | None = None, timeout=180):
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("LOYALTY_", "DAGSTER_"))}
     environment.update(env or {})
-    return subprocess.run([sys.executable, "-m", "loyalty_pipeline.cli", *args], cwd=cwd, env=environment,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "loyalty_pipeline.cli", *args],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture
 def cli_env(db_url, tmp_path):
-    return {"LOYALTY_DATABASE_URL": db_url, "LOYALTY_UPLOADS_DIR": str(tmp_path / "uploads"),
-            "DAGSTER_HOME": str(tmp_path / "dagster_home")}
+    return {
+        "LOYALTY_DATABASE_URL": db_url,
+        "LOYALTY_UPLOADS_DIR": str(tmp_path / "uploads"),
+        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+    }
 
 
 def test_init_db_is_idempotent(db_url, tmp_path, cli_env):
@@ -47,10 +56,13 @@ def test_ingest_copies_the_file_and_prints_the_summary(db_url, engine, tmp_path,
     assert (tmp_path / "dagster_home" / "dagster.yaml").exists()  # the run is on the instance the UI reads
 
 
-@pytest.mark.parametrize("args, reason", [
-    (["--program", "no-such-program"], "program 'no-such-program' does not exist"),
-    (["--program", "../etc"], "invalid program slug"),
-])
+@pytest.mark.parametrize(
+    "args, reason",
+    [
+        (["--program", "no-such-program"], "program 'no-such-program' does not exist"),
+        (["--program", "../etc"], "invalid program slug"),
+    ],
+)
 def test_ingest_failures_exit_non_zero_with_one_line(db_url, tmp_path, cli_env, args, reason):
     source = write_csv(tmp_path / "march.csv", "email\na@x.com\n")
     result = loyalty("ingest", str(source), *args, cwd=tmp_path, env=cli_env)
@@ -66,7 +78,8 @@ def test_ingest_of_a_broken_file_names_the_problem(db_url, engine, tmp_path, cli
     result = loyalty("ingest", str(source), "--program", "joes-pizza", cwd=tmp_path, env=cli_env)
     assert result.returncode != 0
     assert result.stderr.strip() == (
-        'loyalty ingest: joes-pizza/people.csv: no email column in the header (found: "name", "phone")')
+        'loyalty ingest: joes-pizza/people.csv: no email column in the header (found: "name", "phone")'
+    )
 
 
 def test_ingest_takes_a_workbook_and_refuses_a_legacy_xls_with_what_to_do(db_url, engine, tmp_path, cli_env):
@@ -79,8 +92,9 @@ def test_ingest_takes_a_workbook_and_refuses_a_legacy_xls_with_what_to_do(db_url
     legacy = write_csv(tmp_path / "incoming" / "old.xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(512))
     result = loyalty("ingest", str(legacy), "--program", "joes-pizza", cwd=tmp_path, env=cli_env)
     assert result.returncode != 0
-    assert result.stderr.strip().startswith("loyalty ingest: joes-pizza/old.xls: a legacy Excel .xls workbook "
-                                            "cannot be read; save it as .xlsx or CSV")
+    assert result.stderr.strip().startswith(
+        "loyalty ingest: joes-pizza/old.xls: a legacy Excel .xls workbook cannot be read; save it as .xlsx or CSV"
+    )
 
 
 def test_demo_works_on_a_fresh_checkout_without_a_server(tmp_path):

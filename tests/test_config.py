@@ -36,8 +36,9 @@ def test_every_variable_read_in_the_code_is_defined_once():
 
 
 def test_settings_from_env_take_each_variable_and_default_the_rest():
-    settings = Settings.from_env({"LOYALTY_REPORTS_DIR": "/srv/reports", "LOYALTY_MAX_REJECT_RATE": "0.5",
-                                  "LOYALTY_TIMEZONE": ""})
+    settings = Settings.from_env(
+        {"LOYALTY_REPORTS_DIR": "/srv/reports", "LOYALTY_MAX_REJECT_RATE": "0.5", "LOYALTY_TIMEZONE": ""}
+    )
     assert settings.reports_dir == Path("/srv/reports")
     assert settings.max_reject_rate == 0.5
     assert settings.timezone == "UTC", "an empty variable counts as unset"

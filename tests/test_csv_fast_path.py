@@ -10,8 +10,30 @@ from loyalty_pipeline import csv_reader
 from loyalty_pipeline.csv_reader import read_csv
 from tests.factories import write_csv
 
-CELLS = ["", "a", "b c", " x ", "é", "😀", "Ann", '"q"', '"a,b"', '"l1\nl2"', '"l1\r\nl2"', '"x""y"', '""',
-         'a"b', '"a"b', ' "s"', '"', "a,b", "\t", "x\r", '"c\r"', "=1+2"]
+CELLS = [
+    "",
+    "a",
+    "b c",
+    " x ",
+    "é",
+    "😀",
+    "Ann",
+    '"q"',
+    '"a,b"',
+    '"l1\nl2"',
+    '"l1\r\nl2"',
+    '"x""y"',
+    '""',
+    'a"b',
+    '"a"b',
+    ' "s"',
+    '"',
+    "a,b",
+    "\t",
+    "x\r",
+    '"c\r"',
+    "=1+2",
+]
 HEADERS = ["email,first_name", "Email,DOB,Mobile,Surname,First Name", "email", "dob,email,x", "email,,extra"]
 ENDINGS = ["\n", "\r\n", "\r"]
 
@@ -25,9 +47,14 @@ def _same(fast, slow):
     assert fast.rows.to_dicts() == slow.rows.to_dicts()
     assert fast.rows.schema == slow.rows.schema
     assert fast.issues.to_dicts() == slow.issues.to_dicts()
-    assert (fast.rows_read, fast.encoding, fast.unknown_columns, fast.nul_bytes_stripped, fast.delimiter,
-            fast.sources) == (slow.rows_read, slow.encoding, slow.unknown_columns, slow.nul_bytes_stripped,
-                              slow.delimiter, slow.sources)
+    assert (
+        fast.rows_read,
+        fast.encoding,
+        fast.unknown_columns,
+        fast.nul_bytes_stripped,
+        fast.delimiter,
+        fast.sources,
+    ) == (slow.rows_read, slow.encoding, slow.unknown_columns, slow.nul_bytes_stripped, slow.delimiter, slow.sources)
 
 
 @st.composite
@@ -68,10 +95,12 @@ def test_fast_path_reads_exactly_what_the_csv_module_reads(tmp_path, sample):
 
 
 def test_a_well_formed_export_takes_the_fast_path(tmp_path):
-    text = ('Email,First Name,DOB,Mobile\r\n'
-            'a@x.com,"Smith, ""Jo""\r\nsecond line",03/14/1990,2125550100\r\n'
-            'b@x.com,Bo,"March 14, 1990",\r\n'
-            'c@x.com,,,\r\n')
+    text = (
+        "Email,First Name,DOB,Mobile\r\n"
+        'a@x.com,"Smith, ""Jo""\r\nsecond line",03/14/1990,2125550100\r\n'
+        'b@x.com,Bo,"March 14, 1990",\r\n'
+        "c@x.com,,,\r\n"
+    )
     path = write_csv(tmp_path / "a.csv", text)
     fast = read_csv(path)
     assert fast.parser == "polars"
@@ -80,11 +109,13 @@ def test_a_well_formed_export_takes_the_fast_path(tmp_path):
 
 
 def test_blank_short_and_ragged_records_read_the_same_on_the_fast_path(tmp_path):
-    for text in ["email,first_name\na@x.com,A\n\nb@x.com,B\n",         # a blank row keeps its line number
-                 "email,first_name\n\n\na@x.com,A\n\n",                  # blank rows first and last
-                 "email,first_name\na@x.com,A,extra\nb@x.com,B,\n",    # ragged: rejected / harmless
-                 "email,first_name\na@x.com\n\"\"\nb@x.com,B, \t\n",  # short record, "" row, blank surplus
-                 "email,first_name\r\na@x.com,\"x\r\ny\",\"z,\"\r\n"]:  # ragged with quoted cells
+    for text in [
+        "email,first_name\na@x.com,A\n\nb@x.com,B\n",  # a blank row keeps its line number
+        "email,first_name\n\n\na@x.com,A\n\n",  # blank rows first and last
+        "email,first_name\na@x.com,A,extra\nb@x.com,B,\n",  # ragged: rejected / harmless
+        'email,first_name\na@x.com\n""\nb@x.com,B, \t\n',  # short record, "" row, blank surplus
+        'email,first_name\r\na@x.com,"x\r\ny","z,"\r\n',
+    ]:  # ragged with quoted cells
         path = write_csv(tmp_path / "b.csv", text)
         raw = read_csv(path)
         assert raw.parser == "polars"
@@ -92,10 +123,12 @@ def test_blank_short_and_ragged_records_read_the_same_on_the_fast_path(tmp_path)
 
 
 def test_files_the_fast_path_cannot_vouch_for_use_the_csv_module(tmp_path):
-    for text in ['email,first_name\na@x.com,Jo"hn\n',                # a quote inside an unquoted field
-                 'email,first_name\na@x.com,"Jo"hn\n',               # text after a closing quote
-                 'email,first_name\na@x.com,"John\n',                # an unterminated quote
-                 "email,first_name\ra@x.com,A\r"]:                   # old Mac line ends
+    for text in [
+        'email,first_name\na@x.com,Jo"hn\n',  # a quote inside an unquoted field
+        'email,first_name\na@x.com,"Jo"hn\n',  # text after a closing quote
+        'email,first_name\na@x.com,"John\n',  # an unterminated quote
+        "email,first_name\ra@x.com,A\r",
+    ]:  # old Mac line ends
         path = write_csv(tmp_path / "b.csv", text)
         raw = read_csv(path)
         assert raw.parser == "python"
@@ -103,8 +136,10 @@ def test_files_the_fast_path_cannot_vouch_for_use_the_csv_module(tmp_path):
 
 
 def test_semicolon_and_tab_files_take_the_fast_path_too(tmp_path):
-    for text in ['E-Mail;Vorname;Geburtstag\r\na@x.com;"Jo; ""J""";14.03.1990\r\n\r\nb@x.com;Bo;;x\r\n',
-                 'email\tfirst_name\na@x.com\t"Jo\tJ"\nb@x.com\tBo\textra\n']:
+    for text in [
+        'E-Mail;Vorname;Geburtstag\r\na@x.com;"Jo; ""J""";14.03.1990\r\n\r\nb@x.com;Bo;;x\r\n',
+        'email\tfirst_name\na@x.com\t"Jo\tJ"\nb@x.com\tBo\textra\n',
+    ]:
         path = write_csv(tmp_path / "d.csv", text)
         raw = read_csv(path)
         assert raw.parser == "polars"

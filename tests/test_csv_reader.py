@@ -11,8 +11,9 @@ from tests.factories import write_contacts_workbook, write_csv, write_empty_work
 def test_headers_are_normalised_and_aliased():
     assert normalize_header("  First Name ") == "first_name"
     assert normalize_header("Date-Of-Birth") == "birth_date"
-    assert [normalize_header(h) for h in ("DOB", "birthday", "Phone", "Mobile", "FirstName", "Surname", "lastname")] == [
-        "birth_date", "birth_date", "phone_number", "phone_number", "first_name", "last_name", "last_name"]
+    assert [
+        normalize_header(h) for h in ("DOB", "birthday", "Phone", "Mobile", "FirstName", "Surname", "lastname")
+    ] == ["birth_date", "birth_date", "phone_number", "phone_number", "first_name", "last_name", "last_name"]
 
 
 def test_unknown_columns_are_listed_and_ignored(tmp_path):
@@ -77,14 +78,17 @@ def test_whole_file_errors_name_the_file_and_the_problem(tmp_path, content, mess
     assert message in str(error.value)
 
 
-@pytest.mark.parametrize("name, text, delimiter", [
-    ("a.csv", "E-Mail;Vorname;Nachname\na@x.com;Jo;Roe\n", ";"),
-    ("a.csv", "email\tfirst_name\tlast_name\na@x.com\tJo\tRoe\n", "\t"),
-    ("a.txt", "email|first_name|last_name\na@x.com|Jo|Roe\n", "|"),
-    ("a.tsv", "email\tfirst_name\tlast_name\na@x.com\tJo\tRoe\n", "\t"),
-    ("a.csv", 'email,"Name; full",last_name\na@x.com,Jo,Roe\n', ","),   # a quoted ';' does not count
-    ("a.csv", "sep=|\nemail|first_name|last_name\na@x.com|Jo|Roe\n", "|"),
-])
+@pytest.mark.parametrize(
+    "name, text, delimiter",
+    [
+        ("a.csv", "E-Mail;Vorname;Nachname\na@x.com;Jo;Roe\n", ";"),
+        ("a.csv", "email\tfirst_name\tlast_name\na@x.com\tJo\tRoe\n", "\t"),
+        ("a.txt", "email|first_name|last_name\na@x.com|Jo|Roe\n", "|"),
+        ("a.tsv", "email\tfirst_name\tlast_name\na@x.com\tJo\tRoe\n", "\t"),
+        ("a.csv", 'email,"Name; full",last_name\na@x.com,Jo,Roe\n', ","),  # a quoted ';' does not count
+        ("a.csv", "sep=|\nemail|first_name|last_name\na@x.com|Jo|Roe\n", "|"),
+    ],
+)
 def test_the_delimiter_is_the_one_that_splits_the_header(tmp_path, name, text, delimiter):
     raw = read_upload(write_csv(tmp_path / name, text))
     assert raw.delimiter == delimiter
@@ -96,17 +100,21 @@ def test_an_excel_sep_line_is_not_the_header_and_lines_count_from_the_header(tmp
     raw = read_upload(write_csv(tmp_path / "de.csv", text.encode("cp1252")))
     assert (raw.delimiter, raw.encoding, raw.file_kind) == (";", "utf-8", "csv")
     assert raw.rows.select("line", "email", "first_name", "birth_date").rows() == [
-        (2, "a@x.com", "Jo", "14.03.1990"), (3, "b@x.com,x", "Bo", "")]
+        (2, "a@x.com", "Jo", "14.03.1990"),
+        (3, "b@x.com,x", "Bo", ""),
+    ]
     assert raw.sources == {"email": ["E-Mail"], "first_name": ["Vorname"], "birth_date": ["Geburtsdatum"]}
 
 
 def test_export_cell_conventions_are_removed_from_email_phone_and_birthday_cells(tmp_path):
-    text = ("Email,Phone,Default Address Phone,Birthday,First Name\n"
-            "'a@x.com,','+14155550134,'1990-03-14,'Jo\n"
-            "* b@x.com ::: c@x.com,+1 650 ::: +1 651,,--03-01,Bo\n")
+    text = (
+        "Email,Phone,Default Address Phone,Birthday,First Name\n"
+        "'a@x.com,','+14155550134,'1990-03-14,'Jo\n"
+        "* b@x.com ::: c@x.com,+1 650 ::: +1 651,,--03-01,Bo\n"
+    )
     raw = read_upload(write_csv(tmp_path / "a.csv", text))
     assert raw.rows.select("email", "phone_number", "birth_date", "first_name").rows() == [
-        ("a@x.com", "+14155550134", "1990-03-14", "'Jo"),   # names keep what was typed
+        ("a@x.com", "+14155550134", "1990-03-14", "'Jo"),  # names keep what was typed
         ("b@x.com", "+1 650", "--03-01", "Bo"),
     ]
 
@@ -115,9 +123,9 @@ def test_a_workbook_is_read_as_a_person_sees_it(tmp_path):
     raw = read_upload(write_contacts_workbook(tmp_path / "contacts.xlsx"), file_label="p/contacts.xlsx")
     assert (raw.file_kind, raw.sheet, raw.delimiter, raw.rows_read) == ("xlsx", "Customers", None, 4)
     assert raw.rows.select("line", "email", "phone_number", "birth_date").rows() == [
-        (3, "ann.lee@example.com", "4155550134", "1990-03-14"),     # number phone, date cell
+        (3, "ann.lee@example.com", "4155550134", "1990-03-14"),  # number phone, date cell
         (4, "bo.chan@example.com", "+1 415 555 0178", "1990-03-14"),  # serial 32946
-        (6, "cy.diaz@example.com", "(415) 555-0199", "03/21"),       # row 5 is blank
+        (6, "cy.diaz@example.com", "(415) 555-0199", "03/21"),  # row 5 is blank
         (7, "not-an-address", "4155550100", "1991-01-01"),
     ]
     assert raw.unknown_columns == ["Member since"]
@@ -130,7 +138,7 @@ def test_a_date_serial_in_a_1904_workbook_counts_from_1904(tmp_path):
     sheet = workbook.add_worksheet()
     sheet.write_row(0, 0, ["Email", "Birthday"])
     sheet.write(1, 0, "a@x.com")
-    sheet.write_number(1, 1, 31484)                                          # 1990-03-14 counted from 1904
+    sheet.write_number(1, 1, 31484)  # 1990-03-14 counted from 1904
     sheet.write(2, 0, "b@x.com")
     sheet.write_datetime(2, 1, datetime(1990, 3, 14), workbook.add_format({"num_format": "yyyy-mm-dd"}))
     workbook.close()
@@ -138,12 +146,15 @@ def test_a_date_serial_in_a_1904_workbook_counts_from_1904(tmp_path):
     assert raw.rows.select("email", "birth_date").rows() == [("a@x.com", "1990-03-14"), ("b@x.com", "1990-03-14")]
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"PK\x03\x04\x14\x00\x06\x00truncated", "the workbook is damaged or not an .xlsx file"),
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(500), "the workbook is encrypted (password-protected)"),
-    (b"email,first_name\na@x.com,A\n", "not an .xlsx workbook"),
-    (None, "the workbook is empty"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"PK\x03\x04\x14\x00\x06\x00truncated", "the workbook is damaged or not an .xlsx file"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(500), "the workbook is encrypted (password-protected)"),
+        (b"email,first_name\na@x.com,A\n", "not an .xlsx workbook"),
+        (None, "the workbook is empty"),
+    ],
+)
 def test_unreadable_workbooks_are_one_line_whole_file_errors(tmp_path, content, message):
     path = tmp_path / "book.xlsx"
     if content is None:

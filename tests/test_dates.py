@@ -72,10 +72,16 @@ def test_slash_and_dash_dates_read_day_first_for_dmy(value):
     assert parse(value, "DMY") == full(1990, 3, 14)
 
 
-@pytest.mark.parametrize("value, order", [
-    ("3/14/1990 0:00", "MDY"), ("03/14/1990 00:00:00", "MDY"), ("14/03/1990 00:00", "DMY"),
-    ("14.03.1990 00:00", "MDY"), ("14.03.1990 00:00:00", "DMY"),
-])
+@pytest.mark.parametrize(
+    "value, order",
+    [
+        ("3/14/1990 0:00", "MDY"),
+        ("03/14/1990 00:00:00", "MDY"),
+        ("14/03/1990 00:00", "DMY"),
+        ("14.03.1990 00:00", "MDY"),
+        ("14.03.1990 00:00:00", "DMY"),
+    ],
+)
 def test_local_dates_saved_with_a_time_give_their_date(value, order):
     # Excel writes a date-time cell into its CSV as the short date and the time
     assert parse(value, order) == full(1990, 3, 14)
@@ -165,7 +171,9 @@ def test_missing_day_or_month_is_never_filled_in(value, reason):
     assert_rejected(result, "unparseable", repr(value), reason)
 
 
-@pytest.mark.parametrize("value", ["hello", "'); DROP TABLE users;--", "14 Smarch 1990", "1990-03-14T25:00", "3/14/199"])
+@pytest.mark.parametrize(
+    "value", ["hello", "'); DROP TABLE users;--", "14 Smarch 1990", "1990-03-14T25:00", "3/14/199"]
+)
 def test_garbage_is_rejected(value):
     assert_rejected(parse(value), "unparseable", "unrecognised date format")
 
@@ -185,9 +193,9 @@ def _is_calendar_day(month, day):
 
 
 _FORMATS = ["%Y-%m-%d", "%Y%m%d", "%m/%d/%Y", "%d/%m/%y", "%d.%m.%Y", "%B %d, %Y", "%d %b %y", "%m/%d", "%d %B"]
-date_like = st.tuples(st.dates(min_value=date(1850, 1, 1), max_value=date(2100, 12, 31)), st.sampled_from(_FORMATS)).map(
-    lambda pair: pair[0].strftime(pair[1])
-)
+date_like = st.tuples(
+    st.dates(min_value=date(1850, 1, 1), max_value=date(2100, 12, 31)), st.sampled_from(_FORMATS)
+).map(lambda pair: pair[0].strftime(pair[1]))
 messy_text = st.one_of(st.text(), st.text(alphabet="0123456789/-.: TZ+marchMARCHjunJUN,", max_size=25), date_like)
 
 

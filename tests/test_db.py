@@ -19,8 +19,12 @@ def test_migrations_are_recorded_and_idempotent(engine):
 def test_ids_and_defaults_come_from_the_database(engine):
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO programs (slug, name) VALUES ('joes-pizza', 'Joe''s Pizza')"))
-        row = conn.execute(text("SELECT id, birthday_bot_enabled, birthday_reward_points, birthday_message, "
-                                "date_order, birthday_max_delay_days, birthday_send_hour FROM programs")).one()
+        row = conn.execute(
+            text(
+                "SELECT id, birthday_bot_enabled, birthday_reward_points, birthday_message, "
+                "date_order, birthday_max_delay_days, birthday_send_hour FROM programs"
+            )
+        ).one()
     assert len(str(row.id)) == 36 and str(row.id).count("-") == 4
     assert (bool(row.birthday_bot_enabled), row.birthday_reward_points, row.date_order) == (False, 0, "MDY")
     assert row.birthday_message == "Happy Birthday! We added points to your pass."
@@ -33,8 +37,11 @@ def test_bulk_written_ids_grow_with_time_on_postgres(_postgres_schema):
     with _postgres_schema.begin() as conn:
         conn.execute(text("TRUNCATE users CASCADE"))
         for n in range(3):
-            ids.append(conn.execute(text("INSERT INTO users (email) VALUES (:e) RETURNING id"),
-                                    {"e": f"u{n}@x.com"}).scalar_one())
+            ids.append(
+                conn.execute(
+                    text("INSERT INTO users (email) VALUES (:e) RETURNING id"), {"e": f"u{n}@x.com"}
+                ).scalar_one()
+            )
             conn.execute(text("SELECT pg_sleep(0.002)"))
         conn.execute(text("TRUNCATE users CASCADE"))
     assert [i.version for i in ids] == [7, 7, 7]

@@ -16,10 +16,18 @@ from tests.factories import write_csv
 def load(engine, program, tmp_path, content, *, name="u.csv", now=None):
     now = now or datetime(2026, 11, 26, 10, 0, tzinfo=timezone.utc)
     raw = read_csv(write_csv(tmp_path / program.slug / name, content))
-    validated = validate_upload(raw, date_order=program.date_order, phone_region=program.default_phone_region,
-                                today=now.date())
-    return ingest.load_upload(engine, key=f"{program.slug}/{name}", file_name=name, sha256=raw.sha256,
-                              program=program, validated=validated, now=now)
+    validated = validate_upload(
+        raw, date_order=program.date_order, phone_region=program.default_phone_region, today=now.date()
+    )
+    return ingest.load_upload(
+        engine,
+        key=f"{program.slug}/{name}",
+        file_name=name,
+        sha256=raw.sha256,
+        program=program,
+        validated=validated,
+        now=now,
+    )
 
 
 def rows(engine, sql, **params):
@@ -33,11 +41,18 @@ def user(engine, email):
 
 
 def test_new_users_get_an_active_pass_in_the_program(engine, program, tmp_path):
-    result = load(engine, program, tmp_path, "email,first_name,dob,phone\nAnn@X.com,Ann,03/14/1990,2125550100\nbob@x.com,Bob,,\n")
+    result = load(
+        engine, program, tmp_path, "email,first_name,dob,phone\nAnn@X.com,Ann,03/14/1990,2125550100\nbob@x.com,Bob,,\n"
+    )
     assert (result.users_created, result.users_updated, result.passes_created) == (2, 0, 2)
     ann = user(engine, "ann@x.com")
     assert (ann["first_name"], str(ann["birth_date"]), ann["birth_month"], ann["birth_day"], ann["phone_number"]) == (
-        "Ann", "1990-03-14", 3, 14, "+12125550100")
+        "Ann",
+        "1990-03-14",
+        3,
+        14,
+        "+12125550100",
+    )
     assert ann["birth_date_set_at"] is not None
     assert user(engine, "bob@x.com")["birth_date_set_at"] is None
     assert rows(engine, "SELECT status, points_balance FROM passes_master ORDER BY created_at") == [("active", 0)] * 2
@@ -45,11 +60,20 @@ def test_new_users_get_an_active_pass_in_the_program(engine, program, tmp_path):
 
 def test_blank_or_invalid_values_never_erase_stored_ones(engine, program, tmp_path):
     load(engine, program, tmp_path, "email,first_name,last_name,dob,phone\nann@x.com,Ann,Lee,03/14/1990,2125550100\n")
-    result = load(engine, program, tmp_path, "email,first_name,last_name,dob,phone\nann@x.com,,  ,N/A,not-a-phone\n",
-                  name="second.csv")
+    result = load(
+        engine,
+        program,
+        tmp_path,
+        "email,first_name,last_name,dob,phone\nann@x.com,,  ,N/A,not-a-phone\n",
+        name="second.csv",
+    )
     ann = user(engine, "ann@x.com")
     assert (ann["first_name"], ann["last_name"], str(ann["birth_date"]), ann["phone_number"]) == (
-        "Ann", "Lee", "1990-03-14", "+12125550100")
+        "Ann",
+        "Lee",
+        "1990-03-14",
+        "+12125550100",
+    )
     assert result.users_updated == 0
 
 
@@ -66,15 +90,17 @@ def test_changed_birthday_is_a_warning_and_moves_birth_date_set_at(engine, progr
     later = first + timedelta(days=30)
     load(engine, program, tmp_path, "email,dob\nann@x.com,03/14/1990\nbob@x.com,05/05/1980\n", now=first)
     set_at = user(engine, "ann@x.com")["birth_date_set_at"]
-    result = load(engine, program, tmp_path, "email,dob\nann@x.com,04/15/1990\nbob@x.com,05/05/1980\n",
-                  name="b.csv", now=later)
+    result = load(
+        engine, program, tmp_path, "email,dob\nann@x.com,04/15/1990\nbob@x.com,05/05/1980\n", name="b.csv", now=later
+    )
     assert result.birthdays_changed == 1
     ann, bob = user(engine, "ann@x.com"), user(engine, "bob@x.com")
     assert (ann["birth_month"], ann["birth_day"]) == (4, 15)
     assert str(ann["birth_date_set_at"]) != str(set_at)
     assert str(bob["birth_date_set_at"]).startswith("2026-01-01")  # unchanged birthday keeps its timestamp
-    assert rows(engine, "SELECT upload_key, line, value, severity, reason FROM upload_issues WHERE \"column\" = 'birth_date'") == [
-        ("joes-pizza/b.csv", 2, "1990-04-15", "warning", "birthday changed from 1990-03-14 to 1990-04-15")]
+    assert rows(
+        engine, "SELECT upload_key, line, value, severity, reason FROM upload_issues WHERE \"column\" = 'birth_date'"
+    ) == [("joes-pizza/b.csv", 2, "1990-04-15", "warning", "birthday changed from 1990-03-14 to 1990-04-15")]
 
 
 def test_a_yearless_birthday_keeps_a_known_year_for_the_same_day(engine, program, tmp_path):
@@ -120,14 +146,18 @@ def test_rerunning_an_upload_changes_nothing(engine, program, tmp_path):
 def test_a_new_version_of_a_file_replaces_the_old_versions_issues(engine, program, tmp_path):
     load(engine, program, tmp_path, "email\nbad-one\n")
     load(engine, program, tmp_path, "email\nok@x.com\nbad-two\n")
-    assert rows(engine, 'SELECT line, "column", reason FROM upload_issues') == [(3, "email", "email is not a valid address")]
+    assert rows(engine, 'SELECT line, "column", reason FROM upload_issues') == [
+        (3, "email", "email is not a valid address")
+    ]
     assert rows(engine, "SELECT rows_read, rows_accepted, rows_rejected FROM uploads") == [(2, 1, 1)]
 
 
 def test_upload_row_records_the_counts(engine, program, tmp_path):
     load(engine, program, tmp_path, "email,dob\na@x.com,N/A\nb@x.com,\nnope,\n")
-    assert rows(engine, "SELECT key, rows_read, rows_accepted, rows_rejected, warnings, users_created, passes_created FROM uploads") == [
-        ("joes-pizza/u.csv", 3, 2, 1, 1, 2, 2)]
+    assert rows(
+        engine,
+        "SELECT key, rows_read, rows_accepted, rows_rejected, warnings, users_created, passes_created FROM uploads",
+    ) == [("joes-pizza/u.csv", 3, 2, 1, 1, 2, 2)]
 
 
 def test_a_failure_inside_the_load_writes_nothing(engine, program, tmp_path, monkeypatch):

@@ -25,8 +25,11 @@ def metadata(result, asset):
 
 
 def checks(result):
-    return {e.event_specific_data.check_name: e.event_specific_data.passed
-            for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+    return {
+        e.event_specific_data.check_name: e.event_specific_data.passed
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
 
 
 def count(engine, table):
@@ -35,7 +38,9 @@ def count(engine, table):
 
 
 def test_an_upload_lands_users_and_passes_with_metadata(instance, settings, engine, program):
-    content = "Email,First Name,DOB,Mobile,Shoe Size\nann@x.com,Ann,03/14/1990,2125550100,38\nbad,Bad,,,\nann@x.com,,,,\n"
+    content = (
+        "Email,First Name,DOB,Mobile,Shoe Size\nann@x.com,Ann,03/14/1990,2125550100,38\nbad,Bad,,,\nann@x.com,,,,\n"
+    )
     result = run_upload(instance, settings, "joes-pizza/march.csv", content)
     assert result.success
     validated = metadata(result, "validated_users")
@@ -57,12 +62,17 @@ def test_a_rerun_of_the_partition_is_idempotent(instance, settings, engine, prog
     assert (count(engine, "users"), count(engine, "passes_master"), count(engine, "upload_issues")) == (1, 1, 2)
 
 
-@pytest.mark.parametrize("content, reason", [
-    ("first_name\nAnn\n", "no email column"),
-    ("", "the file is empty"),
-    (b"PK\x03\x04xlsx", "not a CSV file"),
-])
-def test_a_broken_file_fails_with_one_clear_message_and_writes_nothing(instance, settings, engine, program, content, reason):
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        ("first_name\nAnn\n", "no email column"),
+        ("", "the file is empty"),
+        (b"PK\x03\x04xlsx", "not a CSV file"),
+    ],
+)
+def test_a_broken_file_fails_with_one_clear_message_and_writes_nothing(
+    instance, settings, engine, program, content, reason
+):
     result = run_upload(instance, settings, "joes-pizza/broken.csv", content)
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
@@ -71,16 +81,26 @@ def test_a_broken_file_fails_with_one_clear_message_and_writes_nothing(instance,
     assert count(engine, "uploads") == 0 and count(engine, "users") == 0
 
 
-@pytest.mark.parametrize("key, content, reason", [
-    ("joes-pizza/book.xlsx", b"PK\x03\x04\x14\x00\x06\x00cut short", "the workbook is damaged or not an .xlsx file"),
-    ("joes-pizza/book.xlsx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(512), "the workbook is encrypted"),
-    ("joes-pizza/book.xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(512), "save it as .xlsx or CSV"),
-])
-def test_an_unreadable_workbook_fails_with_one_line_and_writes_nothing(instance, settings, engine, program, key,
-                                                                      content, reason):
+@pytest.mark.parametrize(
+    "key, content, reason",
+    [
+        (
+            "joes-pizza/book.xlsx",
+            b"PK\x03\x04\x14\x00\x06\x00cut short",
+            "the workbook is damaged or not an .xlsx file",
+        ),
+        ("joes-pizza/book.xlsx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(512), "the workbook is encrypted"),
+        ("joes-pizza/book.xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(512), "save it as .xlsx or CSV"),
+    ],
+)
+def test_an_unreadable_workbook_fails_with_one_line_and_writes_nothing(
+    instance, settings, engine, program, key, content, reason
+):
     result = run_upload(instance, settings, key, content)
     assert not result.success
-    description = next(e for e in result.all_events if e.is_step_failure).step_failure_data.user_failure_data.description
+    description = next(
+        e for e in result.all_events if e.is_step_failure
+    ).step_failure_data.user_failure_data.description
     assert description.startswith(f"{key}: ") and reason in description and "\n" not in description
     assert count(engine, "uploads") == 0 and count(engine, "users") == 0
 
@@ -106,7 +126,7 @@ def test_issue_report_neutralises_formula_cells(instance, settings, program):
     report = Path(metadata(result, "validated_users")["issues_report"])
     with report.open(newline="", encoding="utf-8") as handle:
         values = [row["value"] for row in csv.DictReader(handle)]
-    assert values == ["'=hyperlink(\"http://evil\",\"x\")", "'@sum(a1)", "'+1"]
+    assert values == ['\'=hyperlink("http://evil","x")', "'@sum(a1)", "'+1"]
 
 
 def test_the_sample_files_exercise_the_rules(instance, settings, engine, program):
@@ -123,15 +143,21 @@ def test_the_sample_files_exercise_the_rules(instance, settings, engine, program
 
 
 def test_raw_upload_shows_the_file_kind_layout_and_the_header_feeding_each_field(instance, settings, program):
-    content = ("First Name,Last Name,Birthday,Labels,E-mail 1 - Label,E-mail 1 - Value,E-mail 2 - Label,E-mail 2 - Value,"
-               "Phone 1 - Value\nJo,Roe,--03-01,* myContacts,* Home,jo@x.com,,,+1 650-555-0111\n")
+    content = (
+        "First Name,Last Name,Birthday,Labels,E-mail 1 - Label,E-mail 1 - Value,E-mail 2 - Label,E-mail 2 - Value,"
+        "Phone 1 - Value\nJo,Roe,--03-01,* myContacts,* Home,jo@x.com,,,+1 650-555-0111\n"
+    )
     result = run_upload(instance, settings, "joes-pizza/google.csv", content)
     assert result.success
     raw = metadata(result, "raw_upload")
     assert (raw["file_kind"], raw["delimiter"], raw["encoding"]) == ("csv", "comma", "utf-8")
     assert raw["columns"].splitlines() == [
-        'email ← "E-mail 1 - Value", "E-mail 2 - Value"', 'first_name ← "First Name"', 'last_name ← "Last Name"',
-        'birth_date ← "Birthday"', 'phone_number ← "Phone 1 - Value"']
+        'email ← "E-mail 1 - Value", "E-mail 2 - Value"',
+        'first_name ← "First Name"',
+        'last_name ← "Last Name"',
+        'birth_date ← "Birthday"',
+        'phone_number ← "Phone 1 - Value"',
+    ]
     assert raw["unknown_columns"] == "Labels, E-mail 1 - Label, E-mail 2 - Label"
     assert raw["column_mapping"] == "detected (field table)"
 
@@ -146,25 +172,32 @@ def test_a_workbook_upload_lands_and_names_its_sheet(instance, settings, engine,
     assert metadata(result, "users")["users_created"] == 3
 
 
-@pytest.mark.parametrize("mapping, reason", [
-    ('{"birthday": "DOB"}', "csv_columns maps an unknown field 'birthday' (to 'DOB')"),
-    ('{"phone_number": ["Tel"]}', 'csv_columns maps phone_number to "Tel", but the file has no such column'),
-    ('["email"]', "csv_columns must be a JSON object"),
-])
+@pytest.mark.parametrize(
+    "mapping, reason",
+    [
+        ('{"birthday": "DOB"}', "csv_columns maps an unknown field 'birthday' (to 'DOB')"),
+        ('{"phone_number": ["Tel"]}', 'csv_columns maps phone_number to "Tel", but the file has no such column'),
+        ('["email"]', "csv_columns must be a JSON object"),
+    ],
+)
 def test_a_program_mapping_that_does_not_fit_fails_the_upload_naming_field_and_header(
-        instance, settings, engine, program, mapping, reason):
+    instance, settings, engine, program, mapping, reason
+):
     set_csv_columns(engine, program, mapping)
     result = run_upload(instance, settings, "joes-pizza/a.csv", "Email,Phone\na@x.com,4155550134\n")
     assert not result.success
-    description = next(e for e in result.all_events if e.is_step_failure).step_failure_data.user_failure_data.description
+    description = next(
+        e for e in result.all_events if e.is_step_failure
+    ).step_failure_data.user_failure_data.description
     assert description.startswith("joes-pizza/a.csv: ") and reason in description
     assert count(engine, "uploads") == 0 and count(engine, "users") == 0
 
 
 def test_a_program_mapping_decides_which_column_feeds_a_field(instance, settings, engine, program):
     set_csv_columns(engine, program, '{"email": "Work Email", "phone_number": ["Tel", "Mobile"]}')
-    result = run_upload(instance, settings, "joes-pizza/a.csv",
-                        "Email,Work Email,Tel,Mobile\nhome@x.com,work@x.com,,4155550134\n")
+    result = run_upload(
+        instance, settings, "joes-pizza/a.csv", "Email,Work Email,Tel,Mobile\nhome@x.com,work@x.com,,4155550134\n"
+    )
     assert result.success
     assert metadata(result, "raw_upload")["column_mapping"] == "programs.csv_columns"
     with engine.connect() as conn:
@@ -173,14 +206,14 @@ def test_a_program_mapping_decides_which_column_feeds_a_field(instance, settings
 
 # --- upload_sensor ---------------------------------------------------------------------------
 
+
 def _settle(path: Path, seconds_ago: float = 60) -> None:
     past = time.time() - seconds_ago
     os.utime(path, (past, past))
 
 
 def evaluate_sensor(instance, settings, cursor=None):
-    context = build_sensor_context(instance=instance, cursor=cursor,
-                                   resources=build_resources(settings))
+    context = build_sensor_context(instance=instance, cursor=cursor, resources=build_resources(settings))
     return upload_sensor(context), context.cursor
 
 
@@ -214,5 +247,10 @@ def test_upload_sensor_takes_every_accepted_file_kind(instance, settings, progra
         _settle(write_csv(folder / name, "email\n"))
     result, _ = evaluate_sensor(instance, settings)
     assert sorted(r.partition_key for r in result.run_requests) == [
-        "joes-pizza/a.csv", "joes-pizza/b.tsv", "joes-pizza/c.txt", "joes-pizza/d.xlsx", "joes-pizza/e.XLSX",
-        "joes-pizza/f.xls"]  # a legacy .xls gets a run that says "save it as .xlsx or CSV"
+        "joes-pizza/a.csv",
+        "joes-pizza/b.tsv",
+        "joes-pizza/c.txt",
+        "joes-pizza/d.xlsx",
+        "joes-pizza/e.XLSX",
+        "joes-pizza/f.xls",
+    ]  # a legacy .xls gets a run that says "save it as .xlsx or CSV"

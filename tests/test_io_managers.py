@@ -22,13 +22,15 @@ class Nested:
 
 
 def test_frames_inside_any_object_round_trip_exactly():
-    users = pl.DataFrame({
-        "email": ["ann@x.com", "bob@x.com", None],
-        "first_name": ["Ann", "=HYPERLINK(\"x\")", "Zoë 🎂"],
-        "birth_date": [date(1990, 3, 14), None, date(2000, 2, 29)],
-        "birth_month": pl.Series([3, None, 2], dtype=pl.Int16),
-        "line": pl.Series([2, 3, 4], dtype=pl.Int32),
-    })
+    users = pl.DataFrame(
+        {
+            "email": ["ann@x.com", "bob@x.com", None],
+            "first_name": ["Ann", '=HYPERLINK("x")', "Zoë 🎂"],
+            "birth_date": [date(1990, 3, 14), None, date(2000, 2, 29)],
+            "birth_month": pl.Series([3, None, 2], dtype=pl.Int16),
+            "line": pl.Series([2, 3, 4], dtype=pl.Int32),
+        }
+    )
     value = Nested(label="joes-pizza/u.csv", frames={"users": users, "empty": users.clear()})
     buffer = io.BytesIO()
     dump(value, buffer)
@@ -61,11 +63,18 @@ def test_a_later_run_loads_the_validated_upload_an_earlier_run_stored(instance, 
         conn.execute(text("DELETE FROM users"))
 
     # Only the last step: its input comes from the file the first run stored.
-    again = materialize([users_and_passes, *INGESTION[:2]], selection=[users_and_passes], partition_key=key,
-                        instance=instance, resources=build_resources(settings, frozen_now="2026-11-26T10:00:00+00:00"))
+    again = materialize(
+        [users_and_passes, *INGESTION[:2]],
+        selection=[users_and_passes],
+        partition_key=key,
+        instance=instance,
+        resources=build_resources(settings, frozen_now="2026-11-26T10:00:00+00:00"),
+    )
 
     assert again.success
     with engine.connect() as conn:
         assert conn.execute(text("SELECT email, first_name FROM users ORDER BY email")).all() == [
-            ("ann@x.com", "Ann"), ("bob@x.com", "Bob")]
+            ("ann@x.com", "Ann"),
+            ("bob@x.com", "Bob"),
+        ]
         assert conn.execute(text("SELECT count(*) FROM passes_master")).scalar_one() == 2

@@ -33,16 +33,31 @@ def test_a_database_made_by_the_old_runner_is_adopted_in_place(empty_db_url):
     engine = make_engine(empty_db_url)
     legacy_runner_migrate(engine)
     with engine.begin() as conn:
-        program_id = conn.execute(text("INSERT INTO programs (slug, name, birthday_reward_points) "
-                                       "VALUES ('joes-pizza', 'Joe''s', 50) RETURNING id")).scalar_one()
+        program_id = conn.execute(
+            text(
+                "INSERT INTO programs (slug, name, birthday_reward_points) "
+                "VALUES ('joes-pizza', 'Joe''s', 50) RETURNING id"
+            )
+        ).scalar_one()
         # What the front end left before this version: a raw email and a birth_date without month/day.
-        user_id = conn.execute(text("INSERT INTO users (email, first_name, birth_date, updated_at) "
-                                    "VALUES ('  Amy@Example.COM ', 'Amy', '1990-03-14', '2025-06-07 08:09:10') "
-                                    "RETURNING id")).scalar_one()
-        pass_id = conn.execute(text("INSERT INTO passes_master (program_id, user_id, points_balance) "
-                                    "VALUES (:p, :u, 70) RETURNING id"), {"p": program_id, "u": user_id}).scalar_one()
-        conn.execute(text("INSERT INTO birthday_logs (pass_id, program_id, year, reward_date, points) "
-                          "VALUES (:pass, :p, 2025, '2025-03-14', 50)"), {"pass": pass_id, "p": program_id})
+        user_id = conn.execute(
+            text(
+                "INSERT INTO users (email, first_name, birth_date, updated_at) "
+                "VALUES ('  Amy@Example.COM ', 'Amy', '1990-03-14', '2025-06-07 08:09:10') "
+                "RETURNING id"
+            )
+        ).scalar_one()
+        pass_id = conn.execute(
+            text("INSERT INTO passes_master (program_id, user_id, points_balance) VALUES (:p, :u, 70) RETURNING id"),
+            {"p": program_id, "u": user_id},
+        ).scalar_one()
+        conn.execute(
+            text(
+                "INSERT INTO birthday_logs (pass_id, program_id, year, reward_date, points) "
+                "VALUES (:pass, :p, 2025, '2025-03-14', 50)"
+            ),
+            {"pass": pass_id, "p": program_id},
+        )
 
     assert migrate(engine) == ["0005", "0006", "0007"]
     assert version(engine) == HEAD

@@ -19,14 +19,37 @@ def test_bad_slugs_are_rejected_with_a_reason(slug):
         check_slug(slug)
 
 
-@pytest.mark.parametrize("name", ["../x.csv", "a/b.csv", "a b.csv", ".hidden.csv", "x.pdf", ".x.csv.part", "x.xlsx.zip", "x\r.csv", "..csv", "a\\b.csv"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../x.csv",
+        "a/b.csv",
+        "a b.csv",
+        ".hidden.csv",
+        "x.pdf",
+        ".x.csv.part",
+        "x.xlsx.zip",
+        "x\r.csv",
+        "..csv",
+        "a\\b.csv",
+    ],
+)
 def test_bad_file_names_are_rejected_with_a_reason(name):
     with pytest.raises(InvalidName, match="invalid upload file name"):
         check_file_name(name)
 
 
-@pytest.mark.parametrize("name, kind", [("march.csv", "csv"), ("March.CSV", "csv"), ("tabs.tsv", "tsv"),
-                                        ("export.txt", "txt"), ("Customers.xlsx", "xlsx"), ("old.xls", "xls")])
+@pytest.mark.parametrize(
+    "name, kind",
+    [
+        ("march.csv", "csv"),
+        ("March.CSV", "csv"),
+        ("tabs.tsv", "tsv"),
+        ("export.txt", "txt"),
+        ("Customers.xlsx", "xlsx"),
+        ("old.xls", "xls"),
+    ],
+)
 def test_uploads_may_be_text_files_or_workbooks(name, kind):
     assert check_file_name(name) == name
     assert file_kind(name) == kind

@@ -49,13 +49,18 @@ def stamp(row, column):
 
 def age_timestamps(engine):
     """Put every timestamp in the past, so a trigger's 'now' is told apart from the old value."""
-    sql(engine, "UPDATE users SET birth_date_set_at = CASE WHEN birth_month IS NOT NULL THEN :t END, updated_at = :t",
-        t=LONG_AGO)
+    sql(
+        engine,
+        "UPDATE users SET birth_date_set_at = CASE WHEN birth_month IS NOT NULL THEN :t END, updated_at = :t",
+        t=LONG_AGO,
+    )
 
 
 def issues(engine):
     with engine.connect() as conn:
-        return conn.execute(text('SELECT upload_key, "column", reason FROM upload_issues ORDER BY upload_key, line')).all()
+        return conn.execute(
+            text('SELECT upload_key, "column", reason FROM upload_issues ORDER BY upload_key, line')
+        ).all()
 
 
 def test_the_apps_upsert_of_a_new_customer_derives_the_birthday(engine):
@@ -65,10 +70,13 @@ def test_the_apps_upsert_of_a_new_customer_derives_the_birthday(engine):
     assert amy["birth_date_set_at"] is not None
 
 
-@pytest.mark.parametrize("typed, stored", [
-    ("  Vivi.Tran@Example.TV\t", "vivi.tran@example.tv"),  # letters that are escape names (v, t, n, r, f)
-    ("\x0bnina.ferro@example.fr\x0c ", "nina.ferro@example.fr"),  # vertical tab and form feed are whitespace
-])
+@pytest.mark.parametrize(
+    "typed, stored",
+    [
+        ("  Vivi.Tran@Example.TV\t", "vivi.tran@example.tv"),  # letters that are escape names (v, t, n, r, f)
+        ("\x0bnina.ferro@example.fr\x0c ", "nina.ferro@example.fr"),  # vertical tab and form feed are whitespace
+    ],
+)
 def test_only_whitespace_is_trimmed_from_an_email(engine, typed, stored):
     app_upsert(engine, typed, "Vivi", None)
     assert [p["email"] for p in people(engine)] == [stored]
@@ -106,7 +114,9 @@ def test_a_csv_finds_a_person_the_app_matched_with_do_nothing(engine, program, t
     sql(engine, "INSERT INTO users (email) VALUES ('Amy@Example.com ') ON CONFLICT (email) DO NOTHING")
     result = load_csv(engine, program, tmp_path, "email,last_name\namy@example.com,Lee\n")
     assert (result.users_created, result.passes_created) == (0, 1)
-    assert [(p["email"], p["first_name"], p["last_name"]) for p in people(engine)] == [("amy@example.com", "Amy", "Lee")]
+    assert [(p["email"], p["first_name"], p["last_name"]) for p in people(engine)] == [
+        ("amy@example.com", "Amy", "Lee")
+    ]
 
 
 def test_changing_birth_date_alone_moves_the_birthday_and_its_timestamp(engine, program, tmp_path):
@@ -149,12 +159,15 @@ def test_learning_the_year_of_the_same_birthday_is_not_a_change(engine, program,
     assert stamp(amy, "birth_date_set_at") == "2020-01-01 00:00:00"
 
 
-@pytest.mark.parametrize("statement", [
-    "INSERT INTO users (email, birth_date, birth_month, birth_day) VALUES ('x@example.com', '1990-03-14', 4, 1)",
-    "INSERT INTO users (email, birth_month) VALUES ('x@example.com', 4)",
-    "UPDATE users SET birth_date = '1990-01-01', birth_month = 2, birth_day = 2",
-    "UPDATE users SET birth_day = NULL",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "INSERT INTO users (email, birth_date, birth_month, birth_day) VALUES ('x@example.com', '1990-03-14', 4, 1)",
+        "INSERT INTO users (email, birth_month) VALUES ('x@example.com', 4)",
+        "UPDATE users SET birth_date = '1990-01-01', birth_month = 2, birth_day = 2",
+        "UPDATE users SET birth_day = NULL",
+    ],
+)
 def test_a_birthday_that_disagrees_with_itself_is_refused(engine, program, tmp_path, statement):
     load_csv(engine, program, tmp_path, "email,dob\namy@example.com,03/14/1990\n")
     with pytest.raises(IntegrityError):

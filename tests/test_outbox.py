@@ -20,8 +20,10 @@ DAY = date(2026, 11, 26)
 
 def rows(engine):
     with engine.connect() as conn:
-        return {str(r.id): r for r in conn.execute(text(
-            "SELECT id, status, attempts, last_error, sent_at, message FROM notifications"))}
+        return {
+            str(r.id): r
+            for r in conn.execute(text("SELECT id, status, attempts, last_error, sent_at, message FROM notifications"))
+        }
 
 
 def deliver(engine, sender, now, dates=(DAY,), slug="joes-pizza"):
@@ -64,8 +66,7 @@ def test_webhook_that_fails_once_then_succeeds_delivers_each_message_once(engine
     after_first = rows(engine)
     assert {r.status for r in after_first.values()} == {"pending"}
     assert {r.attempts for r in after_first.values()} == {1}
-    assert all("HTTP 500" in r.last_error and "temporarily unavailable" in r.last_error
-               for r in after_first.values())
+    assert all("HTTP 500" in r.last_error and "temporarily unavailable" in r.last_error for r in after_first.values())
 
     second = deliver(engine, sender, now)
     assert (second.sent, second.failed_attempts) == (3, 0)
@@ -79,7 +80,8 @@ def test_webhook_that_fails_once_then_succeeds_delivers_each_message_once(engine
     assert flaky_receiver.attempts == Counter({notification_id: 2 for notification_id in pending})
     assert sorted(key for key, _ in flaky_receiver.delivered) == sorted(pending)
     assert {body["notification_id"]: body["text"] for _, body in flaky_receiver.delivered} == {
-        notification_id: row.message for notification_id, row in pending.items()}
+        notification_id: row.message for notification_id, row in pending.items()
+    }
 
 
 class AlwaysDown:
@@ -120,7 +122,8 @@ def test_log_sender_writes_one_json_line_per_message(engine, pending, now, tmp_p
     lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     assert len(lines) == 3
     assert {line["notification_id"]: line["text"] for line in lines} == {
-        notification_id: row.message for notification_id, row in pending.items()}
+        notification_id: row.message for notification_id, row in pending.items()
+    }
     assert {line["program_slug"] for line in lines} == {"joes-pizza"}
     assert {line["kind"] for line in lines} == {"birthday"}
 

@@ -29,7 +29,15 @@ def test_empty_is_silently_no_phone(value):
 
 @pytest.mark.parametrize(
     "value",
-    ["(212) 555-0100", "212.555.0100", "212-555-0100", "2125550100", "+1 212 555 0100", "1-212-555-0100", " 212 555 0100 "],
+    [
+        "(212) 555-0100",
+        "212.555.0100",
+        "212-555-0100",
+        "2125550100",
+        "+1 212 555 0100",
+        "1-212-555-0100",
+        " 212 555 0100 ",
+    ],
 )
 def test_us_formats_become_e164(value):
     assert normalize_phone(value, "US") == ("+12125550100", None)
@@ -98,7 +106,17 @@ def test_region_is_case_insensitive_and_must_exist():
 
 
 def test_column_keeps_length_order_and_types():
-    values = ["(212) 555-0100", None, "0044 121 234 5678", "", "hello", "+44 121 234 5678", "(212) 555-0100", "  ", "00 1"]
+    values = [
+        "(212) 555-0100",
+        None,
+        "0044 121 234 5678",
+        "",
+        "hello",
+        "+44 121 234 5678",
+        "(212) 555-0100",
+        "  ",
+        "00 1",
+    ]
     frame = normalize_phone_column(pl.Series(values), "US")
     assert frame.schema == pl.Schema({"phone_number": pl.Utf8, "phone_warning": pl.Utf8})
     assert list(zip(frame["phone_number"].to_list(), frame["phone_warning"].to_list(), strict=True)) == [
@@ -147,7 +165,14 @@ def _generated_numbers(seed=2024):
             del digits[rng.randrange(len(digits))]
         nsn = "".join(digits)
         prefix = rng.choice(["", "0", "1", "+{cc}", "+{cc} ", "00{cc} ", "011 {cc} ", "{cc}", "{cc} 0", "+{cc} (0)"])
-        body = rng.choice([nsn, " ".join([nsn[:3], nsn[3:6], nsn[6:]]), f"({nsn[:3]}) {nsn[3:6]}-{nsn[6:]}", ".".join([nsn[:3], nsn[3:]])])
+        body = rng.choice(
+            [
+                nsn,
+                " ".join([nsn[:3], nsn[3:6], nsn[6:]]),
+                f"({nsn[:3]}) {nsn[3:6]}-{nsn[6:]}",
+                ".".join([nsn[:3], nsn[3:]]),
+            ]
+        )
         number = (prefix.format(cc=cc) + body).strip()
         out.add(number)
         if rng.random() < 0.3:  # extensions and second numbers: the reference path's job
@@ -164,7 +189,9 @@ def _generated_numbers(seed=2024):
 @pytest.mark.parametrize("region", REGIONS)
 def test_fast_path_equals_reference_on_generated_numbers(region):
     numbers = _generated_numbers()
-    keys = pl.DataFrame({"text": numbers}).select(key=phones._canonical_key(pl.col("text")))["key"].drop_nulls().unique()
+    keys = (
+        pl.DataFrame({"text": numbers}).select(key=phones._canonical_key(pl.col("text")))["key"].drop_nulls().unique()
+    )
     decided, left_over = phones._fast_e164(keys, region)
     # The fast path must actually carry the load, or this test proves nothing.
     assert decided.height > 0.6 * keys.len()
@@ -186,13 +213,18 @@ def test_fast_path_handles_every_country_code_in_international_form():
     keys = pl.Series(sorted(examples))
     decided, _ = phones._fast_e164(keys, "US")
     assert decided.height > 0.8 * keys.len()
-    assert [e164 for _, e164 in decided.iter_rows()] == [phones._reference_e164(k, "US") for k, _ in decided.iter_rows()]
+    assert [e164 for _, e164 in decided.iter_rows()] == [
+        phones._reference_e164(k, "US") for k, _ in decided.iter_rows()
+    ]
 
 
 phone_like = st.text(alphabet="0123456789 +-().x#,;/extEXT", max_size=30)
 
 
 @settings(max_examples=200, deadline=None)
-@given(values=st.lists(st.one_of(st.none(), st.text(max_size=80), phone_like), max_size=20), region=st.sampled_from(REGIONS))
+@given(
+    values=st.lists(st.one_of(st.none(), st.text(max_size=80), phone_like), max_size=20),
+    region=st.sampled_from(REGIONS),
+)
 def test_column_equals_scalar_for_any_text(values, region):
     assert column(values, region) == scalar(values, region)

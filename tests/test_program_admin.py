@@ -9,20 +9,51 @@ from sqlalchemy import text
 
 def programs_table(engine):
     with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(text(
-            "SELECT slug, name, birthday_reward_points, timezone, birthday_send_hour, csv_columns FROM programs ORDER BY slug"))]
+        return [
+            dict(r._mapping)
+            for r in conn.execute(
+                text(
+                    "SELECT slug, name, birthday_reward_points, timezone, birthday_send_hour, csv_columns FROM programs ORDER BY slug"
+                )
+            )
+        ]
 
 
 def test_add_then_list_and_show_as_json(loyalty, engine):
-    code, out, _ = loyalty("programs", "add", "joes-pizza", "--name", "Joe's Pizza", "birthday_bot_enabled=on",
-                           "birthday_reward_points=50", "timezone=America/New_York", "birthday_send_hour=8")
+    code, out, _ = loyalty(
+        "programs",
+        "add",
+        "joes-pizza",
+        "--name",
+        "Joe's Pizza",
+        "birthday_bot_enabled=on",
+        "birthday_reward_points=50",
+        "timezone=America/New_York",
+        "birthday_send_hour=8",
+    )
     assert code == 0 and "birthday_reward_points: 50" in out
     code, out, _ = loyalty("programs", "list", "--json")
     [listed] = json.loads(out)
-    assert {k: listed[k] for k in ("slug", "name", "birthday_bot_enabled", "birthday_reward_points", "timezone",
-                                   "birthday_send_hour", "config_valid")} == {
-        "slug": "joes-pizza", "name": "Joe's Pizza", "birthday_bot_enabled": True, "birthday_reward_points": 50,
-        "timezone": "America/New_York", "birthday_send_hour": 8, "config_valid": True}
+    assert {
+        k: listed[k]
+        for k in (
+            "slug",
+            "name",
+            "birthday_bot_enabled",
+            "birthday_reward_points",
+            "timezone",
+            "birthday_send_hour",
+            "config_valid",
+        )
+    } == {
+        "slug": "joes-pizza",
+        "name": "Joe's Pizza",
+        "birthday_bot_enabled": True,
+        "birthday_reward_points": 50,
+        "timezone": "America/New_York",
+        "birthday_send_hour": 8,
+        "config_valid": True,
+    }
     code, out, _ = loyalty("programs", "list")
     assert code == 0 and "joes-pizza" in out and "America/New_York" in out and "valid" in out
     code, out, _ = loyalty("programs", "show", "joes-pizza", "--json")
@@ -32,8 +63,14 @@ def test_add_then_list_and_show_as_json(loyalty, engine):
 
 def test_set_changes_settings_including_csv_columns(loyalty, engine):
     loyalty("programs", "add", "joes-pizza", "--name", "Joe's Pizza")
-    code, _, _ = loyalty("programs", "set", "joes-pizza", 'csv_columns={"email": "E-mail", "birth_date": ["DOB"]}',
-                         "name=Joe's", "timezone=default")
+    code, _, _ = loyalty(
+        "programs",
+        "set",
+        "joes-pizza",
+        'csv_columns={"email": "E-mail", "birth_date": ["DOB"]}',
+        "name=Joe's",
+        "timezone=default",
+    )
     assert code == 0
     [row] = programs_table(engine)
     assert (row["name"], row["timezone"]) == ("Joe's", None)
@@ -43,27 +80,32 @@ def test_set_changes_settings_including_csv_columns(loyalty, engine):
 
 
 def test_settings_may_follow_the_json_flag(loyalty, engine):
-    code, out, _ = loyalty("programs", "add", "joes-pizza", "--name", "Joe's Pizza", "--json", "birthday_reward_points=50")
+    code, out, _ = loyalty(
+        "programs", "add", "joes-pizza", "--name", "Joe's Pizza", "--json", "birthday_reward_points=50"
+    )
     assert code == 0 and json.loads(out)["birthday_reward_points"] == 50
     code, out, _ = loyalty("programs", "set", "joes-pizza", "--json", "birthday_send_hour=8")
     assert code == 0 and json.loads(out)["birthday_send_hour"] == 8
 
 
-@pytest.mark.parametrize("assignment, reason", [
-    ("timezone=Mars/Olympus", "timezone 'Mars/Olympus' is not an IANA time zone name"),
-    ("birthday_reward_points=-5", "birthday_reward_points must be >= 0"),
-    ("birthday_message=   ", "birthday_message is empty"),
-    ("colour=red", "unknown setting 'colour'"),
-    ("birthday_send_hour=24", "birthday_send_hour must be an hour 0-23"),
-    ("birthday_min_notice_days=-1", "must be >= 0"),
-    ("date_order=YMD", "date_order must be one of MDY, DMY"),
-    ("default_phone_region=XX", "default_phone_region 'XX' is not a phone region"),
-    ("birthday_reward_points=ten", "birthday_reward_points='ten'"),
-    ("birthday_reward_points=99999999999", "is at most 2147483647"),  # PostgreSQL's integer column
-    ("birthday_max_delay_days=99999999999", "is at most 2147483647"),
-    ("csv_columns=[1, 2]", "expected a JSON object"),
-    ('csv_columns={"mail": "E-mail"}', "csv_columns maps an unknown field 'mail'"),
-])
+@pytest.mark.parametrize(
+    "assignment, reason",
+    [
+        ("timezone=Mars/Olympus", "timezone 'Mars/Olympus' is not an IANA time zone name"),
+        ("birthday_reward_points=-5", "birthday_reward_points must be >= 0"),
+        ("birthday_message=   ", "birthday_message is empty"),
+        ("colour=red", "unknown setting 'colour'"),
+        ("birthday_send_hour=24", "birthday_send_hour must be an hour 0-23"),
+        ("birthday_min_notice_days=-1", "must be >= 0"),
+        ("date_order=YMD", "date_order must be one of MDY, DMY"),
+        ("default_phone_region=XX", "default_phone_region 'XX' is not a phone region"),
+        ("birthday_reward_points=ten", "birthday_reward_points='ten'"),
+        ("birthday_reward_points=99999999999", "is at most 2147483647"),  # PostgreSQL's integer column
+        ("birthday_max_delay_days=99999999999", "is at most 2147483647"),
+        ("csv_columns=[1, 2]", "expected a JSON object"),
+        ('csv_columns={"mail": "E-mail"}', "csv_columns maps an unknown field 'mail'"),
+    ],
+)
 def test_a_bad_setting_is_refused_with_the_reason_and_nothing_is_written(loyalty, engine, assignment, reason):
     loyalty("programs", "add", "joes-pizza", "--name", "Joe's Pizza", "birthday_reward_points=50")
     before = programs_table(engine)

@@ -26,8 +26,9 @@ from tests.factories import balance, count, make_program, member, rewarded_passe
 def award(engine, *days: date, now=None, slug="joes-pizza", **kwargs):
     """Award `days` of one program; "now" defaults to noon UTC on the last day (a same-day run)."""
     last = max(days)
-    return award_birthdays(engine, program_slug=slug, dates=list(days),
-                           now=now or utc(last.year, last.month, last.day, 12), **kwargs)
+    return award_birthdays(
+        engine, program_slug=slug, dates=list(days), now=now or utc(last.year, last.month, last.day, 12), **kwargs
+    )
 
 
 class Recorder:
@@ -39,6 +40,7 @@ class Recorder:
 
 
 # --- the birthday itself -------------------------------------------------------------------------
+
 
 def test_29_february_birthday_is_rewarded_on_28_february_in_a_non_leap_year(engine, program):
     leapling = member(engine, program, (2, 29), year=2000)
@@ -106,7 +108,9 @@ def test_deleting_a_user_removes_their_pass_rewards_and_queued_messages(engine, 
     assert count(engine, "SELECT count(*) FROM notifications") == 2
 
     with engine.begin() as conn:
-        conn.execute(text("DELETE FROM users WHERE id = (SELECT user_id FROM passes_master WHERE id = :p)"), {"p": gone})
+        conn.execute(
+            text("DELETE FROM users WHERE id = (SELECT user_id FROM passes_master WHERE id = :p)"), {"p": gone}
+        )
 
     assert rewarded_passes(engine) == [(kept, "2026-11-26")]
     assert count(engine, "SELECT count(*) FROM notifications WHERE pass_id = :p", p=gone) == 0
@@ -114,6 +118,7 @@ def test_deleting_a_user_removes_their_pass_rewards_and_queued_messages(engine, 
 
 
 # --- when the pass and the birthday became known ---------------------------------------------------
+
 
 def test_pass_created_late_on_d_in_the_program_time_zone_counts_as_existing_on_d(engine):
     la = make_program(engine, "la-tacos", name="LA Tacos", timezone="America/Los_Angeles")
@@ -172,6 +177,7 @@ def test_without_minimum_notice_a_birthday_set_that_morning_counts(engine, progr
 
 # --- once per pass per year ------------------------------------------------------------------------
 
+
 def test_birthday_moved_from_31_december_to_1_january_does_not_pay_twice_within_365_days(engine, program):
     pass_id = member(engine, program, (12, 31))
     assert award(engine, date(2025, 12, 31)).rewarded_now == 1
@@ -197,6 +203,7 @@ def test_one_reward_per_calendar_year_even_365_days_apart(engine, program):
 
 # --- when the run happens --------------------------------------------------------------------------
 
+
 def test_partition_more_than_max_delay_days_old_awards_nothing_and_says_why(engine, program, now):
     member(engine, program, (10, 26))
     result = award(engine, date(2026, 10, 26), now=now)  # 31 days before 2026-11-26
@@ -221,6 +228,7 @@ def test_partition_in_the_future_is_not_due_yet(engine, program, now):
 
 
 # --- program configuration -------------------------------------------------------------------------
+
 
 def test_disabled_program_succeeds_with_zero_rewards_and_says_disabled(engine, now):
     disabled = make_program(engine, birthday_bot_enabled=False)
@@ -263,6 +271,7 @@ def test_negative_points_cannot_be_stored(engine, program):
 
 
 # --- one transaction, safe to rerun ---------------------------------------------------------------
+
 
 def test_rerun_of_the_same_partition_awards_and_sends_nothing_twice(engine, program, now):
     pass_id = member(engine, program, (11, 26))
@@ -309,16 +318,20 @@ def test_balances_logs_and_notifications_agree(engine, program, now):
     with engine.connect() as conn:
         balances = dict(conn.execute(text("SELECT id, points_balance FROM passes_master")).all())
         logged = dict(conn.execute(text("SELECT pass_id, sum(points) FROM birthday_logs GROUP BY pass_id")).all())
-        notified = conn.execute(text("""
+        notified = conn.execute(
+            text("""
             SELECT count(*) FROM birthday_logs b
             JOIN notifications n ON n.birthday_log_id = b.id AND n.pass_id = b.pass_id
-                                 AND n.program_id = b.program_id AND n.status = 'pending'""")).scalar_one()
+                                 AND n.program_id = b.program_id AND n.status = 'pending'""")
+        ).scalar_one()
     balances = {str(k): v for k, v in balances.items()}
     logged = {str(k): v for k, v in logged.items()}
     assert logged == {passes[0]: 50, passes[1]: 50, passes[2]: 80}
     for day, pass_id in zip((20, 21, 22, 23), passes, strict=True):
         assert balances[pass_id] == day + logged.get(pass_id, 0)
-    assert count(engine, "SELECT count(*) FROM notifications") == count(engine, "SELECT count(*) FROM birthday_logs") == 3
+    assert (
+        count(engine, "SELECT count(*) FROM notifications") == count(engine, "SELECT count(*) FROM birthday_logs") == 3
+    )
     assert notified == 3
 
 

@@ -30,7 +30,9 @@ def _population(engine, seed: int):
         day = START + timedelta(days=rng.randrange(-5, 45))
         birthday = (2, 29) if rng.random() < 0.05 else (day.month, day.day)
         member(
-            engine, rng.choice([program, program, other]), birthday if rng.random() < 0.9 else None,
+            engine,
+            rng.choice([program, program, other]),
+            birthday if rng.random() < 0.9 else None,
             year=rng.choice([1990, None]) if birthday != (2, 29) else 2000,
             status=rng.choice(["active"] * 9 + ["inactive"]),
             pass_created_at=utc(2027, 2, rng.randrange(1, 28)) if rng.random() < 0.2 else utc(2020, 1, 1),
@@ -60,8 +62,9 @@ def test_both_ways_in_reward_the_same_passes(postgres_engine, seed, monkeypatch)
     engine = postgres_engine
     program = _population(engine, seed)
     # A few passes were rewarded last year close to the range: the 365-day rule must see them.
-    award_birthdays(engine, program_slug=program.slug, dates=[d - timedelta(days=360) for d in DAYS[:10]],
-                    now=utc(2026, 3, 1, 12))
+    award_birthdays(
+        engine, program_slug=program.slug, dates=[d - timedelta(days=360) for d in DAYS[:10]], now=utc(2026, 3, 1, 12)
+    )
     before = set(rewarded_passes(engine))
 
     outcomes = {}
@@ -71,7 +74,11 @@ def test_both_ways_in_reward_the_same_passes(postgres_engine, seed, monkeypatch)
             conn.exec_driver_sql("DELETE FROM notifications WHERE created_at >= '2027-01-01'")
             conn.exec_driver_sql("DELETE FROM birthday_logs WHERE reward_date >= '2027-01-01'")
         result = award_birthdays(engine, program_slug=program.slug, dates=DAYS, now=NOW)
-        outcomes[name] = (set(rewarded_passes(engine)) - before, result.eligible, result.already_rewarded,
-                          result.rewarded_now)
+        outcomes[name] = (
+            set(rewarded_passes(engine)) - before,
+            result.eligible,
+            result.already_rewarded,
+            result.rewarded_now,
+        )
     assert outcomes["birthday index"] == outcomes["program's passes"]
     assert outcomes["birthday index"][3] > 0

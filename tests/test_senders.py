@@ -9,8 +9,13 @@ from loyalty_pipeline.notify import DeliveryError, LogSender, Message, WebhookSe
 
 def message(n: int = 1, text: str = "Joyeux anniversaire, Zoë 🎂 — عيد ميلاد سعيد") -> Message:
     return Message(
-        notification_id=f"n-{n}", program_slug="joes-pizza", pass_id=f"p-{n}", user_id=f"u-{n}",
-        email=f"user{n}@example.com", kind="birthday", text=text,
+        notification_id=f"n-{n}",
+        program_slug="joes-pizza",
+        pass_id=f"p-{n}",
+        user_id=f"u-{n}",
+        email=f"user{n}@example.com",
+        kind="birthday",
+        text=text,
     )
 
 

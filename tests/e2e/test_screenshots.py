@@ -20,8 +20,11 @@ import screenshots  # noqa: E402  (scripts/ is not a package)
 
 
 def _chromium() -> str | None:
-    return os.environ.get("CHROMIUM") or shutil.which("chromium") or (
-        "/usr/bin/chromium" if Path("/usr/bin/chromium").is_file() else None)
+    return (
+        os.environ.get("CHROMIUM")
+        or shutil.which("chromium")
+        or ("/usr/bin/chromium" if Path("/usr/bin/chromium").is_file() else None)
+    )
 
 
 def _png_size(path: Path) -> tuple[int, int]:
@@ -39,7 +42,11 @@ def test_screenshots_script_captures_both_pages(tmp_path):
         pytest.skip(reason)
     result = subprocess.run(
         [sys.executable, str(SCRIPT), "--out", str(tmp_path), "--chromium", binary],
-        cwd=REPO, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
     )
     assert result.returncode == 0, f"screenshots.py failed:\n{result.stdout}\n{result.stderr[-5000:]}"
     assert _png_size(tmp_path / "asset-graph.png") == screenshots.WINDOW
@@ -53,11 +60,14 @@ def test_missing_chromium_is_a_clear_failure(tmp_path, capsys):
     assert "apt-get install -y chromium" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("page_text", [
-    "Assets birthday_log Unexpected GraphQL error: DagsterInvariantViolationError",
-    "Assets nonexistent_asset No assets No assets were found",
-    "Code location loyalty_pipeline.definitions failed to load",
-])
+@pytest.mark.parametrize(
+    "page_text",
+    [
+        "Assets birthday_log Unexpected GraphQL error: DagsterInvariantViolationError",
+        "Assets nonexistent_asset No assets No assets were found",
+        "Code location loyalty_pipeline.definitions failed to load",
+    ],
+)
 def test_a_page_showing_an_error_fails_the_script(page_text):
     with pytest.raises(screenshots.ScreenshotError, match="shows an error"):
         screenshots.check_page("page", page_text, [])

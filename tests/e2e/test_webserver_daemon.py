@@ -42,8 +42,12 @@ REPOSITORY = "__repository__"
 # What the code location must list at the least (the test also compares with `defs` itself).
 EXPECTED_ASSETS = {"raw_upload", "validated_users", "users", "passes", "birthday_log", "birthday_notifications"}
 EXPECTED_CHECKS = {
-    "validated_users:unique_emails", "validated_users:reject_rate", "birthday_log:no_pass_twice_a_year",
-    "birthday_log:pass_in_logged_program", "birthday_log:one_notification_per_log", "birthday_log:programs_succeeded",
+    "validated_users:unique_emails",
+    "validated_users:reject_rate",
+    "birthday_log:no_pass_twice_a_year",
+    "birthday_log:pass_in_logged_program",
+    "birthday_log:one_notification_per_log",
+    "birthday_log:programs_succeeded",
 }
 EXPECTED_SENSORS = {"upload_sensor", "birthday_catchup_sensor", "birthday_late_sensor", "run_failure_alert_sensor"}
 EXPECTED_SCHEDULES = {"birthday_schedule"}
@@ -64,21 +68,23 @@ D = BACKFILL_DAYS
 # email -> (program, birth date cell); a@ is a customer of both programs.
 CSV_ROWS = {
     "alpha-cafe": [
-        ("ann@example.com", "Ann", f"{_md(D[0])}/1990"),   # rewarded on D0
-        ("bob@example.com", "Bob", _md(D[3])),             # no year: rewarded on D3
-        ("cyd@example.com", "Cyd", f"{_md(D[6])}/1985"),   # rewarded on D6, the last day
+        ("ann@example.com", "Ann", f"{_md(D[0])}/1990"),  # rewarded on D0
+        ("bob@example.com", "Bob", _md(D[3])),  # no year: rewarded on D3
+        ("cyd@example.com", "Cyd", f"{_md(D[6])}/1985"),  # rewarded on D6, the last day
         ("dee@example.com", "Dee", f"{_md(TODAY - timedelta(days=2))}/1980"),  # after the range
-        ("eve@example.com", "Eve", ""),                     # no birthday
+        ("eve@example.com", "Eve", ""),  # no birthday
     ],
     "beta-books": [
-        ("ann@example.com", "Ann", f"{_md(D[0])}/1990"),   # rewarded on D0 in this program too
-        ("fay@example.com", "Fay", f"{_md(D[5])}/1991"),   # rewarded on D5
+        ("ann@example.com", "Ann", f"{_md(D[0])}/1990"),  # rewarded on D0 in this program too
+        ("fay@example.com", "Fay", f"{_md(D[5])}/1991"),  # rewarded on D5
         ("gus@example.com", "Gus", f"{_md(D[0] - timedelta(days=1))}/1970"),  # the day before the range
     ],
 }
 EXPECTED_REWARDS = {
-    ("ann@example.com", "alpha-cafe", D[0], 10), ("bob@example.com", "alpha-cafe", D[3], 10),
-    ("cyd@example.com", "alpha-cafe", D[6], 10), ("ann@example.com", "beta-books", D[0], 20),
+    ("ann@example.com", "alpha-cafe", D[0], 10),
+    ("bob@example.com", "alpha-cafe", D[3], 10),
+    ("cyd@example.com", "alpha-cafe", D[6], 10),
+    ("ann@example.com", "beta-books", D[0], 20),
     ("fay@example.com", "beta-books", D[5], 20),
 }
 GHOST = "ghost-program"  # an upload folder with no program row: its run fails and raises an alert
@@ -139,8 +145,15 @@ class Process:
         self.name = name
         self.log = log_dir / f"{name}.log"
         self._handle = self.log.open("wb")
-        self.popen = subprocess.Popen(args, cwd=REPO, env=env, stdout=self._handle, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, start_new_session=True)
+        self.popen = subprocess.Popen(
+            args,
+            cwd=REPO,
+            env=env,
+            stdout=self._handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     def tail(self, lines: int = 40) -> str:
         text_ = self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -217,7 +230,9 @@ def _fresh_databases():
     finally:
         with admin.connect() as conn:
             for name in names.values():
-                conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name})
+                conn.execute(
+                    text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name}
+                )
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
 
@@ -236,8 +251,9 @@ def deployment(databases, tmp_path_factory):
     migrate(app)
     with app.begin() as conn:
         for slug, points in PROGRAMS.items():
-            save_program(conn, slug, slug.replace("-", " ").title(), birthday_bot_enabled=True,
-                         birthday_reward_points=points)
+            save_program(
+                conn, slug, slug.replace("-", " ").title(), birthday_bot_enabled=True, birthday_reward_points=points
+            )
 
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}"
@@ -247,11 +263,24 @@ def deployment(databases, tmp_path_factory):
     workspace = str(REPO / "workspace.yaml")
     processes = []
     try:
-        processes.append(Process("dagster-webserver", [str(BIN / "dagster-webserver"), "-w", workspace,
-                                                       "-h", "127.0.0.1", "-p", str(port)], env, root))
+        processes.append(
+            Process(
+                "dagster-webserver",
+                [str(BIN / "dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", str(port)],
+                env,
+                root,
+            )
+        )
         processes.append(Process("dagster-daemon", [str(BIN / "dagster-daemon"), "run", "-w", workspace], env, root))
-        yield {"gql": GraphQL(base_url), "base_url": base_url, "uploads": uploads, "app": app, "root": root,
-               "receiver": receiver, "processes": processes}
+        yield {
+            "gql": GraphQL(base_url),
+            "base_url": base_url,
+            "uploads": uploads,
+            "app": app,
+            "root": root,
+            "receiver": receiver,
+            "processes": processes,
+        }
     finally:
         for process in reversed(processes):
             process.stop()
@@ -264,20 +293,22 @@ def _environment(databases, root: Path, frozen_now: datetime) -> dict:
     the application database, and a pinned clock."""
     dagster_db = databases["dagster"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LOYALTY_", "DAGSTER_"))}
-    env.update({
-        "DAGSTER_HOME": str(root / "dagster_home"),
-        "DAGSTER_PG_HOST": dagster_db.host or "127.0.0.1",
-        "DAGSTER_PG_PORT": str(dagster_db.port or 5432),
-        "DAGSTER_PG_USERNAME": dagster_db.username or "postgres",
-        "DAGSTER_PG_PASSWORD": dagster_db.password or "",
-        "DAGSTER_PG_DB": dagster_db.database,
-        "LOYALTY_DATABASE_URL": databases["app"].render_as_string(hide_password=False),
-        "LOYALTY_UPLOADS_DIR": str(root / "uploads"),
-        "LOYALTY_TIMEZONE": "UTC",
-        "LOYALTY_FROZEN_NOW": frozen_now.isoformat(),
-        "LOYALTY_NOTIFICATION_LOG": str(root / "notifications.jsonl"),
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "DAGSTER_HOME": str(root / "dagster_home"),
+            "DAGSTER_PG_HOST": dagster_db.host or "127.0.0.1",
+            "DAGSTER_PG_PORT": str(dagster_db.port or 5432),
+            "DAGSTER_PG_USERNAME": dagster_db.username or "postgres",
+            "DAGSTER_PG_PASSWORD": dagster_db.password or "",
+            "DAGSTER_PG_DB": dagster_db.database,
+            "LOYALTY_DATABASE_URL": databases["app"].render_as_string(hide_password=False),
+            "LOYALTY_UPLOADS_DIR": str(root / "uploads"),
+            "LOYALTY_TIMEZONE": "UTC",
+            "LOYALTY_FROZEN_NOW": frozen_now.isoformat(),
+            "LOYALTY_NOTIFICATION_LOG": str(root / "notifications.jsonl"),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     return env
 
 
@@ -328,18 +359,24 @@ def _runs(gql, tags: dict) -> list[dict]:
 
 def _rewards(app) -> set[tuple]:
     with app.connect() as conn:
-        rows = conn.execute(text("""
+        rows = conn.execute(
+            text("""
             SELECT u.email, pr.slug, b.reward_date, b.points FROM birthday_logs b
             JOIN passes_master p ON p.id = b.pass_id JOIN users u ON u.id = p.user_id
-            JOIN programs pr ON pr.id = b.program_id""")).all()
+            JOIN programs pr ON pr.id = b.program_id""")
+        ).all()
     return {tuple(row) for row in rows}
 
 
 def _snapshot(app) -> dict:
     with app.connect() as conn:
         return {
-            "logs": sorted(map(tuple, conn.execute(text("SELECT id, pass_id, year, reward_date, points FROM birthday_logs")).all())),
-            "notifications": sorted(map(tuple, conn.execute(text("SELECT id, status, attempts FROM notifications")).all())),
+            "logs": sorted(
+                map(tuple, conn.execute(text("SELECT id, pass_id, year, reward_date, points FROM birthday_logs")).all())
+            ),
+            "notifications": sorted(
+                map(tuple, conn.execute(text("SELECT id, status, attempts FROM notifications")).all())
+            ),
             "balances": sorted(map(tuple, conn.execute(text("SELECT id, points_balance FROM passes_master")).all())),
         }
 
@@ -368,8 +405,9 @@ def _wait_backfill(deployment, backfill_id: str, timeout: float = 150) -> dict:
         backfill = gql(BACKFILL, {"id": backfill_id})["partitionBackfillOrError"]
         return backfill if backfill.get("status") in TERMINAL_BACKFILL else f"status {backfill.get('status')}"
 
-    backfill = wait_for(f"backfill {backfill_id} to finish", done, timeout, interval=2,
-                        on_timeout=lambda: _logs(deployment))
+    backfill = wait_for(
+        f"backfill {backfill_id} to finish", done, timeout, interval=2, on_timeout=lambda: _logs(deployment)
+    )
     assert backfill["status"] == "COMPLETED_SUCCESS", f"backfill {backfill_id}: {backfill}\n{_logs(deployment)}"
     assert backfill["numPartitions"] == len(BACKFILL_DAYS)
     runs = _runs(gql, {"dagster/backfill": backfill_id})
@@ -393,8 +431,9 @@ def test_webserver_and_daemon_end_to_end(deployment):
         entries = gql(WORKSPACE)["workspaceOrError"]["locationEntries"]
         return entries if entries and all(e["loadStatus"] == "LOADED" for e in entries) else str(entries)
 
-    entries = wait_for("the webserver to load the code location", location_loaded, 120,
-                       on_timeout=lambda: _logs(deployment))
+    entries = wait_for(
+        "the webserver to load the code location", location_loaded, 120, on_timeout=lambda: _logs(deployment)
+    )
     instance = gql(INSTANCE)["instance"]
     assert "PostgresRunStorage" in instance["info"] and "PostgresEventLogStorage" in instance["info"]
     assert "PostgresScheduleStorage" in instance["info"], instance["info"]
@@ -407,8 +446,13 @@ def test_webserver_and_daemon_end_to_end(deployment):
         healthy = {s["daemonType"] for s in statuses if s["healthy"]}
         return needed <= healthy or f"healthy: {sorted(healthy)}"
 
-    wait_for("the daemon's sensor, scheduler, backfill and run-queue daemons to be healthy", daemons_healthy, 90,
-             interval=2, on_timeout=lambda: _logs(deployment))
+    wait_for(
+        "the daemon's sensor, scheduler, backfill and run-queue daemons to be healthy",
+        daemons_healthy,
+        90,
+        interval=2,
+        on_timeout=lambda: _logs(deployment),
+    )
     timings["up"] = time.monotonic() - started
 
     # 1. The code location loads with no errors and lists every asset, check, sensor, schedule and job.
@@ -419,7 +463,8 @@ def test_webserver_and_daemon_end_to_end(deployment):
     assets = {"/".join(node["assetKey"]["path"]) for node in repository["assetNodes"]}
     checks = {
         f"{'/'.join(node['assetKey']['path'])}:{check['name']}"
-        for node in repository["assetNodes"] for check in node["assetChecksOrError"].get("checks", [])
+        for node in repository["assetNodes"]
+        for check in node["assetChecksOrError"].get("checks", [])
     }
     sensors = {s["name"] for s in repository["sensors"]}
     schedules = {s["name"] for s in repository["schedules"]}
@@ -432,8 +477,9 @@ def test_webserver_and_daemon_end_to_end(deployment):
     # What the data team reads in the catalog: a description and an owner on every asset, and the
     # column schema of every asset that is a database table.
     nodes = {"/".join(n["assetKey"]["path"]): n for n in repository["assetNodes"]}
-    assert all(n["description"] and n["owners"] for n in nodes.values()), \
-        {k: (n["description"], n["owners"]) for k, n in nodes.items()}
+    assert all(n["description"] and n["owners"] for n in nodes.values()), {
+        k: (n["description"], n["owners"]) for k, n in nodes.items()
+    }
     for table in ("validated_users", "users", "passes", "birthday_log", "birthday_notifications"):
         labels = {entry["label"] for entry in nodes[table]["metadataEntries"]}
         assert "dagster/column_schema" in labels, f"{table} has no column schema: {labels}"
@@ -448,8 +494,13 @@ def test_webserver_and_daemon_end_to_end(deployment):
     def ticked(name):
         return lambda: gql(SENSOR, {"s": _sensor_selector(name)})["sensorOrError"]["sensorState"]["ticks"]
 
-    wait_for("the first tick of run_failure_alert_sensor", ticked("run_failure_alert_sensor"), 90, interval=2,
-             on_timeout=lambda: _logs(deployment))
+    wait_for(
+        "the first tick of run_failure_alert_sensor",
+        ticked("run_failure_alert_sensor"),
+        90,
+        interval=2,
+        on_timeout=lambda: _logs(deployment),
+    )
 
     # 2. Drop CSVs (two programs, plus one for a program that does not exist), turn upload_sensor on.
     settled = time.time() - 60  # upload_sensor waits until a file is 5 s old: make it older
@@ -469,19 +520,32 @@ def test_webserver_and_daemon_end_to_end(deployment):
         done = keys == expected_keys and all(run["status"] in TERMINAL_RUN for run in runs)
         return runs if done else f"{[(r['tags'].get('dagster/partition'), r['status']) for r in runs]}"
 
-    runs = wait_for("upload_sensor's three ingestion runs to finish", ingestion_finished, 120, interval=2,
-                    on_timeout=lambda: _logs(deployment))
+    runs = wait_for(
+        "upload_sensor's three ingestion runs to finish",
+        ingestion_finished,
+        120,
+        interval=2,
+        on_timeout=lambda: _logs(deployment),
+    )
     timings["ingestion"] = time.monotonic() - started
     status = {run["tags"]["dagster/partition"]: run["status"] for run in runs}
-    assert status == {"alpha-cafe/customers.csv": "SUCCESS", "beta-books/customers.csv": "SUCCESS",
-                      f"{GHOST}/customers.csv": "FAILURE"}, status
+    assert status == {
+        "alpha-cafe/customers.csv": "SUCCESS",
+        "beta-books/customers.csv": "SUCCESS",
+        f"{GHOST}/customers.csv": "FAILURE",
+    }, status
     assert all(run["jobName"] == "ingest_upload_job" for run in runs)
     upload_keys = gql(PARTITION_KEYS, {"a": {"path": ["raw_upload"]}})["assetNodeOrError"]
     assert set(upload_keys["partitionKeysByDimension"][0]["partitionKeys"]) == expected_keys, upload_keys
     with app.connect() as conn:
         users = {row[0] for row in conn.execute(text("SELECT email FROM users"))}
-        passes = dict(conn.execute(text(
-            "SELECT pr.slug, count(*) FROM passes_master p JOIN programs pr ON pr.id = p.program_id GROUP BY pr.slug")).all())
+        passes = dict(
+            conn.execute(
+                text(
+                    "SELECT pr.slug, count(*) FROM passes_master p JOIN programs pr ON pr.id = p.program_id GROUP BY pr.slug"
+                )
+            ).all()
+        )
         uploads_done = {row[0] for row in conn.execute(text("SELECT key FROM uploads"))}
     assert users == {e for rows in CSV_ROWS.values() for e, _, _ in rows}, users
     assert passes == {slug: len(rows) for slug, rows in CSV_ROWS.items()}, passes
@@ -492,33 +556,50 @@ def test_webserver_and_daemon_end_to_end(deployment):
     # the day, so make them long-standing customers first.
     with app.begin() as conn:
         conn.execute(text("UPDATE passes_master SET created_at = created_at - interval '90 days'"))
-        conn.execute(text("UPDATE users SET created_at = created_at - interval '90 days', "
-                          "birth_date_set_at = birth_date_set_at - interval '90 days'"))
+        conn.execute(
+            text(
+                "UPDATE users SET created_at = created_at - interval '90 days', "
+                "birth_date_set_at = birth_date_set_at - interval '90 days'"
+            )
+        )
 
     # One program first, as the launchpad's `programs: [slug]` does, then every program.
     only_beta = _wait_backfill(deployment, _launch_backfill(deployment, "e2e backfill, beta", ["beta-books"]))
     assert {(e, slug) for e, slug, _, _ in _rewards(app)} == {
-        (e, slug) for e, slug, _, _ in EXPECTED_REWARDS if slug == "beta-books"}
+        (e, slug) for e, slug, _, _ in EXPECTED_REWARDS if slug == "beta-books"
+    }
     assert len(only_beta["runs"]) == 1
     first = _wait_backfill(deployment, _launch_backfill(deployment, "e2e backfill"))
     timings["backfill"] = time.monotonic() - started
     assert _rewards(app) == EXPECTED_REWARDS
     # BackfillPolicy.single_run(): one run for the whole date range, every program in it.
     assert len(first["runs"]) == 1, [r["tags"] for r in first["runs"]]
-    ranges = {(r["tags"].get("dagster/asset_partition_range_start"), r["tags"].get("dagster/asset_partition_range_end"))
-              for r in first["runs"]}
+    ranges = {
+        (r["tags"].get("dagster/asset_partition_range_start"), r["tags"].get("dagster/asset_partition_range_end"))
+        for r in first["runs"]
+    }
     assert ranges == {(D[0].isoformat(), D[-1].isoformat())}, ranges
     with app.connect() as conn:  # each program's result per day, for the UI and the schedule
-        per_day = conn.execute(text("SELECT pr.slug, r.status, count(*), sum(r.rewarded) FROM birthday_runs r "
-                                    "JOIN programs pr ON pr.id = r.program_id GROUP BY pr.slug, r.status")).all()
-    assert sorted(map(tuple, per_day)) == [("alpha-cafe", "succeeded", len(D), 3),
-                                           ("beta-books", "succeeded", len(D), 2)], per_day
+        per_day = conn.execute(
+            text(
+                "SELECT pr.slug, r.status, count(*), sum(r.rewarded) FROM birthday_runs r "
+                "JOIN programs pr ON pr.id = r.program_id GROUP BY pr.slug, r.status"
+            )
+        ).all()
+    assert sorted(map(tuple, per_day)) == [
+        ("alpha-cafe", "succeeded", len(D), 3),
+        ("beta-books", "succeeded", len(D), 2),
+    ], per_day
     after_first = _snapshot(app)
     assert all(status == "sent" for _, status, _ in after_first["notifications"]), after_first["notifications"]
     assert len(after_first["notifications"]) == len(EXPECTED_REWARDS)
     with app.connect() as conn:
-        balances = dict(conn.execute(text("""SELECT u.email || ' ' || pr.slug, p.points_balance FROM passes_master p
-            JOIN users u ON u.id = p.user_id JOIN programs pr ON pr.id = p.program_id WHERE p.points_balance > 0""")).all())
+        balances = dict(
+            conn.execute(
+                text("""SELECT u.email || ' ' || pr.slug, p.points_balance FROM passes_master p
+            JOIN users u ON u.id = p.user_id JOIN programs pr ON pr.id = p.program_id WHERE p.points_balance > 0""")
+            ).all()
+        )
     assert balances == {f"{email} {slug}": points for email, slug, _, points in EXPECTED_REWARDS}
     sent_lines = (deployment["root"] / "notifications.jsonl").read_text().splitlines()
     assert len(sent_lines) == len(EXPECTED_REWARDS)
@@ -533,8 +614,13 @@ def test_webserver_and_daemon_end_to_end(deployment):
     # 5. The failed ingestion run raised a JSON alert through run_failure_alert_sensor.
     (ghost_run,) = [r for r in runs if r["status"] == "FAILURE"]
     receiver = deployment["receiver"]
-    wait_for("the failure alert of the ghost-program run", lambda: receiver.requests, 90, interval=2,
-             on_timeout=lambda: _logs(deployment))
+    wait_for(
+        "the failure alert of the ghost-program run",
+        lambda: receiver.requests,
+        90,
+        interval=2,
+        on_timeout=lambda: _logs(deployment),
+    )
     (alert,) = [request.json() for request in receiver.requests]
     assert alert["run_id"] == ghost_run["runId"]
     assert alert["partition"] == f"{GHOST}/customers.csv" and alert["program"] == GHOST
@@ -565,65 +651,104 @@ def test_the_daemon_catches_up_the_days_it_missed(other_databases, tmp_path):
     migrate(app)
     born = {day_x + timedelta(days=n): f"born{n}@example.com" for n in range(5)}
     with app.begin() as conn:
-        program = save_program(conn, "daily-deli", "Daily Deli", birthday_bot_enabled=True,
-                               birthday_reward_points=7)
+        program = save_program(conn, "daily-deli", "Daily Deli", birthday_bot_enabled=True, birthday_reward_points=7)
         for day, email in born.items():
-            user = conn.execute(text("INSERT INTO users (email, first_name, birth_month, birth_day, created_at) "
-                                     "VALUES (:e, 'Pat', :m, :d, now() - interval '400 days') RETURNING id"),
-                                {"e": email, "m": day.month, "d": day.day}).scalar_one()
-            conn.execute(text("INSERT INTO passes_master (program_id, user_id, created_at) "
-                              "VALUES (:p, :u, now() - interval '400 days')"), {"p": program.id, "u": user})
+            user = conn.execute(
+                text(
+                    "INSERT INTO users (email, first_name, birth_month, birth_day, created_at) "
+                    "VALUES (:e, 'Pat', :m, :d, now() - interval '400 days') RETURNING id"
+                ),
+                {"e": email, "m": day.month, "d": day.day},
+            ).scalar_one()
+            conn.execute(
+                text(
+                    "INSERT INTO passes_master (program_id, user_id, created_at) "
+                    "VALUES (:p, :u, now() - interval '400 days')"
+                ),
+                {"p": program.id, "u": user},
+            )
 
     def rewarded() -> dict:
         with app.connect() as conn:
-            return dict(conn.execute(text(
-                "SELECT reward_date, count(*) FROM birthday_logs GROUP BY reward_date")).all())
+            return dict(
+                conn.execute(text("SELECT reward_date, count(*) FROM birthday_logs GROUP BY reward_date")).all()
+            )
 
     def catchup_runs() -> list[str]:
         with dagster_db.connect() as conn:
-            return sorted(conn.execute(text(
-                "SELECT r.partition FROM runs r JOIN run_tags t ON t.run_id = r.run_id "
-                "WHERE t.key = 'loyalty/trigger' AND t.value = 'catchup'")).scalars().all())
+            return sorted(
+                conn.execute(
+                    text(
+                        "SELECT r.partition FROM runs r JOIN run_tags t ON t.run_id = r.run_id "
+                        "WHERE t.key = 'loyalty/trigger' AND t.value = 'catchup'"
+                    )
+                )
+                .scalars()
+                .all()
+            )
 
     morning_x = datetime.combine(day_x, datetime.min.time(), tzinfo=timezone.utc).replace(hour=10)
     env = _environment(other_databases, root, morning_x)
-    cli = subprocess.run([str(BIN / "loyalty"), "rewards", "--date", day_x.isoformat()], cwd=REPO, env=env,
-                         capture_output=True, text=True, timeout=300)
+    cli = subprocess.run(
+        [str(BIN / "loyalty"), "rewards", "--date", day_x.isoformat()],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert cli.returncode == 0, cli.stdout + cli.stderr
     assert rewarded() == {day_x: 1}
 
-    daemon = Process("dagster-daemon-day-x", [str(BIN / "dagster-daemon"), "run", "-w", str(REPO / "workspace.yaml")],
-                     env, root)
+    daemon = Process(
+        "dagster-daemon-day-x", [str(BIN / "dagster-daemon"), "run", "-w", str(REPO / "workspace.yaml")], env, root
+    )
     try:
+
         def enabled_seen():
             daemon.check_alive()
             with app.connect() as conn:
                 return conn.execute(text("SELECT count(*) FROM birthday_enabled_since")).scalar_one() == 1
+
         wait_for("the catch-up sensor's first tick", enabled_seen, 120, interval=2, on_timeout=daemon.tail)
     finally:
         daemon.stop()
     assert catchup_runs() == []  # nothing was missed on day X
 
     back = morning_x + timedelta(days=4, minutes=30)  # four days later, 10:30
-    daemon = Process("dagster-daemon-back", [str(BIN / "dagster-daemon"), "run", "-w", str(REPO / "workspace.yaml")],
-                     _environment(other_databases, root, back), root)
+    daemon = Process(
+        "dagster-daemon-back",
+        [str(BIN / "dagster-daemon"), "run", "-w", str(REPO / "workspace.yaml")],
+        _environment(other_databases, root, back),
+        root,
+    )
     missed = [day_x + timedelta(days=n) for n in (1, 2, 3)]
     try:
+
         def caught_up():
             daemon.check_alive()
             with app.connect() as conn:
-                done = conn.execute(text(
-                    "SELECT run_date FROM birthday_runs WHERE status = 'succeeded'")).scalars().all()
+                done = (
+                    conn.execute(text("SELECT run_date FROM birthday_runs WHERE status = 'succeeded'")).scalars().all()
+                )
             return set(missed) <= set(done) or f"succeeded days: {sorted(done)}"
+
         wait_for("the missed days to be rewarded by catch-up", caught_up, 240, interval=3, on_timeout=daemon.tail)
         assert catchup_runs() == [day.isoformat() for day in missed]  # one run per missed day
 
         def ticked_again():  # a later tick of the sensor, after the runs finished
             daemon.check_alive()
             with dagster_db.connect() as conn:
-                return conn.execute(text(
-                    "SELECT count(*) FROM job_ticks t JOIN jobs j ON j.job_origin_id = t.job_origin_id "
-                    "WHERE j.job_body LIKE '%birthday_catchup_sensor%'")).scalar_one() >= 2
+                return (
+                    conn.execute(
+                        text(
+                            "SELECT count(*) FROM job_ticks t JOIN jobs j ON j.job_origin_id = t.job_origin_id "
+                            "WHERE j.job_body LIKE '%birthday_catchup_sensor%'"
+                        )
+                    ).scalar_one()
+                    >= 2
+                )
+
         wait_for("another tick of birthday_catchup_sensor", ticked_again, 120, interval=3, on_timeout=daemon.tail)
     finally:
         daemon.stop()

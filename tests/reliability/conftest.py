@@ -35,8 +35,13 @@ def pg_db(postgres_server_url):
             engine.dispose()
             return urls[purpose]
         with admin.connect() as conn:  # e.g. the backend of a killed worker, still winding down
-            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                              "WHERE datname = :d AND pid <> pg_backend_pid()"), {"d": make_url(urls[purpose]).database})
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :d AND pid <> pg_backend_pid()"
+                ),
+                {"d": make_url(urls[purpose]).database},
+            )
         engine = make_engine(urls[purpose])
         with engine.begin() as conn:
             conn.execute(text(f"TRUNCATE {', '.join(APP_TABLES)} CASCADE"))
@@ -60,9 +65,20 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         "({kills_mid_transaction} mid-transaction), backends terminated {backends_terminated}, "
         "concurrent runs {concurrent_runs}, invariant violations {invariant_violations} "
         "(fast CSV path cross-checked on {fast_path_cases} files)"
-    ).format_map({k: STATS.get(k, 0) for k in (
-        "cases_tried", "kills_survived", "kills_mid_transaction", "backends_terminated",
-        "concurrent_runs", "invariant_violations", "fast_path_cases")})
+    ).format_map(
+        {
+            k: STATS.get(k, 0)
+            for k in (
+                "cases_tried",
+                "kills_survived",
+                "kills_mid_transaction",
+                "backends_terminated",
+                "concurrent_runs",
+                "invariant_violations",
+                "fast_path_cases",
+            )
+        }
+    )
     terminalreporter.write_sep("-", "reliability counts")
     terminalreporter.write_line(line)
     if getattr(config, "cache", None) is not None:

@@ -45,6 +45,7 @@ def record(**counts: int) -> None:
 
 # --- ingestion, in process --------------------------------------------------------------------
 
+
 @dataclass
 class Loaded:
     key: str
@@ -61,12 +62,14 @@ def ingest_file(engine: Engine, program: Program, path: Path, *, now: datetime =
     """read -> validate -> load, exactly what the three ingestion assets do for one partition."""
     key = f"{program.slug}/{path.name}"
     validated = validate_file(path, program, today=now.date(), label=key)
-    result = load_upload(engine, key=key, file_name=path.name, sha256=validated.sha256, program=program,
-                         validated=validated, now=now)
+    result = load_upload(
+        engine, key=key, file_name=path.name, sha256=validated.sha256, program=program, validated=validated, now=now
+    )
     return Loaded(key, validated, result)
 
 
 # --- snapshots --------------------------------------------------------------------------------
+
 
 def _rows(conn, sql: str) -> list[tuple]:
     return sorted(tuple("" if v is None else str(v) for v in row) for row in conn.execute(text(sql)))
@@ -76,20 +79,37 @@ def snapshot(engine: Engine) -> dict[str, list[tuple]]:
     """Everything the pipeline writes, by natural key (ids and batch ids differ between databases)."""
     with engine.connect() as conn:
         return {
-            "users": _rows(conn, """SELECT email, first_name, last_name, birth_date, birth_month, birth_day,
-                                           phone_number, birth_date_set_at, created_at, updated_at FROM users"""),
-            "passes": _rows(conn, """SELECT pr.slug, u.email, p.status, p.points_balance, p.created_at
+            "users": _rows(
+                conn,
+                """SELECT email, first_name, last_name, birth_date, birth_month, birth_day,
+                                           phone_number, birth_date_set_at, created_at, updated_at FROM users""",
+            ),
+            "passes": _rows(
+                conn,
+                """SELECT pr.slug, u.email, p.status, p.points_balance, p.created_at
                                      FROM passes_master p JOIN programs pr ON pr.id = p.program_id
-                                     JOIN users u ON u.id = p.user_id"""),
-            "uploads": _rows(conn, """SELECT key, file_name, sha256, rows_read, rows_accepted, rows_rejected, warnings
-                                      FROM uploads"""),
-            "upload_issues": _rows(conn, 'SELECT upload_key, line, "column", value, severity, reason FROM upload_issues'),
-            "birthday_logs": _rows(conn, """SELECT pr.slug, u.email, b.year, b.reward_date, b.points
+                                     JOIN users u ON u.id = p.user_id""",
+            ),
+            "uploads": _rows(
+                conn,
+                """SELECT key, file_name, sha256, rows_read, rows_accepted, rows_rejected, warnings
+                                      FROM uploads""",
+            ),
+            "upload_issues": _rows(
+                conn, 'SELECT upload_key, line, "column", value, severity, reason FROM upload_issues'
+            ),
+            "birthday_logs": _rows(
+                conn,
+                """SELECT pr.slug, u.email, b.year, b.reward_date, b.points
                                             FROM birthday_logs b JOIN programs pr ON pr.id = b.program_id
-                                            JOIN passes_master p ON p.id = b.pass_id JOIN users u ON u.id = p.user_id"""),
-            "notifications": _rows(conn, """SELECT pr.slug, u.email, n.kind, n.message, n.status, n.attempts
+                                            JOIN passes_master p ON p.id = b.pass_id JOIN users u ON u.id = p.user_id""",
+            ),
+            "notifications": _rows(
+                conn,
+                """SELECT pr.slug, u.email, n.kind, n.message, n.status, n.attempts
                                             FROM notifications n JOIN programs pr ON pr.id = n.program_id
-                                            JOIN users u ON u.id = n.user_id"""),
+                                            JOIN users u ON u.id = n.user_id""",
+            ),
         }
 
 
@@ -100,13 +120,16 @@ def diff(expected: dict, actual: dict) -> list[str]:
         missing = set(expected[table]) - set(actual[table])
         extra = set(actual[table]) - set(expected[table])
         if missing or extra or len(expected[table]) != len(actual[table]):
-            problems.append(f"{table}: {len(missing)} missing (e.g. {sorted(missing)[:2]}), "
-                            f"{len(extra)} unexpected (e.g. {sorted(extra)[:2]}), "
-                            f"{len(expected[table])} vs {len(actual[table])} rows")
+            problems.append(
+                f"{table}: {len(missing)} missing (e.g. {sorted(missing)[:2]}), "
+                f"{len(extra)} unexpected (e.g. {sorted(extra)[:2]}), "
+                f"{len(expected[table])} vs {len(actual[table])} rows"
+            )
     return problems
 
 
 # --- invariants -------------------------------------------------------------------------------
+
 
 def ingestion_violations(engine: Engine, loads: list[tuple[str, Program, ValidatedUpload]]) -> list[str]:
     """For each (upload key, program, validation result) that the database claims to have loaded
@@ -115,28 +138,40 @@ def ingestion_violations(engine: Engine, loads: list[tuple[str, Program, Validat
     upload without its `uploads` row must have left nothing of its own behind (all or nothing)."""
     problems = []
     with engine.connect() as conn:
-        duplicates = conn.execute(text("SELECT count(*) FROM (SELECT email FROM users GROUP BY email HAVING count(*) > 1) t")).scalar_one()
+        duplicates = conn.execute(
+            text("SELECT count(*) FROM (SELECT email FROM users GROUP BY email HAVING count(*) > 1) t")
+        ).scalar_one()
         if duplicates:
             problems.append(f"{duplicates} emails stored more than once")
         for key, program, validated in loads:
-            upload = conn.execute(text("SELECT rows_read, rows_accepted, rows_rejected FROM uploads WHERE key = :k"),
-                                  {"k": key}).first()
-            issues = conn.execute(text('SELECT line, "column", severity, reason FROM upload_issues WHERE upload_key = :k'),
-                                  {"k": key}).all()
+            upload = conn.execute(
+                text("SELECT rows_read, rows_accepted, rows_rejected FROM uploads WHERE key = :k"), {"k": key}
+            ).first()
+            issues = conn.execute(
+                text('SELECT line, "column", severity, reason FROM upload_issues WHERE upload_key = :k'), {"k": key}
+            ).all()
             if upload is None:
                 if issues:
                     problems.append(f"{key}: {len(issues)} issue rows without the upload row (half-written)")
                 continue
             if tuple(upload) != (validated.rows_read, validated.rows_accepted, validated.rows_rejected):
-                problems.append(f"{key}: counts {tuple(upload)} != {(validated.rows_read, validated.rows_accepted, validated.rows_rejected)}")
+                problems.append(
+                    f"{key}: counts {tuple(upload)} != {(validated.rows_read, validated.rows_accepted, validated.rows_rejected)}"
+                )
             if upload[0] != upload[1] + upload[2]:
                 problems.append(f"{key}: rows_read != accepted + rejected")
-            error_lines = {line for line, _, severity, reason in issues if severity == "error" and (reason or "").strip()}
+            error_lines = {
+                line for line, _, severity, reason in issues if severity == "error" and (reason or "").strip()
+            }
             expected_errors = set(validated.issues.filter(pl.col("severity") == "error")["line"].to_list())
             if expected_errors - error_lines:
-                problems.append(f"{key}: rejected lines without an error issue: {sorted(expected_errors - error_lines)[:5]}")
+                problems.append(
+                    f"{key}: rejected lines without an error issue: {sorted(expected_errors - error_lines)[:5]}"
+                )
             if len(expected_errors) != validated.rows_rejected:
-                problems.append(f"{key}: {validated.rows_rejected} rejected but {len(expected_errors)} lines with errors")
+                problems.append(
+                    f"{key}: {validated.rows_rejected} rejected but {len(expected_errors)} lines with errors"
+                )
             if any(not (reason or "").strip() for *_, reason in issues):
                 problems.append(f"{key}: an issue row without a reason")
             emails = validated.users["email"].to_list()
@@ -144,7 +179,8 @@ def ingestion_violations(engine: Engine, loads: list[tuple[str, Program, Validat
                 stored = conn.execute(
                     text("""SELECT count(DISTINCT u.email) FROM users u JOIN passes_master p ON p.user_id = u.id
                             WHERE p.program_id = :p AND u.email IN :emails""").bindparams(
-                        bindparam("emails", expanding=True)),
+                        bindparam("emails", expanding=True)
+                    ),
                     {"p": program.id, "emails": emails},
                 ).scalar_one()
                 if stored != len(emails):
@@ -159,18 +195,26 @@ def reward_violations(engine: Engine, initial_balances: dict[str, int] | None = 
     initial_balances = initial_balances or {}
     problems = []
     with engine.connect() as conn:
-        twice = conn.execute(text("SELECT count(*) FROM (SELECT pass_id, year FROM birthday_logs GROUP BY pass_id, year HAVING count(*) > 1) t")).scalar_one()
+        twice = conn.execute(
+            text(
+                "SELECT count(*) FROM (SELECT pass_id, year FROM birthday_logs GROUP BY pass_id, year HAVING count(*) > 1) t"
+            )
+        ).scalar_one()
         if twice:
             problems.append(f"{twice} passes rewarded twice in a year")
-        orphans = conn.execute(text("""SELECT count(*) FROM birthday_logs b WHERE
-                                       (SELECT count(*) FROM notifications n WHERE n.birthday_log_id = b.id) <> 1""")).scalar_one()
+        orphans = conn.execute(
+            text("""SELECT count(*) FROM birthday_logs b WHERE
+                                       (SELECT count(*) FROM notifications n WHERE n.birthday_log_id = b.id) <> 1""")
+        ).scalar_one()
         if orphans:
             problems.append(f"{orphans} log rows without exactly one notification")
         stray = conn.execute(text("SELECT count(*) FROM notifications WHERE birthday_log_id IS NULL")).scalar_one()
         if stray:
             problems.append(f"{stray} notifications without a log row")
-        balances = conn.execute(text("""SELECT p.id, p.points_balance, COALESCE((SELECT sum(points) FROM birthday_logs b
-                                        WHERE b.pass_id = p.id), 0) FROM passes_master p""")).all()
+        balances = conn.execute(
+            text("""SELECT p.id, p.points_balance, COALESCE((SELECT sum(points) FROM birthday_logs b
+                                        WHERE b.pass_id = p.id), 0) FROM passes_master p""")
+        ).all()
         wrong = [(str(pid), bal, pts) for pid, bal, pts in balances if bal != initial_balances.get(str(pid), 0) + pts]
         if wrong:
             problems.append(f"{len(wrong)} balances disagree with their logs, e.g. {wrong[:3]}")
@@ -179,6 +223,7 @@ def reward_violations(engine: Engine, initial_balances: dict[str, int] | None = 
 
 
 # --- PostgreSQL helpers -----------------------------------------------------------------------
+
 
 def database_name(url: str) -> str:
     from sqlalchemy.engine import make_url
@@ -207,6 +252,7 @@ def terminate(admin: Engine, pid: int) -> bool:
 
 
 # --- a database that goes away ----------------------------------------------------------------
+
 
 def closed_port() -> int:
     """A local TCP port with nothing listening (bound, then released)."""

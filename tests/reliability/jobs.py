@@ -58,13 +58,15 @@ def write_ingest_files(directory: Path, users: int = 1600, seed: int = 7) -> lis
             born = _birthday(i)
             dob = born.strftime("%m/%d/%Y") if order == "MDY" else born.strftime("%d/%m/%Y")
             email = f"user{i:05d}@example.com"
-            rows.append([
-                email.upper() if (i + k) % 5 == 0 else email,
-                "" if (i + k) % 3 == 0 else f"First{i}",
-                "" if (i + k) % 4 == 1 else f"Last{i}",
-                "N/A" if i % 97 == 0 else dob,
-                f"+1212555{i % 10000:04d}" if i % 2 == 0 else "",
-            ])
+            rows.append(
+                [
+                    email.upper() if (i + k) % 5 == 0 else email,
+                    "" if (i + k) % 3 == 0 else f"First{i}",
+                    "" if (i + k) % 4 == 1 else f"Last{i}",
+                    "N/A" if i % 97 == 0 else dob,
+                    f"+1212555{i % 10000:04d}" if i % 2 == 0 else "",
+                ]
+            )
         for j in range(20):
             rows.append([f"bad-email-{k}-{j}", "Bad", "", "", ""])
         rng.shuffle(rows)
@@ -89,10 +91,21 @@ def run_ingest(engine: Engine, uploads: list[dict], now: str = INGEST_NOW) -> No
         with engine.connect() as conn:
             program = get_program(conn, upload["slug"])
         key = f"{program.slug}/{path.name}"
-        validated = validate_upload(read_csv(path, file_label=key), date_order=program.date_order,
-                                    phone_region=program.default_phone_region, today=moment.date())
-        load_upload(engine, key=key, file_name=path.name, sha256=validated.sha256, program=program,
-                    validated=validated, now=moment)
+        validated = validate_upload(
+            read_csv(path, file_label=key),
+            date_order=program.date_order,
+            phone_region=program.default_phone_region,
+            today=moment.date(),
+        )
+        load_upload(
+            engine,
+            key=key,
+            file_name=path.name,
+            sha256=validated.sha256,
+            program=program,
+            validated=validated,
+            now=moment,
+        )
 
 
 def seed_reward_members(engine: Engine, users: int = 900) -> None:
@@ -100,22 +113,43 @@ def seed_reward_members(engine: Engine, users: int = 900) -> None:
     the reward window (and outside it). Written with set-based SQL: seeding must be fast."""
     with engine.begin() as conn:
         for slug, (points, message) in REWARD_PROGRAMS.items():
-            save_program(conn, slug, slug.replace("-", " ").title(), birthday_bot_enabled=True,
-                         birthday_reward_points=points, birthday_message=message)
+            save_program(
+                conn,
+                slug,
+                slug.replace("-", " ").title(),
+                birthday_bot_enabled=True,
+                birthday_reward_points=points,
+                birthday_message=message,
+            )
         rows = []
         for i in range(users):
             day = REWARD_FIRST_DAY + timedelta(days=i % 20)  # days 15..20 are outside the window
-            rows.append({"email": f"member{i:05d}@example.com", "first_name": None if i % 11 == 0 else f"Mem{{ber}}{i}",
-                         "bd": date(1960 + i % 40, day.month, day.day), "m": day.month, "d": day.day})
-        conn.execute(text("""INSERT INTO users (email, first_name, birth_date, birth_month, birth_day,
+            rows.append(
+                {
+                    "email": f"member{i:05d}@example.com",
+                    "first_name": None if i % 11 == 0 else f"Mem{{ber}}{i}",
+                    "bd": date(1960 + i % 40, day.month, day.day),
+                    "m": day.month,
+                    "d": day.day,
+                }
+            )
+        conn.execute(
+            text("""INSERT INTO users (email, first_name, birth_date, birth_month, birth_day,
                                                 birth_date_set_at, created_at, updated_at)
-                             VALUES (:email, :first_name, :bd, :m, :d, '2020-01-01', '2020-01-01', '2020-01-01')"""), rows)
-        program_ids = [conn.execute(text("SELECT id FROM programs WHERE slug = :s"), {"s": s}).scalar_one()
-                       for s in REWARD_PROGRAMS]
+                             VALUES (:email, :first_name, :bd, :m, :d, '2020-01-01', '2020-01-01', '2020-01-01')"""),
+            rows,
+        )
+        program_ids = [
+            conn.execute(text("SELECT id FROM programs WHERE slug = :s"), {"s": s}).scalar_one()
+            for s in REWARD_PROGRAMS
+        ]
         for k, program_id in enumerate(program_ids):
-            conn.execute(text(f"""INSERT INTO passes_master (program_id, user_id, status, points_balance, created_at)
+            conn.execute(
+                text(f"""INSERT INTO passes_master (program_id, user_id, status, points_balance, created_at)
                                   SELECT :p, id, 'active', 0, '2020-01-01' FROM users
-                                  WHERE (CAST(substr(email, 7, 5) AS integer) + {k}) % 3 <> 0"""), {"p": program_id})
+                                  WHERE (CAST(substr(email, 7, 5) AS integer) + {k}) % 3 <> 0"""),
+                {"p": program_id},
+            )
 
 
 def reward_jobs() -> list[dict]:
@@ -130,8 +164,13 @@ def run_rewards(engine: Engine, jobs: list[dict], now: str = REWARD_NOW) -> int:
     moment = datetime.fromisoformat(now)
     rewarded = 0
     for job in jobs:
-        rewarded += award_birthdays(engine, program_slug=job["slug"], dates=[date.fromisoformat(d) for d in job["dates"]],
-                                    now=moment, default_timezone="UTC").rewarded_now
+        rewarded += award_birthdays(
+            engine,
+            program_slug=job["slug"],
+            dates=[date.fromisoformat(d) for d in job["dates"]],
+            now=moment,
+            default_timezone="UTC",
+        ).rewarded_now
     return rewarded
 
 

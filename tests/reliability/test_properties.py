@@ -26,12 +26,60 @@ WHITE_SPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 HOSTILE_CELLS = [
-    '=HYPERLINK("http://evil.example","click")', "+1+1", "-2+3", "@SUM(A1:A9)", "=cmd|' /C calc'!A0",
-    "'; DROP TABLE users; --", "Robert'); DELETE FROM passes_master;--", "1 OR 1=1", "%s", "%(email)s", ":email",
-    "$1", "\\.", "\\N", "\x00", "\u202egnp.exe", "مريم", "כהן", "👩‍👩‍👧‍👦", "Zoë", "İstanbul", "ß", "Σ",
-    "N/A", "n/a", "Unknown", "-", "?", "none", "1990-02-30", "02/29", "--02-29", "29.02.1900", "31.12.1899",
-    "19000101", "00/00/0000", "9999-12-31", "2026-11-27", "1e9", "NaN", "   ", "\t", '"', '""', ",", "\r\n",
-    "{first_name}", "{0}", "{{", "A" * 1001, "a@b.co", " ANN@Example.COM ", "x..y@x.com", "@x.com",
+    '=HYPERLINK("http://evil.example","click")',
+    "+1+1",
+    "-2+3",
+    "@SUM(A1:A9)",
+    "=cmd|' /C calc'!A0",
+    "'; DROP TABLE users; --",
+    "Robert'); DELETE FROM passes_master;--",
+    "1 OR 1=1",
+    "%s",
+    "%(email)s",
+    ":email",
+    "$1",
+    "\\.",
+    "\\N",
+    "\x00",
+    "\u202egnp.exe",
+    "مريم",
+    "כהן",
+    "👩‍👩‍👧‍👦",
+    "Zoë",
+    "İstanbul",
+    "ß",
+    "Σ",
+    "N/A",
+    "n/a",
+    "Unknown",
+    "-",
+    "?",
+    "none",
+    "1990-02-30",
+    "02/29",
+    "--02-29",
+    "29.02.1900",
+    "31.12.1899",
+    "19000101",
+    "00/00/0000",
+    "9999-12-31",
+    "2026-11-27",
+    "1e9",
+    "NaN",
+    "   ",
+    "\t",
+    '"',
+    '""',
+    ",",
+    "\r\n",
+    "{first_name}",
+    "{0}",
+    "{{",
+    "A" * 1001,
+    "a@b.co",
+    " ANN@Example.COM ",
+    "x..y@x.com",
+    "@x.com",
 ]
 MONTH_NAMES = ["Jan", "february", "MAR", "Sept", "dec", "Foo"]
 
@@ -50,8 +98,12 @@ def date_like() -> st.SearchStrategy[str]:
         st.builds("{} {}, {}".format, st.sampled_from(MONTH_NAMES), part, year),
         st.builds("{} {} {}".format, part, st.sampled_from(MONTH_NAMES), year),
         st.builds("{}/{}".format, part, part),
-        st.builds("{}T{:02d}:{:02d}:00Z".format, st.builds("{}-{:02d}-{:02d}".format, year, part, part),
-                  st.integers(0, 30), st.integers(0, 70)),
+        st.builds(
+            "{}T{:02d}:{:02d}:00Z".format,
+            st.builds("{}-{:02d}-{:02d}".format, year, part, part),
+            st.integers(0, 30),
+            st.integers(0, 70),
+        ),
     )
 
 
@@ -162,7 +214,9 @@ FOUR_DIGIT_FORMATS = {
     "iso": lambda d, o: d.isoformat(),
     "iso_slash": lambda d, o: f"{d.year:04d}/{d.month}/{d.day}",
     "compact": lambda d, o: f"{d.year:04d}{d.month:02d}{d.day:02d}",
-    "slash": lambda d, o: f"{d.month:02d}/{d.day:02d}/{d.year}" if o == "MDY" else f"{d.day:02d}/{d.month:02d}/{d.year}",
+    "slash": lambda d, o: (
+        f"{d.month:02d}/{d.day:02d}/{d.year}" if o == "MDY" else f"{d.day:02d}/{d.month:02d}/{d.year}"
+    ),
     "dotted": lambda d, o: f"{d.day}.{d.month}.{d.year}",
     "month_first": lambda d, o: d.strftime("%B %d, ") + str(d.year),
     "day_first": lambda d, o: f"{d.day} {d.strftime('%b')} {d.year}",
@@ -189,22 +243,30 @@ def test_every_accepted_format_of_a_real_date_parses_to_that_date(day, shape, da
 def test_two_digit_years_map_to_the_most_recent_past_year(day, date_order):
     record(cases_tried=1)
     yy = day.year % 100
-    text = (f"{day.month}/{day.day}/{yy:02d}" if date_order == "MDY" else f"{day.day}/{day.month}/{yy:02d}")
+    text = f"{day.month}/{day.day}/{yy:02d}" if date_order == "MDY" else f"{day.day}/{day.month}/{yy:02d}"
     parsed = parse_birth_date(text, date_order, TODAY)
     if day.month == 2 and day.day == 29 and parsed.birth_date is None:
         return  # 29 Feb of a most-recent year that is not a leap year: an impossible date
     assert parsed.birth_date is not None and parsed.warning is None
-    assert parsed.birth_date.year % 100 == yy and (parsed.birth_date.month, parsed.birth_date.day) == (day.month, day.day)
+    assert parsed.birth_date.year % 100 == yy and (parsed.birth_date.month, parsed.birth_date.day) == (
+        day.month,
+        day.day,
+    )
     assert TODAY - timedelta(days=366 * 100) < parsed.birth_date <= TODAY
 
 
-local_part = st.text(alphabet=st.characters(codec="utf-8", categories=["Lu", "Ll", "Nd"]) | st.sampled_from("._%+-'!#$&*=?^`{|}~"),
-                     min_size=1, max_size=20)
+local_part = st.text(
+    alphabet=st.characters(codec="utf-8", categories=["Lu", "Ll", "Nd"]) | st.sampled_from("._%+-'!#$&*=?^`{|}~"),
+    min_size=1,
+    max_size=20,
+)
 label = st.text(alphabet=st.characters(categories=["Lu", "Ll", "Nd"]) | st.just("-"), min_size=1, max_size=12)
 pad = st.text(alphabet=" \t\u00a0\u3000\u2003", max_size=3)
 
 
-email_cell = st.tuples(local_part, label, st.sampled_from(["com", "ORG", "Co", "museum", "xn--p1ai"]), pad, pad, st.booleans())
+email_cell = st.tuples(
+    local_part, label, st.sampled_from(["com", "ORG", "Co", "museum", "xn--p1ai"]), pad, pad, st.booleans()
+)
 
 
 @settings(PROPERTY_SETTINGS, max_examples=60)  # up to 8 emails per example
@@ -230,7 +292,9 @@ def test_emails_come_out_lower_case_and_trimmed(tmp_path, cells):
         assert email == email.lower() == email.strip(WHITE_SPACE)
 
 
-@pytest.mark.parametrize("email", ["\x01ann@x.com", "ann\x7f@x.com", "\u200bann@x.com", "ann\u202e@x.com", "a\x1fnn@x.com"])
+@pytest.mark.parametrize(
+    "email", ["\x01ann@x.com", "ann\x7f@x.com", "\u200bann@x.com", "ann\u202e@x.com", "a\x1fnn@x.com"]
+)
 def test_emails_with_control_or_invisible_characters_are_rejected(tmp_path, email):
     record(cases_tried=1)
     path = tmp_path / "emails.csv"
@@ -240,10 +304,14 @@ def test_emails_with_control_or_invisible_characters_are_rejected(tmp_path, emai
 
 
 @settings(PROPERTY_SETTINGS, max_examples=120)
-@given(data=st.one_of(st.binary(max_size=600),
-                      st.binary(max_size=600).map(lambda b: b"email,first_name,dob\r\n" + b),
-                      st.binary(max_size=300).map(lambda b: b"\xff\xfe" + b),
-                      st.binary(max_size=300).map(lambda b: b"\xef\xbb\xbfemail\n" + b)))
+@given(
+    data=st.one_of(
+        st.binary(max_size=600),
+        st.binary(max_size=600).map(lambda b: b"email,first_name,dob\r\n" + b),
+        st.binary(max_size=300).map(lambda b: b"\xff\xfe" + b),
+        st.binary(max_size=300).map(lambda b: b"\xef\xbb\xbfemail\n" + b),
+    )
+)
 def test_arbitrary_bytes_are_a_readable_upload_or_one_clear_file_error(tmp_path, data):
     record(cases_tried=1)
     path = tmp_path / "bytes.csv"
@@ -259,18 +327,28 @@ def test_arbitrary_bytes_are_a_readable_upload_or_one_clear_file_error(tmp_path,
 
 
 @PROPERTY_SETTINGS
-@given(values=st.lists(st.one_of(st.text(max_size=20), st.sampled_from(HOSTILE_CELLS),
-                                 st.sampled_from(FORMULA_START).flatmap(lambda c: st.text(max_size=10).map(lambda t: c + t))),
-                       min_size=1, max_size=10))
+@given(
+    values=st.lists(
+        st.one_of(
+            st.text(max_size=20),
+            st.sampled_from(HOSTILE_CELLS),
+            st.sampled_from(FORMULA_START).flatmap(lambda c: st.text(max_size=10).map(lambda t: c + t)),
+        ),
+        min_size=1,
+        max_size=10,
+    )
+)
 def test_issue_reports_neutralise_every_formula_and_keep_the_text(tmp_path, values):
     record(cases_tried=1)
-    issues = pl.DataFrame({
-        "line": list(range(2, len(values) + 2)),
-        "column": ["first_name"] * len(values),
-        "value": values,
-        "severity": ["error"] * len(values),
-        "reason": [f"invalid value {v!r}" for v in values],
-    })
+    issues = pl.DataFrame(
+        {
+            "line": list(range(2, len(values) + 2)),
+            "column": ["first_name"] * len(values),
+            "value": values,
+            "severity": ["error"] * len(values),
+            "reason": [f"invalid value {v!r}" for v in values],
+        }
+    )
     path = write_issue_report(issues, tmp_path / "p" / "report.csv")
     with path.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
@@ -287,12 +365,37 @@ PLACEHOLDER_VALUES = {"first_name": "Ann", "program_name": "Joe's Pizza", "point
 
 
 @PROPERTY_SETTINGS
-@given(template=st.lists(st.one_of(
-    st.text(max_size=12),
-    st.sampled_from(["{first_name}", "{program_name}", "{points}", "{first_name.__class__}", "{0}", "{{", "}}",
-                     "%s", "%(first_name)s", "{points!r}", "{program_name:>20}", "${first_name}", "{{first_name}}",
-                     "{", "}", "\\{points\\}", "{{points}", "{FIRST_NAME}", "{ first_name }"]),
-), max_size=10).map("".join))
+@given(
+    template=st.lists(
+        st.one_of(
+            st.text(max_size=12),
+            st.sampled_from(
+                [
+                    "{first_name}",
+                    "{program_name}",
+                    "{points}",
+                    "{first_name.__class__}",
+                    "{0}",
+                    "{{",
+                    "}}",
+                    "%s",
+                    "%(first_name)s",
+                    "{points!r}",
+                    "{program_name:>20}",
+                    "${first_name}",
+                    "{{first_name}}",
+                    "{",
+                    "}",
+                    "\\{points\\}",
+                    "{{points}",
+                    "{FIRST_NAME}",
+                    "{ first_name }",
+                ]
+            ),
+        ),
+        max_size=10,
+    ).map("".join)
+)
 def test_templates_substitute_exactly_the_three_placeholders_and_nothing_else(template):
     record(cases_tried=1)
     rendered = templates.render(template, first_name="Ann", program_name="Joe's Pizza", points=50)
@@ -310,10 +413,25 @@ def test_templates_substitute_exactly_the_three_placeholders_and_nothing_else(te
     assert rendered == "".join(expected)
 
 
-@pytest.mark.parametrize("template", [
-    "{first_name.__class__}", "{first_name.__class__.__mro__}", "{0}", "{{", "}}", "{{first_name}}", "%s", "%(points)s",
-    "{points!r}", "{program_name:>99999999}", "{__import__('os').system('id')}", "${{7*7}}", "{{7*7}}", "{% raw %}",
-])
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{first_name.__class__}",
+        "{first_name.__class__.__mro__}",
+        "{0}",
+        "{{",
+        "}}",
+        "{{first_name}}",
+        "%s",
+        "%(points)s",
+        "{points!r}",
+        "{program_name:>99999999}",
+        "{__import__('os').system('id')}",
+        "${{7*7}}",
+        "{{7*7}}",
+        "{% raw %}",
+    ],
+)
 def test_hostile_templates_render_verbatim(template):
     record(cases_tried=1)
     rendered = templates.render(template, first_name="{points}", program_name="{first_name}", points=5)
@@ -345,21 +463,25 @@ def _raw_line(cells: list[str], quote_mode: int) -> str:
 
 @PROPERTY_SETTINGS
 @given(
-    records=st.lists(st.tuples(st.lists(raw_cell, min_size=0, max_size=7), st.sampled_from([0, 0, 1, 2])), min_size=1, max_size=10),
+    records=st.lists(
+        st.tuples(st.lists(raw_cell, min_size=0, max_size=7), st.sampled_from([0, 0, 1, 2])), min_size=1, max_size=10
+    ),
     header=st.sampled_from(["email,first_name,dob", "Email,First Name,Mobile,Extra", "first_name,email", "email"]),
     newline=st.sampled_from(["\n", "\r\n", "\n", "\r"]),
     encoding=st.sampled_from(["utf-8", "utf-8-sig", "cp1252"]),
     trailing_newline=st.booleans(),
 )
-def test_the_fast_reader_and_the_reference_reader_agree(tmp_path, monkeypatch, records, header, newline, encoding,
-                                                        trailing_newline):
+def test_the_fast_reader_and_the_reference_reader_agree(
+    tmp_path, monkeypatch, records, header, newline, encoding, trailing_newline
+):
     """csv_reader has a polars fast path that must give exactly what the csv-module loop gives
     (rows, line numbers, ragged-row rejects, counts, whole-file errors) for any bytes."""
     from loyalty_pipeline import csv_reader
 
     # Fails (never skips) when the fast path is renamed: then this test compares nothing.
     assert callable(getattr(csv_reader, "_fast_records", None)), (
-        "csv_reader._fast_records is gone: point this test at the fast path it must compare")
+        "csv_reader._fast_records is gone: point this test at the fast path it must compare"
+    )
     record(cases_tried=1)
     text = newline.join([header, *(_raw_line(cells, mode) for cells, mode in records)])
     text += newline if trailing_newline else ""

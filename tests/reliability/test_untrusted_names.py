@@ -28,11 +28,54 @@ from schedules.sensors import scan_uploads, upload_sensor
 from tests.factories import sqlite_world
 from tests.reliability.helpers import NOW, PROPERTY_SETTINGS, record
 
-HOSTILE_SLUGS = ["../etc", "..", ".", "a/b", "/abs", "joes pizza", "Joes", "joes-pizza/../../x", "a\\b", "x\x1b[2Jy",
-                 "x\ny", "x\ty", "x\x00y", "-x", "x-", "é", "joes_pizza", "a|b", "a,b", "", " joes", "x" * 65]
-HOSTILE_FILE_NAMES = ["../x.csv", "a/b.csv", "/etc/passwd.csv", "a b.csv", "tab\t.csv", "esc\x1b[2J.csv", "new\nline.csv",
-                      ".hidden.csv", "-rf.csv", "évil.csv", "\u212a.csv", "x.cſv", "x.csv.exe", "x.pdf", "x.xlsm", "..csv",
-                      "a..b.csv", "nul\x00.csv", "x" * 201 + ".csv", "a\\..\\b.csv", "CON .csv", "x.csv "]
+HOSTILE_SLUGS = [
+    "../etc",
+    "..",
+    ".",
+    "a/b",
+    "/abs",
+    "joes pizza",
+    "Joes",
+    "joes-pizza/../../x",
+    "a\\b",
+    "x\x1b[2Jy",
+    "x\ny",
+    "x\ty",
+    "x\x00y",
+    "-x",
+    "x-",
+    "é",
+    "joes_pizza",
+    "a|b",
+    "a,b",
+    "",
+    " joes",
+    "x" * 65,
+]
+HOSTILE_FILE_NAMES = [
+    "../x.csv",
+    "a/b.csv",
+    "/etc/passwd.csv",
+    "a b.csv",
+    "tab\t.csv",
+    "esc\x1b[2J.csv",
+    "new\nline.csv",
+    ".hidden.csv",
+    "-rf.csv",
+    "évil.csv",
+    "\u212a.csv",
+    "x.cſv",
+    "x.csv.exe",
+    "x.pdf",
+    "x.xlsm",
+    "..csv",
+    "a..b.csv",
+    "nul\x00.csv",
+    "x" * 201 + ".csv",
+    "a\\..\\b.csv",
+    "CON .csv",
+    "x.csv ",
+]
 CONTROL = [chr(c) for c in range(32)] + ["\x7f"]
 
 
@@ -57,9 +100,16 @@ def test_hostile_file_names_are_rejected_with_a_clear_message(name):
 
 
 @PROPERTY_SETTINGS
-@given(slug=st.one_of(st.text(max_size=12), st.sampled_from(HOSTILE_SLUGS), st.from_regex(r"[a-z0-9-]{1,10}", fullmatch=True)),
-       name=st.one_of(st.text(max_size=14), st.sampled_from(HOSTILE_FILE_NAMES),
-                      st.from_regex(r"[A-Za-z0-9._/-]{1,10}\.csv", fullmatch=True)))
+@given(
+    slug=st.one_of(
+        st.text(max_size=12), st.sampled_from(HOSTILE_SLUGS), st.from_regex(r"[a-z0-9-]{1,10}", fullmatch=True)
+    ),
+    name=st.one_of(
+        st.text(max_size=14),
+        st.sampled_from(HOSTILE_FILE_NAMES),
+        st.from_regex(r"[A-Za-z0-9._/-]{1,10}\.csv", fullmatch=True),
+    ),
+)
 def test_any_accepted_name_stays_inside_the_uploads_dir(tmp_path, slug, name):
     record(cases_tried=1)
     try:
@@ -75,6 +125,7 @@ def test_any_accepted_name_stays_inside_the_uploads_dir(tmp_path, slug, name):
 
 # --- through `loyalty ingest` -----------------------------------------------------------------
 
+
 @pytest.fixture
 def cli_world(tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path / 'loyalty.db'}"
@@ -82,16 +133,23 @@ def cli_world(tmp_path, monkeypatch):
     migrate(engine)
     with engine.begin() as conn:
         save_program(conn, "joes-pizza", "Joe's Pizza")
-    for name, value in {"LOYALTY_DATABASE_URL": url, "LOYALTY_UPLOADS_DIR": str(tmp_path / "uploads"),
-                        "LOYALTY_REPORTS_DIR": str(tmp_path / "reports"), "DAGSTER_HOME": str(tmp_path / "dagster_home")}.items():
+    for name, value in {
+        "LOYALTY_DATABASE_URL": url,
+        "LOYALTY_UPLOADS_DIR": str(tmp_path / "uploads"),
+        "LOYALTY_REPORTS_DIR": str(tmp_path / "reports"),
+        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+    }.items():
         monkeypatch.setenv(name, value)
     yield tmp_path, engine
     engine.dispose()
 
 
 def _files(root: Path) -> set[Path]:
-    return {p for p in root.rglob("*") if p.is_file() and "dagster_home" not in p.parts and p.suffix != ".db"
-            and not p.name.endswith(("-wal", "-shm"))}
+    return {
+        p
+        for p in root.rglob("*")
+        if p.is_file() and "dagster_home" not in p.parts and p.suffix != ".db" and not p.name.endswith(("-wal", "-shm"))
+    }
 
 
 def _ingest(capsys, *argv) -> tuple[int, str]:
@@ -100,8 +158,18 @@ def _ingest(capsys, *argv) -> tuple[int, str]:
 
 
 CLI_SLUGS = ["../etc", "..", "a/b", "/abs", "joes pizza", "joes-pizza/../../x", "x\x1b[2Jy", "x\ny", "a\\b"]
-CLI_FILE_NAMES = ["a b.csv", "tab\t.csv", "esc\x1b[2J.csv", "new\nline.csv", ".hidden.csv", "-rf.csv", "évil.csv",
-                  "\u212a.csv", "x.csv.exe", "a..b.csv"]
+CLI_FILE_NAMES = [
+    "a b.csv",
+    "tab\t.csv",
+    "esc\x1b[2J.csv",
+    "new\nline.csv",
+    ".hidden.csv",
+    "-rf.csv",
+    "évil.csv",
+    "\u212a.csv",
+    "x.csv.exe",
+    "a..b.csv",
+]
 
 
 def test_cli_rejects_hostile_slugs_and_writes_nothing(cli_world, capsys):
@@ -149,14 +217,20 @@ def test_cli_console_script_escapes_control_characters(cli_world):
     source.write_text("email\nann@x.com\n")
     loyalty = Path(sys.executable).with_name("loyalty")
     command = [str(loyalty)] if loyalty.exists() else [sys.executable, "-m", "loyalty_pipeline.cli"]
-    result = subprocess.run([*command, "ingest", str(source), "--program", "evil\x1b]0;pwned\x07/../.."],
-                            capture_output=True, text=True, timeout=120, env=os.environ.copy())
+    result = subprocess.run(
+        [*command, "ingest", str(source), "--program", "evil\x1b]0;pwned\x07/../.."],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ.copy(),
+    )
     assert result.returncode == 2
     assert result.stderr.startswith("loyalty ingest: invalid program slug 'evil\\x1b]0;pwned\\x07/../..'")
     assert result.stderr.count("\n") == 1 and "\x1b" not in result.stderr and "\x07" not in result.stderr
 
 
 # --- through the upload sensor and the raw_upload asset -----------------------------------------
+
 
 @pytest.fixture
 def sensor_world(tmp_path):
@@ -222,8 +296,13 @@ def test_partitions_that_resolve_outside_the_uploads_dir_fail_clearly_and_write_
     with instance_for_test() as instance:
         instance.add_dynamic_partitions("uploads", list(keys))
         for key, reason in keys.items():
-            result = materialize([raw_upload, validated_users, users_and_passes], partition_key=key, instance=instance,
-                                 raise_on_error=False, resources=build_resources(settings, frozen_now=NOW.isoformat()))
+            result = materialize(
+                [raw_upload, validated_users, users_and_passes],
+                partition_key=key,
+                instance=instance,
+                raise_on_error=False,
+                resources=build_resources(settings, frozen_now=NOW.isoformat()),
+            )
             assert not result.success
             failures = [e for e in result.all_events if e.is_step_failure]
             assert len(failures) == 1
@@ -252,23 +331,44 @@ def test_odd_slugs_from_the_programs_table_are_rewarded_like_any_other(tmp_path)
     odd = ["a|b", "../x", "x,y", "'; DROP TABLE programs; --"]
     with engine.begin() as conn:  # the front end writes programs directly; the table only checks slug <> ''
         for slug in ["good", *odd]:
-            program_id = conn.execute(text(
-                "INSERT INTO programs (slug, name, birthday_bot_enabled, birthday_reward_points) "
-                "VALUES (:s, :s, true, 5) RETURNING id"), {"s": slug}).scalar_one()
-            user_id = conn.execute(text(
-                "INSERT INTO users (email, birth_month, birth_day) VALUES (:e, 11, 26) RETURNING id"),
-                {"e": f"{len(slug)}-{abs(hash(slug))}@example.com"}).scalar_one()
-            conn.execute(text("INSERT INTO passes_master (program_id, user_id, created_at) "
-                              "VALUES (:p, :u, '2020-01-01 00:00:00')"), {"p": program_id, "u": user_id})
+            program_id = conn.execute(
+                text(
+                    "INSERT INTO programs (slug, name, birthday_bot_enabled, birthday_reward_points) "
+                    "VALUES (:s, :s, true, 5) RETURNING id"
+                ),
+                {"s": slug},
+            ).scalar_one()
+            user_id = conn.execute(
+                text("INSERT INTO users (email, birth_month, birth_day) VALUES (:e, 11, 26) RETURNING id"),
+                {"e": f"{len(slug)}-{abs(hash(slug))}@example.com"},
+            ).scalar_one()
+            conn.execute(
+                text(
+                    "INSERT INTO passes_master (program_id, user_id, created_at) VALUES (:p, :u, '2020-01-01 00:00:00')"
+                ),
+                {"p": program_id, "u": user_id},
+            )
     settings = Settings(database_url=url, uploads_dir=tmp_path / "uploads", timezone="UTC")
     with instance_for_test() as instance:
-        result = materialize([birthday_log], partition_key="2026-11-26", instance=instance,
-                             run_config=batch_config(["good", *odd]),
-                             resources=build_resources(settings, frozen_now="2026-11-26T10:00:00+00:00"))
+        result = materialize(
+            [birthday_log],
+            partition_key="2026-11-26",
+            instance=instance,
+            run_config=batch_config(["good", *odd]),
+            resources=build_resources(settings, frozen_now="2026-11-26T10:00:00+00:00"),
+        )
     assert result.success
     with engine.connect() as conn:
-        rewarded = conn.execute(text("SELECT pr.slug FROM birthday_runs r JOIN programs pr ON pr.id = r.program_id "
-                                     "WHERE r.status = 'succeeded' AND r.rewarded = 1")).scalars().all()
+        rewarded = (
+            conn.execute(
+                text(
+                    "SELECT pr.slug FROM birthday_runs r JOIN programs pr ON pr.id = r.program_id "
+                    "WHERE r.status = 'succeeded' AND r.rewarded = 1"
+                )
+            )
+            .scalars()
+            .all()
+        )
         assert conn.execute(text("SELECT count(*) FROM programs")).scalar_one() == 5
     engine.dispose()
     assert sorted(rewarded) == sorted(["good", *odd])

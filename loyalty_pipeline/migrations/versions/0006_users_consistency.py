@@ -52,9 +52,7 @@ depends_on = None
 
 # --- PostgreSQL ----------------------------------------------------------------------------------
 _PG_NORMAL_EMAIL = "lower(btrim({email}, E' \\t\\n\\r\\f\\x0B'))"
-_PG_AGREES = (
-    "(birth_date IS NULL OR (birth_month = extract(month FROM birth_date) AND birth_day = extract(day FROM birth_date)))"
-)
+_PG_AGREES = "(birth_date IS NULL OR (birth_month = extract(month FROM birth_date) AND birth_day = extract(day FROM birth_date)))"
 
 _PG_FUNCTION = f"""
 CREATE OR REPLACE FUNCTION loyalty_users_before_write() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -157,25 +155,43 @@ def _agrees(d: str, m: str, day: str) -> str:
 
 _NOW = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
 # The statement changed birth_date alone / month-day alone (to a day the stored date disagrees with).
-_DATE_ALONE = ("(NEW.birth_date IS NOT OLD.birth_date AND NEW.birth_month IS OLD.birth_month"
-               " AND NEW.birth_day IS OLD.birth_day)")
-_MONTH_DAY_ALONE = ("(NEW.birth_date IS NOT NULL AND NEW.birth_date IS OLD.birth_date"
-                    " AND (NEW.birth_month IS NOT OLD.birth_month OR NEW.birth_day IS NOT OLD.birth_day)"
-                    f" AND NOT {_agrees('NEW.birth_date', 'NEW.birth_month', 'NEW.birth_day')})")
+_DATE_ALONE = (
+    "(NEW.birth_date IS NOT OLD.birth_date AND NEW.birth_month IS OLD.birth_month AND NEW.birth_day IS OLD.birth_day)"
+)
+_MONTH_DAY_ALONE = (
+    "(NEW.birth_date IS NOT NULL AND NEW.birth_date IS OLD.birth_date"
+    " AND (NEW.birth_month IS NOT OLD.birth_month OR NEW.birth_day IS NOT OLD.birth_day)"
+    f" AND NOT {_agrees('NEW.birth_date', 'NEW.birth_month', 'NEW.birth_day')})"
+)
 # The row as the trigger leaves it.
 _FINAL_MONTH = f"CASE WHEN {_DATE_ALONE} THEN {_month('NEW.birth_date')} ELSE NEW.birth_month END"
 _FINAL_DAY = f"CASE WHEN {_DATE_ALONE} THEN {_day('NEW.birth_date')} ELSE NEW.birth_day END"
 _FINAL_DATE = f"CASE WHEN {_MONTH_DAY_ALONE} THEN NULL ELSE NEW.birth_date END"
-_BIRTHDAY_MOVED = (f"(({_FINAL_MONTH}) IS NOT OLD.birth_month OR ({_FINAL_DAY}) IS NOT OLD.birth_day"
-                   f" OR COALESCE(({_FINAL_DATE}) <> OLD.birth_date, 0))")
+_BIRTHDAY_MOVED = (
+    f"(({_FINAL_MONTH}) IS NOT OLD.birth_month OR ({_FINAL_DAY}) IS NOT OLD.birth_day"
+    f" OR COALESCE(({_FINAL_DATE}) <> OLD.birth_date, 0))"
+)
 # A birthday appearing with a set_at already there: the writer set it (a cleared birthday clears it).
 _OWN_TIMESTAMPS = "EXISTS (SELECT 1 FROM loyalty_own_timestamps)"
-_SET_AT_KEPT = (f"({_OWN_TIMESTAMPS} OR NEW.birth_date_set_at IS NOT OLD.birth_date_set_at"
-                " OR (OLD.birth_month IS NULL AND NEW.birth_date_set_at IS NOT NULL))")
-_ROW_CHANGED = " OR ".join(
-    f"NEW.{c} IS NOT OLD.{c}"
-    for c in ("first_name", "last_name", "birth_date", "birth_month", "birth_day", "birth_date_set_at", "phone_number")
-) + f" OR {_norm('NEW.email')} IS NOT {_norm('OLD.email')}"
+_SET_AT_KEPT = (
+    f"({_OWN_TIMESTAMPS} OR NEW.birth_date_set_at IS NOT OLD.birth_date_set_at"
+    " OR (OLD.birth_month IS NULL AND NEW.birth_date_set_at IS NOT NULL))"
+)
+_ROW_CHANGED = (
+    " OR ".join(
+        f"NEW.{c} IS NOT OLD.{c}"
+        for c in (
+            "first_name",
+            "last_name",
+            "birth_date",
+            "birth_month",
+            "birth_day",
+            "birth_date_set_at",
+            "phone_number",
+        )
+    )
+    + f" OR {_norm('NEW.email')} IS NOT {_norm('OLD.email')}"
+)
 # Only the spelling of the email changed: the BEFORE INSERT trigger's hand-over (or an edit of case).
 _SPELLING_ONLY = f"(NEW.email IS NOT OLD.email AND NOT ({_ROW_CHANGED}))"
 
@@ -185,21 +201,21 @@ _SQLITE = [
     f"CREATE INDEX users_email_unnormalised_idx ON users (email) WHERE email <> {_norm('email')}",
     f"""
     CREATE TRIGGER users_email_finds_person BEFORE INSERT ON users
-    WHEN NEW.email <> {_norm('NEW.email')}
+    WHEN NEW.email <> {_norm("NEW.email")}
     BEGIN
-        UPDATE users SET email = NEW.email WHERE {_norm('email')} = {_norm('NEW.email')} AND email <> NEW.email;
+        UPDATE users SET email = NEW.email WHERE {_norm("email")} = {_norm("NEW.email")} AND email <> NEW.email;
     END
     """,
     f"""
     CREATE TRIGGER users_after_insert AFTER INSERT ON users
-    WHEN NEW.email <> {_norm('NEW.email')}
+    WHEN NEW.email <> {_norm("NEW.email")}
          OR (NEW.birth_date IS NOT NULL AND NEW.birth_month IS NULL AND NEW.birth_day IS NULL)
          OR (NEW.birth_month IS NOT NULL AND NEW.birth_date_set_at IS NULL)
     BEGIN
         UPDATE users SET
-            email = {_norm('NEW.email')},
-            birth_month = COALESCE(NEW.birth_month, CASE WHEN NEW.birth_day IS NULL THEN {_month('NEW.birth_date')} END),
-            birth_day = COALESCE(NEW.birth_day, CASE WHEN NEW.birth_month IS NULL THEN {_day('NEW.birth_date')} END),
+            email = {_norm("NEW.email")},
+            birth_month = COALESCE(NEW.birth_month, CASE WHEN NEW.birth_day IS NULL THEN {_month("NEW.birth_date")} END),
+            birth_day = COALESCE(NEW.birth_day, CASE WHEN NEW.birth_month IS NULL THEN {_day("NEW.birth_date")} END),
             birth_date_set_at = CASE
                 WHEN NEW.birth_date_set_at IS NULL AND COALESCE(NEW.birth_month, NEW.birth_date) IS NOT NULL THEN {_NOW}
                 ELSE NEW.birth_date_set_at END
@@ -210,8 +226,8 @@ _SQLITE = [
     CREATE TRIGGER users_check_insert AFTER INSERT ON users
     WHEN (NEW.birth_month IS NULL) <> (NEW.birth_day IS NULL)
          OR (NEW.birth_date IS NOT NULL AND NEW.birth_month IS NOT NULL
-             AND NOT {_agrees('NEW.birth_date', 'NEW.birth_month', 'NEW.birth_day')})
-         OR (NEW.birth_date IS NOT NULL AND NEW.birth_month IS NULL AND {_month('NEW.birth_date')} IS NULL)
+             AND NOT {_agrees("NEW.birth_date", "NEW.birth_month", "NEW.birth_day")})
+         OR (NEW.birth_date IS NOT NULL AND NEW.birth_month IS NULL AND {_month("NEW.birth_date")} IS NULL)
     BEGIN
         SELECT RAISE(ABORT, 'users: birth_date must agree with birth_month/birth_day (and be a YYYY-MM-DD date), and a birthday needs both month and day');
     END
@@ -219,13 +235,13 @@ _SQLITE = [
     f"""
     CREATE TRIGGER users_after_update AFTER UPDATE ON users
     WHEN NOT {_SPELLING_ONLY} AND (
-         NEW.email <> {_norm('NEW.email')} OR {_DATE_ALONE} OR {_MONTH_DAY_ALONE}
+         NEW.email <> {_norm("NEW.email")} OR {_DATE_ALONE} OR {_MONTH_DAY_ALONE}
          OR ({_BIRTHDAY_MOVED} AND NOT {_SET_AT_KEPT})
          OR (NEW.birth_month IS NULL AND NEW.birth_date_set_at IS NOT NULL)
          OR (NEW.updated_at IS OLD.updated_at AND ({_ROW_CHANGED}) AND NOT {_OWN_TIMESTAMPS}))
     BEGIN
         UPDATE users SET
-            email = {_norm('NEW.email')},
+            email = {_norm("NEW.email")},
             birth_date = {_FINAL_DATE},
             birth_month = {_FINAL_MONTH},
             birth_day = {_FINAL_DAY},
@@ -241,15 +257,15 @@ _SQLITE = [
     f"""
     CREATE TRIGGER users_check_update AFTER UPDATE ON users
     WHEN (({_FINAL_MONTH}) IS NULL) <> (({_FINAL_DAY}) IS NULL)
-         OR (({_FINAL_DATE}) IS NOT NULL AND NOT {_agrees(f'({_FINAL_DATE})', f'({_FINAL_MONTH})', f'({_FINAL_DAY})')})
+         OR (({_FINAL_DATE}) IS NOT NULL AND NOT {_agrees(f"({_FINAL_DATE})", f"({_FINAL_MONTH})", f"({_FINAL_DAY})")})
     BEGIN
         SELECT RAISE(ABORT, 'users: birth_date must agree with birth_month/birth_day (and be a YYYY-MM-DD date), and a birthday needs both month and day');
     END
     """,
 ]
 _SQLITE_DERIVE_EXISTING = f"""
-UPDATE users SET birth_month = {_month('birth_date')}, birth_day = {_day('birth_date')}, birth_date_set_at = updated_at
-WHERE birth_date IS NOT NULL AND NOT {_agrees('birth_date', 'birth_month', 'birth_day')}
+UPDATE users SET birth_month = {_month("birth_date")}, birth_day = {_day("birth_date")}, birth_date_set_at = updated_at
+WHERE birth_date IS NOT NULL AND NOT {_agrees("birth_date", "birth_month", "birth_day")}
 """
 
 
@@ -257,28 +273,39 @@ def _refuse_unfixable_rows(normal_email: str, month: str) -> None:
     """Existing rows the triggers would have prevented are fixed in place, except what needs a
     person to decide: two users that are one address, and a birth_date that is not a date."""
     conn = op.get_bind()
-    twins = conn.execute(text(
-        f"SELECT {normal_email.format(email='email')} AS address, count(*) FROM users"
-        f" GROUP BY {normal_email.format(email='email')} HAVING count(*) > 1 ORDER BY 1 LIMIT 20"
-    )).all()
+    twins = conn.execute(
+        text(
+            f"SELECT {normal_email.format(email='email')} AS address, count(*) FROM users"
+            f" GROUP BY {normal_email.format(email='email')} HAVING count(*) > 1 ORDER BY 1 LIMIT 20"
+        )
+    ).all()
     if twins:
         raise RuntimeError(
             "users holds the same address under several spellings; merge or delete these users, then run "
-            "init-db again: " + ", ".join(f"{address} ({count} users)" for address, count in twins))
+            "init-db again: " + ", ".join(f"{address} ({count} users)" for address, count in twins)
+        )
     if month:
-        bad = conn.execute(text(
-            f"SELECT email, birth_date FROM users WHERE birth_date IS NOT NULL AND {month} IS NULL LIMIT 20"
-        )).all()
+        bad = conn.execute(
+            text(f"SELECT email, birth_date FROM users WHERE birth_date IS NOT NULL AND {month} IS NULL LIMIT 20")
+        ).all()
         if bad:
-            raise RuntimeError("users.birth_date holds values that are not YYYY-MM-DD dates; fix them, then run "
-                               "init-db again: " + ", ".join(f"{email}: {value!r}" for email, value in bad))
-    conn.execute(text(
-        f"UPDATE users SET email = {normal_email.format(email='email')}"
-        f" WHERE email <> {normal_email.format(email='email')}"
-    ))
+            raise RuntimeError(
+                "users.birth_date holds values that are not YYYY-MM-DD dates; fix them, then run "
+                "init-db again: " + ", ".join(f"{email}: {value!r}" for email, value in bad)
+            )
+    conn.execute(
+        text(
+            f"UPDATE users SET email = {normal_email.format(email='email')}"
+            f" WHERE email <> {normal_email.format(email='email')}"
+        )
+    )
     # Incomplete birthdays (a month without a day) carry no usable date.
-    conn.execute(text("UPDATE users SET birth_month = NULL, birth_day = NULL"
-                      " WHERE birth_date IS NULL AND (birth_month IS NULL) <> (birth_day IS NULL)"))
+    conn.execute(
+        text(
+            "UPDATE users SET birth_month = NULL, birth_day = NULL"
+            " WHERE birth_date IS NULL AND (birth_month IS NULL) <> (birth_day IS NULL)"
+        )
+    )
 
 
 def upgrade() -> None:
