@@ -7,27 +7,8 @@ import pytest
 from sqlalchemy import text
 
 from loyalty_pipeline import ingest
-from loyalty_pipeline.csv_reader import read_csv
 from loyalty_pipeline.programs import save_program
-from loyalty_pipeline.validation import validate_upload
-from tests.factories import write_csv
-
-
-def load(engine, program, tmp_path, content, *, name="u.csv", now=None):
-    now = now or datetime(2026, 11, 26, 10, 0, tzinfo=timezone.utc)
-    raw = read_csv(write_csv(tmp_path / program.slug / name, content))
-    validated = validate_upload(
-        raw, date_order=program.date_order, phone_region=program.default_phone_region, today=now.date()
-    )
-    return ingest.load_upload(
-        engine,
-        key=f"{program.slug}/{name}",
-        file_name=name,
-        sha256=raw.sha256,
-        program=program,
-        validated=validated,
-        now=now,
-    )
+from tests.factories import load_csv as load
 
 
 def rows(engine, sql, **params):
