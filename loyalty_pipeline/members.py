@@ -24,11 +24,10 @@ from loyalty_pipeline.clock import now_utc
 from loyalty_pipeline.csv_reader import read_csv
 from loyalty_pipeline.db import make_engine
 from loyalty_pipeline.ingest import IngestResult, load_upload
-from loyalty_pipeline.names import InvalidName
-from loyalty_pipeline.programs import ProgramNotFound, get_program
+from loyalty_pipeline.program_admin import REFUSED, refusing
+from loyalty_pipeline.programs import get_program
 from loyalty_pipeline.validation import validate_upload
 
-REFUSED = 2
 MANUAL_FILE_NAME = "manual entry"
 _COLUMNS = ("email", "first_name", "last_name", "birth_date", "phone_number")
 
@@ -205,17 +204,6 @@ def _show(args, settings) -> int:
     return 0
 
 
-def _refusing(handler):
-    def run(args, settings) -> int:
-        try:
-            return handler(args, settings)
-        except (ProgramNotFound, InvalidName) as exc:
-            print(f"loyalty members {args.action}: {exc}", file=sys.stderr)
-            return REFUSED
-
-    return run
-
-
 def register(commands: argparse._SubParsersAction) -> None:
     members = commands.add_parser("members", help="enter one customer by hand, or look one up")
     actions = members.add_subparsers(dest="action", required=True)
@@ -227,8 +215,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     add.add_argument("--birth-date", help="as in the program's files (its date_order), e.g. 03/14/1990 or 03/14")
     add.add_argument("--phone")
     add.add_argument("--json", action="store_true")
-    add.set_defaults(func=_refusing(_add))
+    add.set_defaults(func=refusing("members", _add))
     show = actions.add_parser("show", help="a person, their passes with balances, and their birthday rewards")
     show.add_argument("email")
     show.add_argument("--json", action="store_true")
-    show.set_defaults(func=_refusing(_show))
+    show.set_defaults(func=refusing("members", _show))

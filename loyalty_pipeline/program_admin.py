@@ -97,7 +97,10 @@ def _change(args, settings, *, create: bool) -> int:
     return 0
 
 
-def _refusing(handler):
+def refusing(command: str, handler):
+    """`handler` as a CLI command: a refused program, setting or name prints the reason (and, with
+    --json, {"error": ...}) and exits 2 - the programs and members commands alike."""
+
     def run(args, settings) -> int:
         try:
             return handler(args, settings)
@@ -105,7 +108,7 @@ def _refusing(handler):
             message = str(exc)
             if getattr(args, "json", False):
                 print(json.dumps({"error": message}))
-            print(f"loyalty programs {args.action}: {message}", file=sys.stderr)
+            print(f"loyalty {command} {args.action}: {message}", file=sys.stderr)
             return REFUSED
 
     return run
@@ -119,18 +122,18 @@ def register(commands: argparse._SubParsersAction) -> None:
     list_ = actions.add_parser(
         "list", help="every program: slug, name, bot on/off, points, time zone, send hour, valid"
     )
-    list_.set_defaults(func=_refusing(_list))
+    list_.set_defaults(func=refusing("programs", _list))
     show = actions.add_parser("show", help="all settings of one program and what is wrong with them")
     show.add_argument("slug")
-    show.set_defaults(func=_refusing(_show))
+    show.set_defaults(func=refusing("programs", _show))
     add = actions.add_parser("add", help="create a program")
     add.add_argument("slug")
     add.add_argument("--name", required=True, nargs="+", metavar="NAME", help="then optionally key=value settings")
     add.add_argument("settings", nargs="*", metavar="key=value", help=settings_help)
-    add.set_defaults(func=_refusing(lambda args, settings: _change(args, settings, create=True)))
+    add.set_defaults(func=refusing("programs", lambda args, settings: _change(args, settings, create=True)))
     set_ = actions.add_parser("set", help="change settings of a program")
     set_.add_argument("slug")
     set_.add_argument("settings", nargs="+", metavar="key=value", help=settings_help)
-    set_.set_defaults(func=_refusing(lambda args, settings: _change(args, settings, create=False)))
+    set_.set_defaults(func=refusing("programs", lambda args, settings: _change(args, settings, create=False)))
     for parser in (list_, show, add, set_):
         parser.add_argument("--json", action="store_true", help="machine-readable output")
