@@ -1,6 +1,11 @@
-"""Ingestion: an uploaded CSV becomes validated users, then users and their passes."""
+"""Ingestion: a batch of uploaded files becomes validated users, then users and their passes.
 
-from dataclasses import dataclass
+One step materializes the four assets: each file is read, validated and loaded in its own
+transaction (loyalty_pipeline.upload_batch), so nothing is handed between steps and a bad file fails
+alone. Partitions are days of arrival; the files are the run's config (the sensor's batch, or every
+file that arrived on the run's days when the config names none)."""
+
+from datetime import date
 
 import polars as pl
 from dagster import (
@@ -8,28 +13,25 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
-    AssetIn,
     AssetSpec,
+    BackfillPolicy,
+    Config,
     Failure,
     MaterializeResult,
     MetadataValue,
-    Output,
     TableColumn,
+    TableRecord,
     TableSchema,
-    asset,
     define_asset_job,
     multi_asset,
 )
+from pydantic import Field
 
-from assets.metadata import OWNERS, markdown_table
-from assets.partitions import uploads_partitions
-from assets.resources import DATABASE_RETRY, Clock, LoyaltyDatabase, LoyaltySettings, only_transient_errors_retry
-from loyalty_pipeline.csv_reader import CsvFileError, RawCsv, read_upload
-from loyalty_pipeline.ingest import load_upload
-from loyalty_pipeline.names import InvalidName, split_upload_key, upload_path
-from loyalty_pipeline.programs import InvalidProgramConfig, ProgramNotFound, csv_column_mapping, get_program
-from loyalty_pipeline.reports import write_issue_report
-from loyalty_pipeline.validation import ValidatedUpload, validate_upload
+from assets.metadata import OWNERS, escape_markdown, markdown_table
+from assets.partitions import upload_days
+from assets.resources import DATABASE_RETRY, Clock, LoyaltyDatabase, LoyaltySettings
+from loyalty_pipeline import uploads
+from loyalty_pipeline.upload_batch import FileOutcome, ingest_batch
 
 USERS_SCHEMA = TableSchema(
     columns=[
@@ -51,153 +53,110 @@ PASSES_SCHEMA = TableSchema(
         TableColumn("points_balance", "integer"),
     ]
 )
-
-
-@dataclass
-class RawUpload:
-    key: str
-    file_name: str
-    csv: RawCsv
-
-
-_DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
-
-
-def columns_fed(raw: RawCsv) -> str:
-    """One line per field: which header fed it (email ← "E-mail 1 - Value"), most preferred first."""
-    lines = [f"{name} ← " + ", ".join(f'"{header}"' for header in headers) for name, headers in raw.sources.items()]
-    return "\n".join(lines) or "none"
-
-
-def _column_mapping(database: LoyaltyDatabase, slug: str) -> dict[str, list[str]] | None:
-    """The program's csv_columns; an unknown program reads with the field table (validated_users,
-    the step that needs the program's rules, fails it)."""
-    with database.engine().connect() as conn:
-        try:
-            return csv_column_mapping(get_program(conn, slug))
-        except ProgramNotFound:
-            return None
-
-
-@asset(
-    partitions_def=uploads_partitions,
-    group_name="ingestion",
-    owners=OWNERS,
-    retry_policy=DATABASE_RETRY,  # it reads the program's csv_columns
-    description="An uploaded customer file (LOYALTY_UPLOADS_DIR/<program>/<file>: .csv, .tsv, .txt or "
-    ".xlsx) read as text: encoding and delimiter (or worksheet) detected, headers matched to fields, "
-    "ragged records set aside.",
+FILES_TABLE = TableSchema(
+    columns=[
+        TableColumn("file", "text", description="upload key: <program>/<file name>"),
+        TableColumn("status", "text", description="failed | succeeded | unchanged"),
+        TableColumn("rows_read", "integer"),
+        TableColumn("accepted", "integer"),
+        TableColumn("rejected", "integer"),
+        TableColumn("warnings", "integer"),
+        TableColumn("users_created", "integer"),
+        TableColumn("users_updated", "integer"),
+        TableColumn("passes_created", "integer"),
+        TableColumn("layout", "text", description="file kind, delimiter and encoding (or worksheet)"),
+        TableColumn("fields", "text", description='the header that fed each field (email ← "E-mail 1 - Value")'),
+        TableColumn("mapping", "text", description="programs.csv_columns, or detected from the field table"),
+        TableColumn("ignored_columns", "text"),
+        TableColumn("issues_report", "text", description="CSV of the file's rejects and warnings"),
+        TableColumn("seconds", "float"),
+        TableColumn("error", "text"),
+    ]
 )
-def raw_upload(
-    context: AssetExecutionContext, settings: LoyaltySettings, database: LoyaltyDatabase
-) -> Output[RawUpload]:
-    key = context.partition_key
-    try:
-        slug, file_name = split_upload_key(key)
-        path = upload_path(settings.uploads_path, key)
-        if not path.is_file():
-            raise Failure(description=f"{key}: file not found at {path}", allow_retries=False)
-        columns = _column_mapping(database, slug)
-        csv = read_upload(path, file_label=key, columns=columns)
-    except InvalidProgramConfig as exc:
-        raise Failure(description=f"{key}: {exc}", allow_retries=False) from exc
-    except (InvalidName, CsvFileError) as exc:
-        raise Failure(description=str(exc), allow_retries=False) from exc
-    layout = (
-        {"sheet": csv.sheet}
-        if csv.sheet is not None
-        else {"delimiter": _DELIMITER_NAMES.get(csv.delimiter, csv.delimiter), "encoding": csv.encoding}
+# Rows of the per-file table in a materialization (failures first); the full record is `uploads`.
+METADATA_FILES = 300
+_ORDER = {"failed": 0, "succeeded": 1, "unchanged": 2}
+
+
+class UploadBatch(Config):
+    """Which files a run ingests (the launchpad's config; the upload sensor and the CLI set it)."""
+
+    files: list[str] = Field(
+        default_factory=list,
+        description="Upload keys (<program_slug>/<file name>) to read, validate and load. Empty: every "
+        "file whose current version arrived on the run's days (uploads.arrived_at).",
     )
-    return Output(
-        RawUpload(key=key, file_name=file_name, csv=csv),
-        metadata={
-            "program": slug,
-            "path": str(path),
-            "sha256": csv.sha256,
-            "file_kind": csv.file_kind,
-            **layout,
-            "rows_read": csv.rows_read,
-            "columns": MetadataValue.text(columns_fed(csv)),
-            "column_mapping": "programs.csv_columns" if columns else "detected (field table)",
-            "unknown_columns": ", ".join(csv.unknown_columns) or "none",
-            "nul_bytes_stripped": csv.nul_bytes_stripped,
-        },
+    skip_unchanged: bool = Field(
+        default=False,
+        description="Skip a file whose recorded version succeeded and is unchanged in the store (the sensor "
+        "sets it; a rerun from the launchpad or the CLI reads every file again).",
     )
 
 
-@asset(
-    partitions_def=uploads_partitions,
-    group_name="ingestion",
-    owners=OWNERS,
-    retry_policy=DATABASE_RETRY,
-    description="The upload's rows checked by a pandera schema: one row per email, dates and phones "
-    "normalised, rejects and warnings with reasons.",
-    check_specs=[
-        AssetCheckSpec("unique_emails", asset="validated_users", description="one row per email"),
-        AssetCheckSpec(
-            "reject_rate", asset="validated_users", description="share of rejected rows under the threshold"
-        ),
-    ],
-    metadata={"dagster/column_schema": USERS_SCHEMA},
-)
-def validated_users(
-    context: AssetExecutionContext,
-    raw_upload: RawUpload,
-    database: LoyaltyDatabase,
-    settings: LoyaltySettings,
-    clock: Clock,
-):
-    slug, _ = split_upload_key(raw_upload.key)
-    try:
-        with database.engine().connect() as conn:
-            program = get_program(conn, slug)
-    except ProgramNotFound as exc:
-        raise Failure(description=f"{raw_upload.key}: {exc}", allow_retries=False) from exc
-    today = clock.now().astimezone(program.zone(settings.timezone)).date()
-    validated = validate_upload(
-        raw_upload.csv, date_order=program.date_order, phone_region=program.default_phone_region, today=today
-    )
-    reject_rate = validated.rows_rejected / validated.rows_read if validated.rows_read else 0.0
-    report = write_issue_report(validated.issues, settings.reports_path / f"{raw_upload.key}.issues.csv")
-    rejects = validated.issues.filter(pl.col("severity") == "error")
-    yield Output(
-        validated,
-        metadata={
-            "rows_read": validated.rows_read,
-            "accepted": validated.rows_accepted,
-            "rejected": validated.rows_rejected,
-            "warnings": validated.warnings,
-            "unique_users": validated.users.height,
-            "reject_rate": MetadataValue.float(round(reject_rate, 4)),
-            "unknown_columns": ", ".join(validated.unknown_columns) or "none",
-            "issues_report": MetadataValue.path(str(report)),
-            "first_rejects": MetadataValue.md(markdown_table(rejects.select("line", "column", "value", "reason"))),
-            "first_warnings": MetadataValue.md(
-                markdown_table(
-                    validated.issues.filter(pl.col("severity") == "warning").select("line", "column", "value", "reason")
-                )
-            ),
-        },
-    )
-    yield AssetCheckResult(
-        check_name="unique_emails",
-        passed=validated.users["email"].is_unique().all(),
-        metadata={"users": validated.users.height},
-    )
-    yield AssetCheckResult(
-        check_name="reject_rate",
-        passed=reject_rate <= settings.max_reject_rate,
-        severity=AssetCheckSeverity.WARN,
-        metadata={"reject_rate": reject_rate, "threshold": settings.max_reject_rate},
-    )
+def _record(outcome: FileOutcome) -> dict:
+    result = outcome.result
+    counts = result.as_dict() if result else {}
+    return {
+        "file": outcome.key,
+        "status": outcome.status,
+        "rows_read": counts.get("rows_read", 0),
+        "accepted": counts.get("rows_accepted", 0),
+        "rejected": counts.get("rows_rejected", 0),
+        "warnings": counts.get("warnings", 0),
+        "users_created": counts.get("users_created", 0),
+        "users_updated": counts.get("users_updated", 0),
+        "passes_created": counts.get("passes_created", 0),
+        "layout": outcome.layout,
+        "fields": "; ".join(outcome.columns_fed.splitlines()),
+        "mapping": outcome.column_mapping,
+        "ignored_columns": ", ".join(outcome.unknown_columns),
+        "issues_report": str(outcome.issues_report or ""),
+        "seconds": outcome.seconds,
+        "error": (outcome.error or "")[:500],
+    }
+
+
+def _total(outcomes: list[FileOutcome], name: str) -> int:
+    return sum(getattr(o.result, name) for o in outcomes if o.result is not None)
+
+
+def _issues(outcomes: list[FileOutcome], attribute: str) -> str:
+    frames = [
+        getattr(o, attribute).select(pl.lit(o.key).alias("file"), "line", "column", "value", "reason")
+        for o in outcomes
+        if getattr(o, attribute) is not None and getattr(o, attribute).height
+    ]
+    return markdown_table(pl.concat(frames)) if frames else "_none_"
+
+
+def _status_counts(outcomes: list[FileOutcome]) -> dict:
+    return {f"files_{s}": sum(o.status == s for o in outcomes) for s in ("succeeded", "failed", "unchanged")}
 
 
 @multi_asset(
-    partitions_def=uploads_partitions,
+    name="ingest_uploads",
+    partitions_def=upload_days,
+    backfill_policy=BackfillPolicy.single_run(),
     group_name="ingestion",
     retry_policy=DATABASE_RETRY,
-    ins={"validated_users": AssetIn()},
     specs=[
+        AssetSpec(
+            "raw_upload",
+            owners=OWNERS,
+            group_name="ingestion",
+            description="Uploaded customer files (LOYALTY_UPLOADS_DIR/<program>/<file>: .csv, .tsv, .txt or .xlsx) "
+            "read as text: encoding and delimiter (or worksheet) detected, headers matched to fields, ragged "
+            "records set aside. A partition is a day of arrival; each file's result is a row of `uploads`.",
+        ),
+        AssetSpec(
+            "validated_users",
+            deps=["raw_upload"],
+            owners=OWNERS,
+            group_name="ingestion",
+            description="Each file's rows checked by a pandera schema: one row per email, dates and phones "
+            "normalised, rejects and warnings with reasons (upload_issues, and a CSV report per file).",
+            metadata={"dagster/column_schema": USERS_SCHEMA},
+        ),
         AssetSpec(
             "users",
             deps=["validated_users"],
@@ -216,43 +175,142 @@ def validated_users(
             metadata={"dagster/column_schema": PASSES_SCHEMA},
         ),
     ],
+    check_specs=[
+        AssetCheckSpec(
+            "files_ingested",
+            asset="raw_upload",
+            description="every file of the run landed (the failed files listed with their error)",
+        ),
+        AssetCheckSpec("unique_emails", asset="validated_users", description="one row per email, in every file"),
+        AssetCheckSpec(
+            "reject_rate",
+            asset="validated_users",
+            description="every file's share of rejected rows is under LOYALTY_MAX_REJECT_RATE (files over it listed)",
+        ),
+    ],
 )
-def users_and_passes(
-    context: AssetExecutionContext, validated_users: ValidatedUpload, database: LoyaltyDatabase, clock: Clock
+def ingest_uploads(
+    context: AssetExecutionContext,
+    config: UploadBatch,
+    database: LoyaltyDatabase,
+    settings: LoyaltySettings,
+    clock: Clock,
 ):
-    """Users and passes are written in one transaction, so they are one step with two assets."""
-    key = context.partition_key
-    slug, file_name = split_upload_key(key)
     engine = database.engine()
-    try:
+    keys = list(dict.fromkeys(config.files))
+    if not keys:
         with engine.connect() as conn:
-            program = get_program(conn, slug)
-    except ProgramNotFound as exc:
-        raise Failure(description=f"{key}: {exc}", allow_retries=False) from exc
-    with only_transient_errors_retry(key):
-        result = load_upload(
-            engine,
-            key=key,
-            file_name=file_name,
-            sha256=validated_users.sha256,
-            program=program,
-            validated=validated_users,
-            now=clock.now(),
-        )
+            days = [date.fromisoformat(key) for key in context.partition_keys]
+            keys = uploads.arrived_on(conn, days, upload_days.timezone)
+    outcomes = []
+    for outcome in ingest_batch(
+        engine,
+        settings.store(),
+        keys,
+        reports_dir=settings.reports_path,
+        default_timezone=settings.timezone,
+        now=clock.now,
+        run_id=context.run.run_id,
+        skip_unchanged=config.skip_unchanged,
+    ):
+        if outcome.status == "failed":
+            context.log.error(outcome.error)
+        outcomes.append(outcome)
+    outcomes.sort(key=lambda o: (_ORDER[o.status], o.key))
+    failed = [o for o in outcomes if o.status == "failed"]
+    context.log.info(f"{len(outcomes)} file(s): {len(failed)} failed")
+    if outcomes and len(failed) == len(outcomes):
+        # Nothing landed: fail the run, so it shows red and raises the run-failure alert.
+        raise Failure(description="; ".join(o.error for o in failed[:20]), allow_retries=False)
+    landed = [o for o in outcomes if o.result is not None]
+    files = MetadataValue.table(
+        records=[TableRecord(_record(o)) for o in outcomes[:METADATA_FILES]], schema=FILES_TABLE
+    )
+    common = {"files": len(outcomes), **_status_counts(outcomes)}
+    failures = MetadataValue.md("\n".join(f"- {escape_markdown(o.error)}" for o in failed[:METADATA_FILES]) or "_none_")
+    yield MaterializeResult(
+        asset_key="raw_upload",
+        metadata={
+            **common,
+            "rows_read": _total(landed, "rows_read"),
+            "per_file": files,
+            "failures": failures,
+            "nul_bytes_stripped": sum(o.nul_bytes_stripped for o in landed),
+            "store": settings.store().describe(),
+        },
+    )
+    over_rate = [o for o in landed if o.reject_rate > settings.max_reject_rate]
+    yield MaterializeResult(
+        asset_key="validated_users",
+        metadata={
+            **common,
+            "rows_read": _total(landed, "rows_read"),
+            "accepted": _total(landed, "rows_accepted"),
+            "rejected": _total(landed, "rows_rejected"),
+            "warnings": _total(landed, "warnings"),
+            "per_file": files,
+            "first_rejects": MetadataValue.md(_issues(landed, "first_rejects")),
+            "first_warnings": MetadataValue.md(_issues(landed, "first_warnings")),
+            "issues_reports": MetadataValue.path(str(settings.reports_path)),
+        },
+    )
     yield MaterializeResult(
         asset_key="users",
         metadata={
-            "users_created": result.users_created,
-            "users_updated": result.users_updated,
-            "birthdays_changed": result.birthdays_changed,
-            "accepted_rows": result.rows_accepted,
+            **common,
+            "users_created": _total(landed, "users_created"),
+            "users_updated": _total(landed, "users_updated"),
+            "birthdays_changed": _total(landed, "birthdays_changed"),
+            "accepted_rows": _total(landed, "rows_accepted"),
         },
     )
-    yield MaterializeResult(asset_key="passes", metadata={"passes_created": result.passes_created, "program": slug})
+    yield MaterializeResult(
+        asset_key="passes",
+        metadata={
+            **common,
+            "passes_created": _total(landed, "passes_created"),
+            "programs": ", ".join(sorted({o.program for o in landed}))[:1000] or "none",
+        },
+    )
+    yield AssetCheckResult(
+        asset_key="raw_upload",
+        check_name="files_ingested",
+        passed=not failed,
+        metadata={"files": len(outcomes), "files_failed": len(failed), "failures": failures},
+    )
+    duplicated = [o.key for o in landed if not o.unique_emails]
+    yield AssetCheckResult(
+        asset_key="validated_users",
+        check_name="unique_emails",
+        passed=not duplicated,
+        metadata={"files_checked": len(landed), "files_failing": MetadataValue.text(", ".join(duplicated) or "none")},
+    )
+    yield AssetCheckResult(
+        asset_key="validated_users",
+        check_name="reject_rate",
+        passed=not over_rate,
+        severity=AssetCheckSeverity.WARN,
+        metadata={
+            "threshold": settings.max_reject_rate,
+            "files_checked": len(landed),
+            "files_over": MetadataValue.md(
+                "\n".join(f"- {escape_markdown(o.key)}: {o.reject_rate:.1%}" for o in over_rate[:METADATA_FILES])
+                or "_none_"
+            ),
+            "max_reject_rate": round(max((o.reject_rate for o in landed), default=0.0), 4),
+        },
+    )
 
+
+INGEST_JOB = "ingest_upload_job"
 
 ingest_upload_job = define_asset_job(
-    "ingest_upload_job",
+    INGEST_JOB,
     selection=["raw_upload", "validated_users", "users", "passes"],
-    description="Read, validate and load one uploaded CSV.",
+    description="Read, validate and load a batch of uploaded files (config `files`), each in its own transaction.",
 )
+
+
+def batch_config(files: list[str], skip_unchanged: bool = False) -> dict:
+    """The run config of ingest_upload_job naming its files (UploadBatch; the launchpad takes the same shape)."""
+    return {"ops": {"ingest_uploads": {"config": {"files": list(files), "skip_unchanged": skip_unchanged}}}}

@@ -1,21 +1,23 @@
-"""Partition definitions: one partition per upload, and one per day for the birthday bot (the
-programs of a day are a batch inside the run, chosen by run config: see assets/birthdays.py)."""
+"""Partition definitions: days, for the birthday bot (the programs of a day are a batch inside the
+run, chosen by run config: see assets/birthdays.py) and for ingestion (a day of arrival; the files of
+a run are its config: see assets/ingestion.py). Neither grows with programs or files."""
 
 import math
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from dagster import DailyPartitionsDefinition, DynamicPartitionsDefinition
+from dagster import DailyPartitionsDefinition
 
 from loyalty_pipeline import config
 
-uploads_partitions = DynamicPartitionsDefinition(name="uploads")
-# The `programs` dynamic partitions of the former (day x program) shape; the catch-up sensor deletes
-# what is left of them on existing instances.
+# Dynamic partitions of former shapes, deleted on existing instances a chunk per tick: `programs`
+# (day x program birthdays) by the catch-up sensor, `uploads` (one partition per file) by the upload sensor.
 OBSOLETE_PROGRAMS_PARTITIONS = "programs"
+OBSOLETE_UPLOADS_PARTITIONS = "uploads"
 
 # Partitions are defined when the code location loads, so these two are read from the environment then.
 BIRTHDAY_START_DATE = config.BIRTHDAY_START_DATE.read()
+UPLOADS_START_DATE = config.UPLOADS_START_DATE.read()
 DEFAULT_TIMEZONE = config.TIMEZONE.read()
 EARLIEST_ZONE_HOURS = 14  # Pacific/Kiritimati, UTC+14: the first place where a day begins
 
@@ -31,3 +33,6 @@ def _end_offset(timezone: str) -> int:
 birthday_partitions = DailyPartitionsDefinition(
     start_date=BIRTHDAY_START_DATE, timezone=DEFAULT_TIMEZONE, end_offset=_end_offset(DEFAULT_TIMEZONE)
 )
+
+# Days of arrival of uploads; today must exist as soon as it starts in the partition time zone.
+upload_days = DailyPartitionsDefinition(start_date=UPLOADS_START_DATE, timezone=DEFAULT_TIMEZONE, end_offset=1)

@@ -16,6 +16,7 @@ from loyalty_pipeline.alerts import ATTEMPTS, AlertSender
 from loyalty_pipeline.clock import now_utc
 from loyalty_pipeline.db import is_transient, make_engine
 from loyalty_pipeline.notify import LogSender, WebhookSender
+from loyalty_pipeline.upload_store import FolderStore
 
 
 @lru_cache(maxsize=8)
@@ -65,6 +66,10 @@ class LoyaltySettings(ConfigurableResource):
     @property
     def uploads_path(self) -> Path:
         return Path(self.uploads_dir)
+
+    def store(self) -> FolderStore:
+        """Where the uploaded files are."""
+        return FolderStore(self.uploads_path)
 
     @property
     def reports_path(self) -> Path:

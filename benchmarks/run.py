@@ -224,7 +224,6 @@ def _bench_settings(task: dict):
         uploads_dir=work / "uploads",
         timezone="UTC",
         reports_dir=work / "reports",
-        storage_dir=work / "storage",
         notification_log=work / "notifications.jsonl",
     )
 

@@ -9,7 +9,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from loyalty_pipeline import config, members, program_admin, schema_admin
+from loyalty_pipeline import config, members, program_admin, schema_admin, upload_admin
 from loyalty_pipeline.config import Settings
 from loyalty_pipeline.db import make_engine, migrate
 from loyalty_pipeline.instance import dagster_instance
@@ -85,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     schema_admin.register(commands)
     program_admin.register(commands)
     members.register(commands)
+    upload_admin.register(commands)
     return parser
 
 
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extras)}")
     try:
         return args.func(args, Settings.from_env())
-    except (RunError, InvalidName, ValueError) as exc:
+    except (RunError, InvalidName, ValueError, LookupError) as exc:
         print(f"loyalty {args.command}: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # an operator needs the reason, not a traceback

@@ -54,6 +54,9 @@ REPORTS_DIR = Variable(
 )
 TIMEZONE = Variable("LOYALTY_TIMEZONE", "UTC", "time zone of the daily partitions and of programs without their own")
 BIRTHDAY_START_DATE = Variable("LOYALTY_BIRTHDAY_START_DATE", "2020-01-01", "first day of the birthday partitions")
+UPLOADS_START_DATE = Variable(
+    "LOYALTY_UPLOADS_START_DATE", "2020-01-01", "first day of the ingestion partitions (days of arrival of uploads)"
+)
 MAX_REJECT_RATE = Variable("LOYALTY_MAX_REJECT_RATE", "0.2", "threshold of the `reject_rate` WARN check")
 NOTIFICATION_SENDER = Variable(
     "LOYALTY_NOTIFICATION_SENDER",
@@ -98,6 +101,7 @@ VARIABLES: tuple[Variable, ...] = (
     REPORTS_DIR,
     TIMEZONE,
     BIRTHDAY_START_DATE,
+    UPLOADS_START_DATE,
     MAX_REJECT_RATE,
     NOTIFICATION_SENDER,
     NOTIFICATION_LOG,
@@ -135,7 +139,6 @@ class Settings:
     frozen_now: str | None = _from(FROZEN_NOW)
     catchup_days: int = _from(CATCHUP_DAYS, int)
     late_alert_hours: int = _from(LATE_ALERT_HOURS, int)
-    storage_dir: Path | None = None  # Dagster's intermediate files; None = DAGSTER_HOME/storage
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -6,10 +6,9 @@ from __future__ import annotations
 from dagster import Definitions, EnvVar, in_process_executor
 
 from assets.birthdays import birthday_job, birthday_log, birthday_notifications
-from assets.ingestion import ingest_upload_job, raw_upload, users_and_passes, validated_users
-from assets.io_managers import FrameStorage
+from assets.ingestion import ingest_upload_job, ingest_uploads
 from assets.resources import AlertWebhook, Clock, LoyaltyDatabase, LoyaltySettings, NotificationSender
-from loyalty_pipeline.config import Settings, dagster_home
+from loyalty_pipeline.config import Settings
 from schedules.alerts import run_failure_alert_sensor
 from schedules.catchup import birthday_catchup_sensor
 from schedules.late_alerts import birthday_late_sensor
@@ -49,13 +48,11 @@ def build_resources(settings: Settings | None = None, *, frozen_now: str | None 
             webhook_url=value("webhook_url"),
         ),
         "alert_webhook": AlertWebhook(url=value("alert_webhook_url"), ui_url=value("ui_url")),
-        # Intermediate frames (raw and validated uploads) live beside the Dagster instance.
-        "io_manager": FrameStorage(base_dir=str(settings.storage_dir or dagster_home() / "storage")),
     }
 
 
 defs = Definitions(
-    assets=[raw_upload, validated_users, users_and_passes, birthday_log, birthday_notifications],
+    assets=[ingest_uploads, birthday_log, birthday_notifications],
     jobs=[ingest_upload_job, birthday_job],
     sensors=[upload_sensor, birthday_catchup_sensor, birthday_late_sensor, run_failure_alert_sensor],
     schedules=[birthday_schedule],

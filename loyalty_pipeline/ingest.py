@@ -185,9 +185,11 @@ def load_upload(
     program: Program,
     validated: ValidatedUpload,
     now: datetime,
+    run_id: str | None = None,
+    change_marker: str | None = None,
 ) -> IngestResult:
-    """Write one upload. A rerun of the same file changes nothing; a new version of the file
-    replaces the previous version's issue rows."""
+    """Write one upload and record it `succeeded`. A rerun of the same file changes nothing; a new
+    version of the file replaces the previous version's issue rows."""
     with engine.begin() as conn:
         postgres = is_postgres(conn)
         if postgres:
@@ -201,16 +203,32 @@ def load_upload(
             conn.exec_driver_sql(f"PRAGMA cache_size = -{_SQLITE_CACHE_KIB}")
         ts = db_time(conn, now)
         own_timestamps(conn, "pipeline")  # the merge stamps updated_at/birth_date_set_at with `now`
-        previous = conn.execute(text("SELECT sha256 FROM uploads WHERE key = :key"), {"key": key}).scalar()
+        previous = conn.execute(text("SELECT ingested_sha256 FROM uploads WHERE key = :key"), {"key": key}).scalar()
         if previous is not None and previous != sha256:
             conn.execute(text("DELETE FROM upload_issues WHERE upload_key = :key"), {"key": key})
         conn.execute(
             text("""
-                INSERT INTO uploads (key, program_id, file_name, sha256, processed_at)
-                VALUES (:key, :program_id, :file_name, :sha256, :now)
-                ON CONFLICT (key) DO UPDATE SET sha256 = EXCLUDED.sha256, processed_at = EXCLUDED.processed_at
+                INSERT INTO uploads (key, program_id, file_name, sha256, ingested_sha256, change_marker, status,
+                                     run_id, arrived_at, started_at, finished_at, processed_at)
+                VALUES (:key, :program_id, :file_name, :sha256, :sha256, :marker, 'succeeded',
+                        :run_id, :now, :now, :now, :now)
+                ON CONFLICT (key) DO UPDATE SET
+                    arrived_at = CASE WHEN uploads.sha256 = EXCLUDED.sha256 THEN COALESCE(uploads.arrived_at, :now)
+                                      ELSE :now END,
+                    sha256 = EXCLUDED.sha256, ingested_sha256 = EXCLUDED.sha256,
+                    change_marker = COALESCE(EXCLUDED.change_marker, uploads.change_marker), status = 'succeeded',
+                    error = NULL, run_id = EXCLUDED.run_id, started_at = COALESCE(uploads.started_at, :now),
+                    finished_at = EXCLUDED.finished_at, processed_at = EXCLUDED.processed_at
             """),
-            {"key": key, "program_id": program.id, "file_name": file_name, "sha256": sha256, "now": ts},
+            {
+                "key": key,
+                "program_id": program.id,
+                "file_name": file_name,
+                "sha256": sha256,
+                "marker": change_marker,
+                "run_id": run_id,
+                "now": ts,
+            },
         )
         _stage(conn, validated)
         conn.execute(

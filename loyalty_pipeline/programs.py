@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, fields, replace
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
 
 from loyalty_pipeline.fields import FIELDS
@@ -100,6 +101,15 @@ def get_program(conn: Connection, slug: str) -> Program:
     if row is None:
         raise ProgramNotFound(f"program {slug!r} does not exist in the programs table")
     return _program(row)
+
+
+def get_programs(conn: Connection, slugs: Iterable[str]) -> dict[str, Program]:
+    """The programs of these slugs that exist, by slug (one statement)."""
+    slugs = sorted(set(slugs))
+    if not slugs:
+        return {}
+    query = text(f"SELECT {_COLUMNS} FROM programs WHERE slug IN :slugs").bindparams(bindparam("slugs", expanding=True))
+    return {p.slug: p for p in map(_program, conn.execute(query, {"slugs": slugs}))}
 
 
 def list_programs(conn: Connection) -> list[Program]:

@@ -3,18 +3,20 @@ the CLI and the demo do: the runs are recorded there and show in the UI like sch
 
 from __future__ import annotations
 
-import os
-import shutil
 from datetime import date
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from loyalty_pipeline import birthday_runs
+from loyalty_pipeline.clock import now_utc
 from loyalty_pipeline.config import Settings
 from loyalty_pipeline.dagster_internals import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from loyalty_pipeline.db import make_engine
-from loyalty_pipeline.names import InvalidName, upload_key, upload_path
+from loyalty_pipeline.names import InvalidName, upload_key
 from loyalty_pipeline.programs import ProgramNotFound, get_program
 from loyalty_pipeline.run_results import birthday_outcomes, failure_reason
+from loyalty_pipeline.upload_store import FolderStore
+from loyalty_pipeline.uploads import MAX_FILES_PER_RUN
 
 # The CLI prints its own summary; the run's step logs stay in the instance for the UI.
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
@@ -29,9 +31,8 @@ class RunError(Exception):
 
 
 def ingest_file(instance, settings: Settings, file: Path, slug: str):
-    """Copy `file` into the uploads folder and run its ingestion; returns (key, run result)."""
-    from loyalty_pipeline.definitions import defs
-
+    """Put `file` into the upload store as an upload of `slug` and run its ingestion; returns
+    (key, run result)."""
     if not file.is_file():
         raise RunError(f"{file}: no such file")
     try:
@@ -43,17 +44,37 @@ def ingest_file(instance, settings: Settings, file: Path, slug: str):
             get_program(conn, slug)
         except ProgramNotFound as exc:
             raise RunError(str(exc)) from exc
-    target = upload_path(settings.uploads_dir, key)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.part")  # the sensor only picks up *.csv
-    shutil.copyfile(file, partial)
-    os.replace(partial, target)
-    instance.add_dynamic_partitions("uploads", [key])
+    FolderStore(settings.uploads_dir).put(file, key)
+    return key, ingest_keys(instance, settings, [key], trigger="cli")[0]
+
+
+def ingest_keys(instance, settings: Settings, keys: list[str], *, trigger: str = "cli", resources=None) -> list:
+    """Ingest these uploads again (already in the store), in runs of at most MAX_FILES_PER_RUN files;
+    the run results. Each file's outcome is its `uploads` row."""
+    from assets.ingestion import batch_config
+    from assets.partitions import upload_days
+    from loyalty_pipeline.definitions import defs
+
     job = defs.resolve_job_def("ingest_upload_job")
-    result = job.execute_in_process(
-        instance=instance, partition_key=key, raise_on_error=False, tags={"program": slug}, run_config=QUIET
-    )
-    return key, result
+    day = now_utc(settings.frozen_now).astimezone(ZoneInfo(upload_days.timezone)).date().isoformat()
+    results = []
+    for start in range(0, len(keys), MAX_FILES_PER_RUN):
+        batch = keys[start : start + MAX_FILES_PER_RUN]
+        tags = {"loyalty/trigger": trigger, "loyalty/files": str(len(batch))}
+        programs = {k.partition("/")[0] for k in batch}
+        if len(programs) == 1:
+            tags["program"] = programs.pop()
+        results.append(
+            job.execute_in_process(
+                instance=instance,
+                partition_key=day,
+                raise_on_error=False,
+                tags=tags,
+                run_config={**QUIET, **batch_config(batch)},
+                resources=resources,
+            )
+        )
+    return results
 
 
 # --- birthday runs (the `rewards` and `backfill` commands) ------------------------------------------

@@ -11,7 +11,9 @@ MAX_ISSUES_SHOWN = 40
 
 def upload_summary(engine: Engine, key: str) -> str:
     with engine.connect() as conn:
-        row = conn.execute(text("SELECT * FROM uploads WHERE key = :k"), {"k": key}).mappings().one()
+        row = conn.execute(text("SELECT * FROM uploads WHERE key = :k"), {"k": key}).mappings().first()
+        if row is None:
+            raise LookupError(f"no upload {key!r} in the uploads table (see `loyalty uploads list`)")
         issues = conn.execute(
             text(
                 'SELECT line, "column", severity, reason FROM upload_issues WHERE upload_key = :k '
@@ -19,6 +21,8 @@ def upload_summary(engine: Engine, key: str) -> str:
             ),
             {"k": key},
         ).all()
+    if row["status"] != "succeeded":
+        return f"{key}: {row['status']}" + (f" - {row['error']}" if row["error"] else "") + f" (run {row['run_id']})"
     lines = [
         f"{key}: {row['rows_read']} rows read, {row['rows_accepted']} accepted, {row['rows_rejected']} rejected, "
         f"{row['warnings']} warnings; users +{row['users_created']} created / {row['users_updated']} updated; "

@@ -5,7 +5,6 @@ import hashlib
 
 from dagster import (
     DefaultSensorStatus,
-    DeleteDynamicPartitionsRequest,
     SensorEvaluationContext,
     SensorResult,
     sensor,
@@ -15,19 +14,8 @@ from assets.birthdays import birthday_job
 from assets.partitions import OBSOLETE_PROGRAMS_PARTITIONS
 from assets.resources import Clock, LoyaltyDatabase, LoyaltySettings
 from loyalty_pipeline import birthday_runs
+from schedules.obsolete_partitions import retire
 from schedules.schedules import birthdays_in_flight, evaluation_time, run_requests
-
-# Deleting a dynamic partition is two queries in the daemon: retire the old ones a chunk per tick.
-RETIRE_PER_TICK = 1000
-
-
-def _retire_obsolete_partitions(context: SensorEvaluationContext) -> list[DeleteDynamicPartitionsRequest]:
-    """The `programs` dynamic partitions of the former (day x program) shape, deleted on existing instances."""
-    left = context.instance.get_dynamic_partitions(OBSOLETE_PROGRAMS_PARTITIONS)
-    if not left:
-        return []
-    context.log.info(f"deleting {min(len(left), RETIRE_PER_TICK)} of {len(left)} obsolete 'programs' partitions")
-    return [DeleteDynamicPartitionsRequest(OBSOLETE_PROGRAMS_PARTITIONS, list(left[:RETIRE_PER_TICK]))]
 
 
 @sensor(
@@ -57,6 +45,6 @@ def birthday_catchup_sensor(
         context.log.info(f"missed: {summary}")
     return SensorResult(
         run_requests=requests,
-        dynamic_partitions_requests=_retire_obsolete_partitions(context),
+        dynamic_partitions_requests=retire(context, OBSOLETE_PROGRAMS_PARTITIONS),
         skip_reason=None if requests else f"no missed days among {len(snap.programs)} enabled program(s)",
     )

@@ -1,95 +1,79 @@
-"""Sensors: new upload files become partitions and runs."""
+"""The upload sensor: new or changed files in the store become batched ingestion runs.
 
-import hashlib
+What it has already handled is the `uploads` table (key, change marker, sha256, status), not its
+cursor: the cursor only holds the store's scan position and the folders to look at again, a few
+kilobytes whatever the number of files."""
+
 import json
 import time
-from pathlib import Path
+from zoneinfo import ZoneInfo
 
-from dagster import (
-    DefaultSensorStatus,
-    RunRequest,
-    SensorEvaluationContext,
-    SensorResult,
-    SkipReason,
-    sensor,
-)
+from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, sensor
 
-from assets.ingestion import ingest_upload_job
-from assets.partitions import uploads_partitions
-from assets.resources import LoyaltySettings
-from loyalty_pipeline.names import UPLOAD_SUFFIXES, InvalidName, upload_key
+from assets.ingestion import batch_config, ingest_upload_job
+from assets.partitions import OBSOLETE_UPLOADS_PARTITIONS, upload_days
+from assets.resources import Clock, LoyaltyDatabase, LoyaltySettings
+from loyalty_pipeline import uploads
+from schedules.obsolete_partitions import retire
 
-# A file still being written changes size or mtime; one left alone this long is complete.
-SETTLE_SECONDS = 5
+# Dagster keeps every cursor in its tick history: far under its limits, whatever the store holds.
+MAX_CURSOR_BYTES = 60_000
+MAX_PROBLEMS_LOGGED = 50
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def scan_uploads(uploads_dir: Path, cursor: dict, now: float) -> tuple[list[tuple[str, str]], list[str], dict]:
-    """Complete upload files that are new or changed since `cursor`: ([(key, sha256)], problems, new cursor).
-    The cursor remembers size, mtime and sha256 per key so unchanged files are not hashed again."""
-    found, problems, seen = [], [], {}
-    if not uploads_dir.is_dir():
-        return found, problems, cursor
-    root = uploads_dir.resolve()
-    for program_dir in sorted(p for p in uploads_dir.iterdir() if p.is_dir()):
-        if program_dir.resolve().parent != root:
-            problems.append(f"{program_dir.name}: links outside the uploads directory")
-            continue
-        for path in sorted(f for f in program_dir.iterdir() if f.suffix.lower() in UPLOAD_SUFFIXES):
-            try:
-                key = upload_key(program_dir.name, path.name)
-            except InvalidName as exc:
-                problems.append(str(exc))
-                continue
-            # A symlink could make the pipeline read (or hang on) any file the process can open.
-            real = path.resolve()
-            if real.parent != program_dir.resolve() or not real.is_file():
-                problems.append(f"{key}: links outside the uploads directory or is not a regular file")
-                continue
-            stat = path.stat()
-            if now - stat.st_mtime < SETTLE_SECONDS:
-                if key in cursor:
-                    seen[key] = cursor[key]
-                continue  # still being written; look again next tick
-            previous = cursor.get(key)
-            if previous and previous[0] == stat.st_size and previous[1] == stat.st_mtime_ns:
-                seen[key] = previous
-                continue
-            sha = _sha256(path)
-            seen[key] = [stat.st_size, stat.st_mtime_ns, sha]
-            if not previous or previous[2] != sha:
-                found.append((key, sha))
-    return found, problems, seen
+def _cursor(scan_state: dict, revisit: set[str]) -> str:
+    cursor = json.dumps({"store": scan_state, "revisit": sorted(revisit)})
+    if len(cursor) > MAX_CURSOR_BYTES:  # too many folders to remember: list every folder next tick
+        cursor = json.dumps({"store": {**scan_state, "since": None}, "revisit": []})
+    return cursor
 
 
 @sensor(
     job=ingest_upload_job,
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=15,
     default_status=DefaultSensorStatus.STOPPED,
-    description="Watches LOYALTY_UPLOADS_DIR/<program_slug>/ for .csv, .tsv, .txt and .xlsx files (a legacy "
-    ".xls gets a run that says to save it as .xlsx or CSV); each new or changed complete file becomes an "
-    "`uploads` partition and an ingestion run.",
+    description="Watches LOYALTY_UPLOADS_DIR/<program_slug>/ for .csv, .tsv, .txt and .xlsx files; new or changed "
+    "complete files (the uploads table says which it has seen) become queued rows of `uploads` and batched "
+    "ingestion runs of today's arrival partition. A file waits while it is being written or while its program "
+    "does not exist; links and unsafe names are refused with the reason.",
 )
-def upload_sensor(context: SensorEvaluationContext, settings: LoyaltySettings):
-    cursor = json.loads(context.cursor) if context.cursor else {}
-    found, problems, new_cursor = scan_uploads(settings.uploads_path, cursor, time.time())
-    for problem in problems:
+def upload_sensor(context: SensorEvaluationContext, settings: LoyaltySettings, database: LoyaltyDatabase, clock: Clock):
+    state = json.loads(context.cursor) if context.cursor else {}
+    store = settings.store()
+    scan = store.scan(state.get("store"), set(state.get("revisit", [])))
+    for problem in scan.problems[:MAX_PROBLEMS_LOGGED]:
         context.log.warning(f"ignored upload: {problem}")
-    context.update_cursor(json.dumps(new_cursor))
-    if not found:
-        return SkipReason(f"no new or changed uploads ({len(problems)} ignored)")
-    existing = set(context.instance.get_dynamic_partitions("uploads"))
+    now = clock.now()
+    with database.engine().begin() as conn:
+        found = uploads.discover(conn, store, scan.files, wall_now=time.time(), now=now)
+        batches = uploads.plan_batches(found.requests)
+        uploads.queue(conn, found.requests, found.programs, now)
+        uploads.record_marker(conn, found.touched)
+    for slug, count in sorted(found.waiting.items())[:MAX_PROBLEMS_LOGGED]:
+        context.log.warning(f"{slug}: {count} file(s) wait for program {slug!r} to exist in the programs table")
+    context.update_cursor(_cursor(scan.state, found.revisit))
+    day = now.astimezone(ZoneInfo(upload_days.timezone)).date().isoformat()
+    requests = []
+    for batch in batches:
+        programs = sorted({r.key.partition("/")[0] for r in batch})
+        tags = {"loyalty/trigger": "upload_sensor", "loyalty/files": str(len(batch))}
+        if len(programs) == 1:
+            tags["program"] = programs[0]
+        requests.append(
+            RunRequest(
+                run_key=uploads.batch_key(batch),
+                partition_key=day,
+                run_config=batch_config([r.key for r in batch], skip_unchanged=True),
+                tags=tags,
+            )
+        )
+    summary = (
+        f"{len(scan.files)} file(s) listed{' (every folder)' if scan.full else ''}, {len(found.requests)} new or "
+        f"changed, {len(scan.problems)} refused, {sum(found.waiting.values())} waiting for their program"
+    )
+    context.log.info(summary)
     return SensorResult(
-        run_requests=[
-            RunRequest(partition_key=key, run_key=f"{key}@{sha}", tags={"program": key.split("/", 1)[0]})
-            for key, sha in found
-        ],
-        dynamic_partitions_requests=[uploads_partitions.build_add_request(sorted({k for k, _ in found} - existing))],
+        run_requests=requests,
+        dynamic_partitions_requests=retire(context, OBSOLETE_UPLOADS_PARTITIONS),
+        skip_reason=None if requests else summary,
     )

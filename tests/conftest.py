@@ -155,7 +155,6 @@ def settings(db_url, tmp_path) -> Settings:
         uploads_dir=tmp_path / "uploads",
         timezone="UTC",
         reports_dir=tmp_path / "reports",
-        storage_dir=tmp_path / "storage",
     )
 
 

@@ -16,7 +16,7 @@ from dagster import materialize
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
-from assets.ingestion import raw_upload, users_and_passes, validated_users
+from assets.ingestion import batch_config, ingest_uploads
 from loyalty_pipeline.config import Settings
 from loyalty_pipeline.db import db_time, make_engine, migrate
 from loyalty_pipeline.definitions import build_resources
@@ -217,7 +217,6 @@ def sqlite_world(tmp_path: Path) -> tuple[Settings, Engine]:
         uploads_dir=tmp_path / "uploads",
         timezone="UTC",
         reports_dir=tmp_path / "reports",
-        storage_dir=tmp_path / "storage",
     )
     engine = make_engine(settings.database_url)
     migrate(engine)
@@ -226,20 +225,28 @@ def sqlite_world(tmp_path: Path) -> tuple[Settings, Engine]:
     return settings, engine
 
 
-INGESTION = [raw_upload, validated_users, users_and_passes]
+INGESTION = [ingest_uploads]
+# The pinned "now" of ingestion tests, and the arrival partition it falls in.
+INGEST_NOW = "2026-11-26T10:00:00+00:00"
+INGEST_DAY = "2026-11-26"
+
+
+def ingest_run(instance, settings: Settings, keys: list[str], *, resources: dict | None = None, **config):
+    """Materialize the ingestion assets for the uploads `keys` (already in the uploads folder)."""
+    return materialize(
+        INGESTION,
+        partition_key=INGEST_DAY,
+        instance=instance,
+        raise_on_error=False,
+        run_config=batch_config(keys, **config),
+        resources=resources or build_resources(settings, frozen_now=INGEST_NOW),
+    )
 
 
 def run_upload(instance, settings: Settings, key: str, content):
     """Write `content` as the upload `key` and materialize the ingestion assets for it."""
     write_csv(settings.uploads_dir / key, content)
-    instance.add_dynamic_partitions("uploads", [key])
-    return materialize(
-        INGESTION,
-        partition_key=key,
-        instance=instance,
-        raise_on_error=False,
-        resources=build_resources(settings, frozen_now="2026-11-26T10:00:00+00:00"),
-    )
+    return ingest_run(instance, settings, [key])
 
 
 LEGACY_SQL_DIR = Path(__file__).resolve().parent / "data" / "legacy_sql"

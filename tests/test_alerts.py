@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from dagster import Definitions, build_run_status_sensor_context, in_process_executor, instance_for_test
 
-from assets.ingestion import ingest_upload_job, raw_upload, users_and_passes, validated_users
+from assets.ingestion import batch_config, ingest_upload_job, ingest_uploads
 from loyalty_pipeline.alerts import AlertDeliveryError, AlertSender
 from loyalty_pipeline.config import Settings
 from loyalty_pipeline.db import make_engine, migrate
@@ -32,17 +32,18 @@ def failed_run(tmp_path_factory):
     key = "ghost-program/customers.csv"
     with instance_for_test() as instance:
         defs = Definitions(
-            assets=[raw_upload, validated_users, users_and_passes],
+            assets=[ingest_uploads],
             jobs=[ingest_upload_job],
             sensors=[run_failure_alert_sensor],
-            resources=build_resources(
-                Settings(database_url=db_url, uploads_dir=uploads, storage_dir=tmp_path / "storage")
-            ),
+            resources=build_resources(Settings(database_url=db_url, uploads_dir=uploads)),
             executor=in_process_executor,
         )
-        instance.add_dynamic_partitions("uploads", [key])
         result = defs.resolve_job_def("ingest_upload_job").execute_in_process(
-            instance=instance, partition_key=key, raise_on_error=False, tags={"program": "ghost-program"}
+            instance=instance,
+            partition_key="2026-11-26",
+            raise_on_error=False,
+            tags={"program": "ghost-program"},
+            run_config=batch_config([key]),
         )
         assert not result.success
         yield build_run_status_sensor_context(
@@ -79,16 +80,16 @@ def test_failed_run_posts_json_alert(failed_run, http_receiver):
     assert alert["run_id"] == run_id
     assert alert["job"] == "ingest_upload_job"
     assert alert["status"] == "FAILURE"
-    assert alert["partition"] == "ghost-program/customers.csv"
+    assert alert["partition"] == "2026-11-26"
     assert alert["program"] == "ghost-program"
     assert alert["assets"] == ["passes", "raw_upload", "users", "validated_users"]
-    assert alert["failed_assets"] == ["validated_users"], "the asset whose step failed"
+    assert alert["failed_assets"] == ["passes", "raw_upload", "users", "validated_users"], "the step's assets"
     assert "'ghost-program' does not exist" in alert["error"], alert["error"]
     assert "\n" not in alert["error"] and len(alert["error"]) <= 500, "a one-line summary"
-    assert alert["errors"] == [{"step": "validated_users", "error": alert["error"]}]
+    assert alert["errors"] == [{"step": "ingest_uploads", "error": alert["error"]}]
     assert alert["run_url"] == f"https://dagster.example.com/runs/{run_id}", "trailing slash of LOYALTY_UI_URL dropped"
     assert alert["failed_at"]
-    assert "validated_users" in alert["text"] and alert["run_url"] in alert["text"], "Slack-style text line"
+    assert "raw_upload" in alert["text"] and alert["run_url"] in alert["text"], "Slack-style text line"
 
 
 def test_ui_url_defaults_to_local_dagster(failed_run):

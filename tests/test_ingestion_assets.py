@@ -1,19 +1,22 @@
-"""The ingestion assets, materialized in process through Dagster against each real database,
-and the upload sensor that turns files into partitions and runs."""
+"""The ingestion assets, materialized in process through Dagster against each real database: a
+batch of files per run, each file's result in `uploads` and in the run's per-file table."""
 
 import csv
-import json
-import os
-import time
 from pathlib import Path
 
 import pytest
-from dagster import build_sensor_context
 from sqlalchemy import text
 
-from loyalty_pipeline.definitions import build_resources
-from schedules.sensors import upload_sensor
-from tests.factories import run_upload, set_csv_columns, write_contacts_workbook, write_csv
+from loyalty_pipeline.db import db_time
+from tests.factories import (
+    ingest_run,
+    make_program,
+    run_upload,
+    set_csv_columns,
+    utc,
+    write_contacts_workbook,
+    write_csv,
+)
 
 
 def metadata(result, asset):
@@ -32,6 +35,24 @@ def checks(result):
     }
 
 
+def per_file(result, asset="raw_upload") -> list[dict]:
+    for event in result.get_asset_materialization_events():
+        mat = event.event_specific_data.materialization
+        if mat.asset_key.to_user_string() == asset:
+            return [record.data for record in mat.metadata["per_file"].records]
+    raise AssertionError(f"{asset} was not materialized")
+
+
+def upload_row(engine, key) -> dict | None:
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT * FROM uploads WHERE key = :k"), {"k": key}).mappings().first()
+    return dict(row) if row else None
+
+
+def step_failure(result) -> str:
+    return next(e for e in result.all_events if e.is_step_failure).step_failure_data.user_failure_data.description
+
+
 def count(engine, table):
     with engine.connect() as conn:
         return conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
@@ -45,12 +66,23 @@ def test_an_upload_lands_users_and_passes_with_metadata(instance, settings, engi
     assert result.success
     validated = metadata(result, "validated_users")
     assert (validated["rows_read"], validated["accepted"], validated["rejected"], validated["warnings"]) == (3, 2, 1, 1)
-    assert validated["unknown_columns"] == "Shoe Size"
     assert "email is not a valid address" in validated["first_rejects"]
     assert metadata(result, "users")["users_created"] == 1
     assert metadata(result, "passes")["passes_created"] == 1
-    assert checks(result) == {"unique_emails": True, "reject_rate": False}  # 1 of 3 rejected > 20 %
+    [row] = per_file(result)
+    assert row["ignored_columns"] == "Shoe Size"
+    assert (row["file"], row["status"], row["rows_read"], row["accepted"], row["rejected"]) == (
+        "joes-pizza/march.csv",
+        "succeeded",
+        3,
+        2,
+        1,
+    )
+    assert checks(result) == {"files_ingested": True, "unique_emails": True, "reject_rate": False}  # 1 of 3 > 20 %
     assert (count(engine, "users"), count(engine, "passes_master"), count(engine, "upload_issues")) == (1, 1, 2)
+    recorded = upload_row(engine, "joes-pizza/march.csv")
+    assert (recorded["status"], recorded["run_id"], recorded["error"]) == ("succeeded", result.run_id, None)
+    assert recorded["ingested_sha256"] == recorded["sha256"] and recorded["change_marker"]
 
 
 def test_a_rerun_of_the_partition_is_idempotent(instance, settings, engine, program):
@@ -60,6 +92,7 @@ def test_a_rerun_of_the_partition_is_idempotent(instance, settings, engine, prog
     assert again.success
     assert metadata(again, "users")["users_created"] == 0
     assert (count(engine, "users"), count(engine, "passes_master"), count(engine, "upload_issues")) == (1, 1, 2)
+    assert upload_row(engine, "joes-pizza/a.csv")["run_id"] == again.run_id
 
 
 @pytest.mark.parametrize(
@@ -70,15 +103,15 @@ def test_a_rerun_of_the_partition_is_idempotent(instance, settings, engine, prog
         (b"PK\x03\x04xlsx", "not a CSV file"),
     ],
 )
-def test_a_broken_file_fails_with_one_clear_message_and_writes_nothing(
+def test_a_broken_file_fails_with_one_clear_message_and_writes_only_its_status(
     instance, settings, engine, program, content, reason
 ):
     result = run_upload(instance, settings, "joes-pizza/broken.csv", content)
-    assert not result.success
-    failure = next(e for e in result.all_events if e.is_step_failure)
-    assert failure.step_failure_data.user_failure_data.description.startswith("joes-pizza/broken.csv: ")
-    assert reason in failure.step_failure_data.user_failure_data.description
-    assert count(engine, "uploads") == 0 and count(engine, "users") == 0
+    assert not result.success  # the only file of the run failed
+    assert step_failure(result).startswith("joes-pizza/broken.csv: ") and reason in step_failure(result)
+    recorded = upload_row(engine, "joes-pizza/broken.csv")
+    assert recorded["status"] == "failed" and reason in recorded["error"] and recorded["ingested_sha256"] is None
+    assert count(engine, "users") == 0 and count(engine, "upload_issues") == 0
 
 
 @pytest.mark.parametrize(
@@ -90,7 +123,6 @@ def test_a_broken_file_fails_with_one_clear_message_and_writes_nothing(
             "the workbook is damaged or not an .xlsx file",
         ),
         ("joes-pizza/book.xlsx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(512), "the workbook is encrypted"),
-        ("joes-pizza/book.xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(512), "save it as .xlsx or CSV"),
     ],
 )
 def test_an_unreadable_workbook_fails_with_one_line_and_writes_nothing(
@@ -98,18 +130,16 @@ def test_an_unreadable_workbook_fails_with_one_line_and_writes_nothing(
 ):
     result = run_upload(instance, settings, key, content)
     assert not result.success
-    description = next(
-        e for e in result.all_events if e.is_step_failure
-    ).step_failure_data.user_failure_data.description
+    description = step_failure(result)
     assert description.startswith(f"{key}: ") and reason in description and "\n" not in description
-    assert count(engine, "uploads") == 0 and count(engine, "users") == 0
+    assert upload_row(engine, key)["status"] == "failed" and count(engine, "users") == 0
 
 
 def test_an_upload_for_an_unknown_program_fails_clearly(instance, settings, engine):
     result = run_upload(instance, settings, "ghost-town/a.csv", "email\na@x.com\n")
     assert not result.success
-    failure = next(e for e in result.all_events if e.is_step_failure)
-    assert "program 'ghost-town' does not exist" in failure.step_failure_data.user_failure_data.description
+    assert "program 'ghost-town' does not exist" in step_failure(result)
+    assert count(engine, "uploads") == 0  # a row needs its program
 
 
 def test_header_only_file_succeeds_with_zero_rows(instance, settings, engine, program):
@@ -123,7 +153,8 @@ def test_issue_report_neutralises_formula_cells(instance, settings, program):
     content = 'email,first_name\n"=HYPERLINK(""http://evil"",""x"")",A\n@SUM(A1),B\n+1,C\n'
     result = run_upload(instance, settings, "joes-pizza/evil.csv", content)
     assert result.success
-    report = Path(metadata(result, "validated_users")["issues_report"])
+    report = settings.reports_dir / "joes-pizza" / "evil.csv.issues.csv"
+    assert per_file(result)[0]["issues_report"] == str(report)
     with report.open(newline="", encoding="utf-8") as handle:
         values = [row["value"] for row in csv.DictReader(handle)]
     assert values == ['\'=hyperlink("http://evil","x")', "'@sum(a1)", "'+1"]
@@ -149,26 +180,25 @@ def test_raw_upload_shows_the_file_kind_layout_and_the_header_feeding_each_field
     )
     result = run_upload(instance, settings, "joes-pizza/google.csv", content)
     assert result.success
-    raw = metadata(result, "raw_upload")
-    assert (raw["file_kind"], raw["delimiter"], raw["encoding"]) == ("csv", "comma", "utf-8")
-    assert raw["columns"].splitlines() == [
+    [row] = per_file(result)
+    assert row["layout"] == "csv, comma, utf-8"
+    assert row["fields"].split("; ") == [
         'email ← "E-mail 1 - Value", "E-mail 2 - Value"',
         'first_name ← "First Name"',
         'last_name ← "Last Name"',
         'birth_date ← "Birthday"',
         'phone_number ← "Phone 1 - Value"',
     ]
-    assert raw["unknown_columns"] == "Labels, E-mail 1 - Label, E-mail 2 - Label"
-    assert raw["column_mapping"] == "detected (field table)"
+    assert row["ignored_columns"] == "Labels, E-mail 1 - Label, E-mail 2 - Label"
+    assert row["mapping"] == "detected (field table)"
 
 
 def test_a_workbook_upload_lands_and_names_its_sheet(instance, settings, engine, program, tmp_path):
     workbook = write_contacts_workbook(tmp_path / "contacts.xlsx").read_bytes()
     result = run_upload(instance, settings, "joes-pizza/contacts.xlsx", workbook)
     assert result.success
-    raw = metadata(result, "raw_upload")
-    assert (raw["file_kind"], raw["sheet"], raw["rows_read"]) == ("xlsx", "Customers", 4)
-    assert "delimiter" not in raw
+    [row] = per_file(result)
+    assert (row["layout"], row["rows_read"]) == ("xlsx, sheet 'Customers'", 4)
     assert metadata(result, "users")["users_created"] == 3
 
 
@@ -186,11 +216,8 @@ def test_a_program_mapping_that_does_not_fit_fails_the_upload_naming_field_and_h
     set_csv_columns(engine, program, mapping)
     result = run_upload(instance, settings, "joes-pizza/a.csv", "Email,Phone\na@x.com,4155550134\n")
     assert not result.success
-    description = next(
-        e for e in result.all_events if e.is_step_failure
-    ).step_failure_data.user_failure_data.description
-    assert description.startswith("joes-pizza/a.csv: ") and reason in description
-    assert count(engine, "uploads") == 0 and count(engine, "users") == 0
+    assert step_failure(result).startswith("joes-pizza/a.csv: ") and reason in step_failure(result)
+    assert upload_row(engine, "joes-pizza/a.csv")["status"] == "failed" and count(engine, "users") == 0
 
 
 def test_a_program_mapping_decides_which_column_feeds_a_field(instance, settings, engine, program):
@@ -199,58 +226,101 @@ def test_a_program_mapping_decides_which_column_feeds_a_field(instance, settings
         instance, settings, "joes-pizza/a.csv", "Email,Work Email,Tel,Mobile\nhome@x.com,work@x.com,,4155550134\n"
     )
     assert result.success
-    assert metadata(result, "raw_upload")["column_mapping"] == "programs.csv_columns"
+    assert per_file(result)[0]["mapping"] == "programs.csv_columns"
     with engine.connect() as conn:
         assert conn.execute(text("SELECT email, phone_number FROM users")).all() == [("work@x.com", "+14155550134")]
 
 
-# --- upload_sensor ---------------------------------------------------------------------------
+# --- batches ------------------------------------------------------------------------------------
 
 
-def _settle(path: Path, seconds_ago: float = 60) -> None:
-    past = time.time() - seconds_ago
-    os.utime(path, (past, past))
+def test_one_bad_file_of_a_batch_fails_alone(instance, settings, engine, program, monkeypatch):
+    """A whole-file error, an invalid program config, a crash in the middle of a load and a
+    missing file each fail their own file; the others of the batch land and the run succeeds."""
+    from loyalty_pipeline import upload_batch
+
+    broken = make_program(engine, "broken-config", csv_columns='["not an object"]')
+    uploads = settings.uploads_dir
+    write_csv(uploads / "joes-pizza" / "good.csv", "email\ngood@x.com\n")
+    write_csv(uploads / "joes-pizza" / "no-email.csv", "first_name\nAnn\n")
+    write_csv(uploads / "joes-pizza" / "crash.csv", "email\ncrash@x.com\n")
+    write_csv(uploads / broken.slug / "a.csv", "email\nb@x.com\n")
+    write_csv(uploads / "joes-pizza" / "later.csv", "email\nlater@x.com\n")
+    real_load = upload_batch.load_upload
+
+    def load_crashing_on_one_file(engine, **kwargs):
+        if kwargs["key"] == "joes-pizza/crash.csv":
+            with engine.begin() as conn:  # half the work done, then the process of loading breaks
+                conn.execute(text("INSERT INTO users (email) VALUES ('half@x.com')"))
+                raise RuntimeError("disk full")
+        return real_load(engine, **kwargs)
+
+    monkeypatch.setattr(upload_batch, "load_upload", load_crashing_on_one_file)
+    keys = [
+        "joes-pizza/good.csv",
+        "joes-pizza/no-email.csv",
+        "joes-pizza/crash.csv",
+        "broken-config/a.csv",
+        "joes-pizza/gone.csv",
+        "joes-pizza/later.csv",
+    ]
+    result = ingest_run(instance, settings, keys)
+    assert result.success
+    rows = per_file(result)
+    assert [r["status"] for r in rows] == ["failed"] * 4 + ["succeeded"] * 2  # failures first
+    errors = {r["file"]: r["error"] for r in rows if r["status"] == "failed"}
+    assert "no email column" in errors["joes-pizza/no-email.csv"]
+    assert "RuntimeError: disk full" in errors["joes-pizza/crash.csv"]
+    assert "csv_columns must be a JSON object" in errors["broken-config/a.csv"]
+    assert "file not found" in errors["joes-pizza/gone.csv"]
+    with engine.connect() as conn:
+        assert sorted(conn.execute(text("SELECT email FROM users")).scalars()) == ["good@x.com", "later@x.com"]
+        statuses = dict(conn.execute(text("SELECT key, status FROM uploads")).all())
+    assert statuses == {
+        "joes-pizza/good.csv": "succeeded",
+        "joes-pizza/later.csv": "succeeded",
+        "joes-pizza/no-email.csv": "failed",
+        "joes-pizza/crash.csv": "failed",
+        "broken-config/a.csv": "failed",
+        "joes-pizza/gone.csv": "failed",
+    }
+    assert metadata(result, "raw_upload")["files_failed"] == 4
+    assert checks(result)["files_ingested"] is False
 
 
-def evaluate_sensor(instance, settings, cursor=None):
-    context = build_sensor_context(instance=instance, cursor=cursor, resources=build_resources(settings))
-    return upload_sensor(context), context.cursor
+def test_a_run_whose_files_all_failed_fails(instance, settings, engine, program):
+    write_csv(settings.uploads_dir / "joes-pizza" / "a.csv", "first_name\nAnn\n")
+    write_csv(settings.uploads_dir / "joes-pizza" / "b.csv", "")
+    result = ingest_run(instance, settings, ["joes-pizza/a.csv", "joes-pizza/b.csv"])
+    assert not result.success
+    assert "joes-pizza/a.csv: " in step_failure(result) and "joes-pizza/b.csv: " in step_failure(result)
 
 
-def test_upload_sensor_adds_partitions_and_requests_runs_once(instance, settings, program):
-    complete = write_csv(settings.uploads_dir / "joes-pizza" / "a.csv", "email\na@x.com\n")
-    _settle(complete)
-    write_csv(settings.uploads_dir / "joes-pizza" / "still-writing.csv", "email\n")  # mtime is now
-    write_csv(settings.uploads_dir / "joes-pizza" / "notes.pdf", "ignored")
-    write_csv(settings.uploads_dir / "Bad Slug" / "x.csv", "email\n")
-
-    result, cursor = evaluate_sensor(instance, settings)
-    assert [r.partition_key for r in result.run_requests] == ["joes-pizza/a.csv"]
-    assert result.dynamic_partitions_requests[0].partition_keys == ["joes-pizza/a.csv"]
-
-    instance.add_dynamic_partitions("uploads", ["joes-pizza/a.csv"])
-    unchanged, cursor = evaluate_sensor(instance, settings, cursor)
-    assert not getattr(unchanged, "run_requests", None)
-
-    complete.write_text("email\nb@x.com\n")  # a new version of the same file
-    _settle(complete, 30)
-    changed, cursor = evaluate_sensor(instance, settings, cursor)
-    assert [r.partition_key for r in changed.run_requests] == ["joes-pizza/a.csv"]
-    first_key = result.run_requests[0].run_key
-    assert changed.run_requests[0].run_key != first_key  # run key carries the sha256
-    assert json.loads(cursor)["joes-pizza/a.csv"][2] in changed.run_requests[0].run_key
+def test_a_partition_run_without_files_ingests_the_files_that_arrived_that_day(instance, settings, engine, program):
+    """A data team rerunning a day from the UI (no config) reads again every file that arrived on it."""
+    assert run_upload(instance, settings, "joes-pizza/a.csv", "email\na@x.com\n").success
+    assert run_upload(instance, settings, "joes-pizza/b.csv", "email\nb@x.com\n").success
+    with engine.begin() as conn:  # b arrived the day before
+        conn.execute(
+            text("UPDATE uploads SET arrived_at = :t WHERE key = 'joes-pizza/b.csv'"),
+            {"t": db_time(conn, utc(2026, 11, 25, 12))},
+        )
+    write_csv(settings.uploads_dir / "joes-pizza" / "a.csv", "email\na@x.com\nc@x.com\n")
+    write_csv(settings.uploads_dir / "joes-pizza" / "b.csv", "email\nb@x.com\nd@x.com\n")
+    result = ingest_run(instance, settings, [])
+    assert result.success
+    assert [r["file"] for r in per_file(result)] == ["joes-pizza/a.csv"]
+    with engine.connect() as conn:
+        assert sorted(conn.execute(text("SELECT email FROM users")).scalars()) == ["a@x.com", "b@x.com", "c@x.com"]
 
 
-def test_upload_sensor_takes_every_accepted_file_kind(instance, settings, program):
-    folder = settings.uploads_dir / "joes-pizza"
-    for name in ("a.csv", "b.tsv", "c.txt", "d.xlsx", "e.XLSX", "f.xls", "g.pdf", ".h.csv.part"):
-        _settle(write_csv(folder / name, "email\n"))
-    result, _ = evaluate_sensor(instance, settings)
-    assert sorted(r.partition_key for r in result.run_requests) == [
-        "joes-pizza/a.csv",
-        "joes-pizza/b.tsv",
-        "joes-pizza/c.txt",
-        "joes-pizza/d.xlsx",
-        "joes-pizza/e.XLSX",
-        "joes-pizza/f.xls",
-    ]  # a legacy .xls gets a run that says "save it as .xlsx or CSV"
+def test_a_new_version_that_fails_keeps_the_data_of_the_last_good_one(instance, settings, engine, program):
+    assert run_upload(instance, settings, "joes-pizza/a.csv", "email\nann@x.com\nbad\n").success
+    good = upload_row(engine, "joes-pizza/a.csv")
+    assert not run_upload(instance, settings, "joes-pizza/a.csv", "first_name\nAnn\n").success
+    failed = upload_row(engine, "joes-pizza/a.csv")
+    assert failed["status"] == "failed" and failed["sha256"] != good["sha256"]
+    assert failed["ingested_sha256"] == good["sha256"] and count(engine, "upload_issues") == 1
+    assert run_upload(instance, settings, "joes-pizza/a.csv", "email\nann@x.com\nbob@x.com\n").success
+    assert upload_row(engine, "joes-pizza/a.csv")["status"] == "succeeded"
+    assert count(engine, "upload_issues") == 0, "the new version replaced the old version's issue rows"

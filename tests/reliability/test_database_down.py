@@ -14,7 +14,7 @@ from dagster import instance_for_test, materialize
 from sqlalchemy import text
 
 from assets.birthdays import batch_config, birthday_log, birthday_notifications
-from assets.ingestion import raw_upload, users_and_passes, validated_users
+from assets.ingestion import ingest_uploads
 from assets.resources import DATABASE_RETRY
 from loyalty_pipeline import cli
 from loyalty_pipeline.config import Settings
@@ -24,6 +24,7 @@ from loyalty_pipeline.definitions import build_resources
 from loyalty_pipeline.programs import get_program, save_program
 from loyalty_pipeline.run_results import failure_reason
 from tests.conftest import _admin_engine
+from tests.factories import ingest_run
 from tests.reliability import jobs
 from tests.reliability.helpers import (
     NOW,
@@ -41,7 +42,6 @@ from tests.reliability.helpers import (
     with_application_name,
 )
 
-INGESTION = [raw_upload, validated_users, users_and_passes]
 KEY = "joes-pizza/customers.csv"
 CONTENT = (
     "email,first_name,dob\n"
@@ -56,7 +56,6 @@ def _settings(tmp_path, database_url: str) -> Settings:
         uploads_dir=tmp_path / "uploads",
         timezone="UTC",
         reports_dir=tmp_path / "reports",
-        storage_dir=tmp_path / "storage",
     )
 
 
@@ -125,8 +124,8 @@ def program_db(pg_db):
 
 def test_every_asset_that_talks_to_the_database_has_a_retry_policy():
     assert DATABASE_RETRY.max_retries >= 1 and DATABASE_RETRY.delay > 0
-    # raw_upload reads the program's csv_columns; a bad file is a Failure(allow_retries=False), never retried
-    for asset in (raw_upload, validated_users, users_and_passes, birthday_log, birthday_notifications):
+    # a bad file fails alone (its uploads row), never retried; a lost connection retries the step
+    for asset in (ingest_uploads, birthday_log, birthday_notifications):
         assert asset.node_def.retry_policy == DATABASE_RETRY, asset.node_def.name
 
 
@@ -160,20 +159,15 @@ def test_database_unreachable_at_start_then_back_the_real_retry_policy_succeeds(
     retry_observer.append(lambda attempt: timer.start() if attempt == 1 else None)
     try:
         with instance_for_test() as instance:
-            instance.add_dynamic_partitions("uploads", [KEY])
-            result = materialize(
-                INGESTION,
-                partition_key=KEY,
-                instance=instance,
-                raise_on_error=False,
-                resources=build_resources(settings, frozen_now=NOW.isoformat()),
+            result = ingest_run(
+                instance, settings, [KEY], resources=build_resources(settings, frozen_now=NOW.isoformat())
             )
     finally:
         timer.cancel()
         proxy.down()
     assert result.success
     retries = _events(result, "STEP_UP_FOR_RETRY")
-    assert [e.step_key for e in retries] == ["raw_upload"]  # the first step to ask (the program's csv_columns)
+    assert [e.step_key for e in retries] == ["ingest_uploads"]
     assert "Connection refused" in _error_text(retries[0].event_specific_data.error)
     with engine.connect() as conn:
         program = get_program(conn, "joes-pizza")
@@ -196,14 +190,7 @@ def run_with_database_down(pg_db, tmp_path_factory):
     _upload(settings)
     with pytest.MonkeyPatch.context() as patch, instance_for_test() as instance:
         patch.setattr(retry_delay_module(), RETRY_DELAY_FUNCTION, lambda *args, **kwargs: 0.1)
-        instance.add_dynamic_partitions("uploads", [KEY])
-        result = materialize(
-            INGESTION,
-            partition_key=KEY,
-            instance=instance,
-            raise_on_error=False,
-            resources=build_resources(settings, frozen_now=NOW.isoformat()),
-        )
+        result = ingest_run(instance, settings, [KEY], resources=build_resources(settings, frozen_now=NOW.isoformat()))
         yield result, engine, proxy, settings, instance
     proxy.down()
     engine.dispose()
@@ -217,7 +204,7 @@ def test_database_down_for_the_whole_run_fails_once_clearly_writes_nothing_and_s
     assert not result.success
     assert len(_events(result, "STEP_UP_FOR_RETRY")) == DATABASE_RETRY.max_retries
     failures = [e for e in result.all_events if e.is_step_failure]
-    assert [e.step_key for e in failures] == ["raw_upload"]  # one failure (reading csv_columns); nothing after ran
+    assert [e.step_key for e in failures] == ["ingest_uploads"]  # one failure; nothing written
     cause = failures[0].step_failure_data.error.cause
     assert "Connection refused" in cause.message.splitlines()[0] and str(proxy.port) in cause.message.splitlines()[0]
     for table in ("uploads", "upload_issues", "users", "passes_master"):
@@ -225,13 +212,7 @@ def test_database_down_for_the_whole_run_fails_once_clearly_writes_nothing_and_s
     assert not (settings.reports_dir / f"{KEY}.issues.csv").exists()
 
     proxy.up()  # the database is back: the operator's retry of the run succeeds
-    again = materialize(
-        INGESTION,
-        partition_key=KEY,
-        instance=instance,
-        raise_on_error=False,
-        resources=build_resources(settings, frozen_now=NOW.isoformat()),
-    )
+    again = ingest_run(instance, settings, [KEY], resources=build_resources(settings, frozen_now=NOW.isoformat()))
     assert again.success and _count(engine, "users") == 200
 
 
@@ -292,19 +273,12 @@ def test_connection_lost_mid_transaction_in_users_and_passes_then_the_retry_succ
     observed: dict = {}
     watcher = _lock_passes_and_terminate_the_waiter(engine, admin, application, fast_retries, observed)
     with instance_for_test() as instance:
-        instance.add_dynamic_partitions("uploads", [KEY])
-        result = materialize(
-            INGESTION,
-            partition_key=KEY,
-            instance=instance,
-            raise_on_error=False,
-            resources=build_resources(settings, frozen_now=NOW.isoformat()),
-        )
+        result = ingest_run(instance, settings, [KEY], resources=build_resources(settings, frozen_now=NOW.isoformat()))
     watcher.join(5)
     admin.dispose()
     assert "terminated" in observed, "the run never waited inside its transaction"
     assert result.success
-    assert [e.step_key for e in _events(result, "STEP_UP_FOR_RETRY")] == ["users_and_passes"]
+    assert [e.step_key for e in _events(result, "STEP_UP_FOR_RETRY")] == ["ingest_uploads"]
     assert all(not rows for rows in observed["at_retry"].values())  # the lost attempt left nothing
     assert diff(reference, snapshot(engine)) == []
 

@@ -13,7 +13,7 @@ import pytest
 from dagster import instance_for_test, materialize
 from sqlalchemy import text
 
-from assets.ingestion import raw_upload, users_and_passes, validated_users
+from assets.ingestion import batch_config, ingest_uploads
 from loyalty_pipeline.csv_reader import CsvFileError
 from loyalty_pipeline.definitions import build_resources
 from loyalty_pipeline.reports import write_issue_report
@@ -241,7 +241,7 @@ def test_hostile_file(name, engine, program, tmp_path):
 
 
 def test_the_ingestion_assets_store_formulas_verbatim_and_write_a_neutralised_report(tmp_path):
-    """End to end through Dagster: the report file the validated_users asset writes."""
+    """End to end through Dagster: the report file the ingestion writes for each file."""
     record(cases_tried=1)
     settings, engine = sqlite_world(tmp_path)
     key = "joes-pizza/formulas.csv"
@@ -249,17 +249,17 @@ def test_the_ingestion_assets_store_formulas_verbatim_and_write_a_neutralised_re
     target.parent.mkdir(parents=True)
     target.write_bytes(CORPUS["formula_cells"].content)
     with instance_for_test() as instance:
-        instance.add_dynamic_partitions("uploads", [key])
         result = materialize(
-            [raw_upload, validated_users, users_and_passes],
-            partition_key=key,
+            [ingest_uploads],
+            partition_key="2026-11-26",
             instance=instance,
+            run_config=batch_config([key]),
             resources=build_resources(settings, frozen_now=NOW.isoformat()),
         )
     assert result.success
     report = Path(
         next(
-            e.event_specific_data.materialization.metadata["issues_report"].value
+            e.event_specific_data.materialization.metadata["per_file"].records[0].data["issues_report"]
             for e in result.get_asset_materialization_events()
             if e.event_specific_data.materialization.asset_key.to_user_string() == "validated_users"
         )

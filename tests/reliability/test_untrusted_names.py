@@ -17,14 +17,16 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from assets.birthdays import batch_config, birthday_log
-from assets.ingestion import raw_upload, users_and_passes, validated_users
+from assets.ingestion import batch_config as ingestion_config
+from assets.ingestion import ingest_uploads
 from loyalty_pipeline import cli
 from loyalty_pipeline.config import Settings
 from loyalty_pipeline.db import make_engine, migrate
 from loyalty_pipeline.definitions import build_resources
 from loyalty_pipeline.names import InvalidName, check_file_name, check_slug, split_upload_key, upload_key, upload_path
 from loyalty_pipeline.programs import save_program
-from schedules.sensors import scan_uploads, upload_sensor
+from loyalty_pipeline.upload_store import FolderStore
+from schedules.sensors import upload_sensor
 from tests.factories import sqlite_world
 from tests.reliability.helpers import NOW, PROPERTY_SETTINGS, record
 
@@ -268,23 +270,22 @@ def sensor_world(tmp_path):
 def test_upload_sensor_skips_bad_names_with_escaped_reasons(sensor_world):
     record(cases_tried=1)
     settings, engine, _ = sensor_world
-    found, problems, _ = scan_uploads(settings.uploads_dir, {}, time.time())
-    keys = {key for key, _ in found}
-    assert "joes-pizza/good.csv" in keys
-    assert all(split_upload_key(key) for key in keys)  # every requested key is a valid name
-    names = [p for p in problems if p.startswith(("invalid program slug", "invalid upload file name"))]
-    links = [p for p in problems if "links outside the uploads directory" in p]
-    assert (len(names), len(links)) == (7, 2) and len(problems) == 9
-    assert all(_escaped(p) for p in problems)
+    scan = FolderStore(settings.uploads_dir).scan(None)
+    keys = {f.key for f in scan.files}
+    assert keys == {"joes-pizza/good.csv"}
+    names = [p for p in scan.problems if p.startswith(("invalid program slug", "invalid upload file name"))]
+    links = [p for p in scan.problems if "links outside the uploads directory" in p]
+    assert (len(names), len(links)) == (7, 2) and len(scan.problems) == 9
+    assert all(_escaped(p) for p in scan.problems)
     with instance_for_test() as instance:
         context = build_sensor_context(instance=instance, resources=build_resources(settings))
         result = upload_sensor(context)
-        requested = sorted(r.partition_key for r in result.run_requests)
+        requested = [f for r in result.run_requests for f in r.run_config["ops"]["ingest_uploads"]["config"]["files"]]
     assert set(requested) == keys
 
 
-def test_partitions_that_resolve_outside_the_uploads_dir_fail_clearly_and_write_nothing(sensor_world):
-    """Whatever the sensor requests (or someone adds by hand in the UI), raw_upload reads nothing
+def test_uploads_that_resolve_outside_the_uploads_dir_fail_clearly_and_write_nothing(sensor_world):
+    """Whatever the sensor requests (or someone names in the launchpad), the ingestion reads nothing
     outside LOYALTY_UPLOADS_DIR: symlinks are resolved first, bad keys are refused."""
     record(cases_tried=1)
     settings, engine, _ = sensor_world
@@ -294,31 +295,23 @@ def test_partitions_that_resolve_outside_the_uploads_dir_fail_clearly_and_write_
         "joes-pizza/../../outside/secret.csv": "invalid upload file name",
     }
     with instance_for_test() as instance:
-        instance.add_dynamic_partitions("uploads", list(keys))
-        for key, reason in keys.items():
-            result = materialize(
-                [raw_upload, validated_users, users_and_passes],
-                partition_key=key,
-                instance=instance,
-                raise_on_error=False,
-                resources=build_resources(settings, frozen_now=NOW.isoformat()),
-            )
-            assert not result.success
-            failures = [e for e in result.all_events if e.is_step_failure]
-            assert len(failures) == 1
-            description = failures[0].step_failure_data.user_failure_data.description
-            assert reason in description and len(description.splitlines()) == 1
+        result = materialize(
+            [ingest_uploads],
+            partition_key="2026-11-26",
+            instance=instance,
+            raise_on_error=False,
+            run_config=ingestion_config(list(keys)),
+            resources=build_resources(settings, frozen_now=NOW.isoformat()),
+        )
+    assert not result.success  # every file of the run failed
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    description = failure.step_failure_data.user_failure_data.description
+    assert len(description.splitlines()) == 1
+    assert description.count("points outside the uploads directory") == 2
+    assert "invalid upload file name '../../outside/secret.csv'" in description
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM users")).scalar_one() == 0
-        assert conn.execute(text("SELECT count(*) FROM uploads")).scalar_one() == 0
-
-
-def test_upload_sensor_does_not_read_files_outside_the_uploads_dir(sensor_world):
-    record(cases_tried=1)
-    settings, _, _ = sensor_world
-    found, problems, _ = scan_uploads(settings.uploads_dir, {}, time.time())
-    assert {key for key, _ in found} == {"joes-pizza/good.csv"}
-    assert sum("outside" in p for p in problems) == 2
+        assert conn.execute(text("SELECT count(*) FROM uploads WHERE status <> 'failed'")).scalar_one() == 0
 
 
 def test_odd_slugs_from_the_programs_table_are_rewarded_like_any_other(tmp_path):
