@@ -766,7 +766,7 @@ def ignored_field_warnings(frame: pl.DataFrame, match: ColumnMatch, header_line:
                     None,
                     "warning",
                     f"column {_quoted(name)} looks like a customer field but matches none, so its "
-                    f"{filled} value{'s' if filled != 1 else ''} were not read (map it in csv_columns)",
+                    f"{filled} value{'s were' if filled != 1 else ' was'} not read (map it in csv_columns)",
                 )
             )
     return pl.DataFrame(
