@@ -186,20 +186,21 @@ def _value_sources(rows: pl.DataFrame, name: str, headers: list[str]) -> dict[st
 
 def _names(parsed: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """First and last names that are an email or a domain are dropped, each with a warning."""
+    names = ("first_name", "last_name")
+    flagged = parsed.with_columns(pl.col(name).str.contains(_NOT_A_NAME).alias(f"_bad_{name}") for name in names)
     warnings = [
-        parsed.filter(pl.col(name).str.contains(_NOT_A_NAME)).select(
+        flagged.filter(pl.col(f"_bad_{name}")).select(
             "line",
             pl.lit(name).alias("column"),
             pl.col(name).str.slice(0, ISSUE_VALUE_LENGTH).alias("value"),
             pl.lit("warning").alias("severity"),
             pl.lit(f"{name} is an email address or a domain, not a name: not stored").alias("reason"),
         )
-        for name in ("first_name", "last_name")
+        for name in names
     ]
-    cleaned = parsed.with_columns(
-        pl.when(pl.col(name).str.contains(_NOT_A_NAME)).then(None).otherwise(pl.col(name)).alias(name)
-        for name in ("first_name", "last_name")
-    )
+    cleaned = flagged.with_columns(
+        pl.when(pl.col(f"_bad_{name}")).then(None).otherwise(pl.col(name)).alias(name) for name in names
+    ).drop(*(f"_bad_{name}" for name in names))
     return cleaned, pl.concat(warnings)
 
 
