@@ -115,7 +115,7 @@ class ValidatedUpload:
 
 # A first or last name that is an email address or a domain (Stripe's Name, Outlook's First Name
 # when the contact has no name): not a name.
-_NOT_A_NAME = r"@|^(?:www\.)?[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}$"
+_NOT_A_NAME = r"^[^\s@]+@[^\s@]+\.[^\s@]+$|^(?:www\.)?[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}$"
 
 
 def _clean(name: str) -> pl.Expr:
