@@ -13,20 +13,25 @@ import csv
 import hashlib
 import io
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import charset_normalizer
 import polars as pl
 
 from loyalty_pipeline.fields import (
+    ColumnMatch,
     HeaderError,
     assemble,
     column_name,
+    ignored_field_warnings,
     match_header,
     normalize_header,  # noqa: F401  (callers that map a header by hand)
 )
 from loyalty_pipeline.names import file_kind
+from loyalty_pipeline.vcard_reader import VCardError, read_vcards
 from loyalty_pipeline.xlsx_reader import WorkbookError, read_workbook
 
 ISSUE_SCHEMA = {
@@ -48,6 +53,17 @@ _BINARY_SIGNATURES = {
 }
 _CHUNK = 200_000
 _HEADER_PREFIX = 1 << 16
+# Notes above the header (LinkedIn's Connections.csv starts with three lines of them and a blank
+# line): the header is the first of the file's first records that has an email column.
+_HEADER_SEARCH_RECORDS = 10
+# Legacy encodings are told by charset-normalizer from a sample: the file's start and the bytes
+# around its first one that is not UTF-8. A guess whose decoded text is messier than this fails the file.
+_SAMPLE = 1 << 17
+_MAX_CHAOS = 0.2
+_SAME_CHAOS = 0.02
+# Code pages charset-normalizer names for text that Windows-1252 decodes the same (a tie among
+# Western code pages is Windows-1252, what Excel writes in Western locales).
+_WINDOWS_1252 = "cp1252"
 # The csv module refuses fields over 128 KiB and would fail the whole file; an over-long cell
 # must only reject its row (validation's MAX_CELL_LENGTH), so lift the limit.
 csv.field_size_limit(2**31 - 1)
@@ -75,10 +91,20 @@ class RawCsv:
     unknown_columns: list[str] = field(default_factory=list)  # ignored columns, as the header names them
     nul_bytes_stripped: int = 0
     parser: str = "python"  # "polars": the fast path below read the records (same result); "calamine"
-    file_kind: str = "csv"  # csv, tsv, txt or xlsx
+    file_kind: str = "csv"  # csv, tsv, txt, xlsx, xls, ods or vcf
     delimiter: str | None = ","  # text files
     sheet: str | None = None  # workbooks: the worksheet read
     sources: dict[str, list[str]] = field(default_factory=dict)  # field -> header names that fed it
+    encoding_confidence: float | None = 1.0  # text files: 1.0 for UTF-8/BOM, the detector's otherwise
+    header_line: int = 1  # the header's row (after notes above it)
+    # File-level warnings (ISSUE_SCHEMA, line = the header's): ignored columns that look like a
+    # field and hold values. Validation adds them to the upload's issues; they reject nothing.
+    warnings: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=ISSUE_SCHEMA))
+
+    @property
+    def file_warnings(self) -> list[str]:
+        """The file-level warnings as lines for the run metadata and the CLI."""
+        return self.warnings["reason"].to_list()
 
 
 def read_upload(
@@ -87,54 +113,132 @@ def read_upload(
     """Any accepted upload by its file kind; `columns` is the program's csv_columns mapping."""
     label = file_label or Path(path).name
     kind = file_kind(Path(path).name)
-    if kind == "xls":
-        raise CsvFileError(
-            f"{label}: a legacy Excel .xls workbook cannot be read; "
-            "save it as .xlsx or CSV (Excel: File > Save As) and upload that"
-        )
-    if kind == "xlsx":
-        return _read_xlsx(Path(path), label, columns)
+    if kind in ("xlsx", "xls", "ods"):
+        return _read_workbook(Path(path), label, columns, kind)
+    if kind == "vcf":
+        return _read_vcf(Path(path), label, columns)
     return read_csv(path, label, columns)
 
 
-def _read_xlsx(path: Path, label: str, columns) -> RawCsv:
-    data = path.read_bytes()
-    try:
-        workbook = read_workbook(data, lambda header: match_header(header, columns))
-    except WorkbookError as exc:
-        raise CsvFileError(f"{label}: {exc}") from exc
+def _from_cells(cells: pl.DataFrame, match: ColumnMatch, header_line: int, data: bytes, **layout) -> RawCsv:
+    """The RawCsv of a reader's line + c<index> frame (every column of match.read)."""
     return RawCsv(
-        rows=assemble(workbook.cells, workbook.match),
+        rows=assemble(cells, match),
         issues=pl.DataFrame(schema=ISSUE_SCHEMA),
-        rows_read=workbook.cells.height,
-        encoding="xlsx",
+        rows_read=cells.height,
         sha256=hashlib.sha256(data).hexdigest(),
-        unknown_columns=workbook.match.ignored,
-        parser="calamine",
-        file_kind="xlsx",
+        unknown_columns=match.ignored,
         delimiter=None,
-        sheet=workbook.sheet,
-        sources=workbook.match.fed_by(),
+        sources=match.fed_by(),
+        header_line=header_line,
+        warnings=_file_warnings(cells, match, header_line),
+        **layout,
     )
 
 
-def decode(data: bytes, file_label: str) -> tuple[str, str]:
-    """Text and the encoding used: UTF-8 (with or without BOM), UTF-16 with a BOM, else Windows-1252."""
+def _read_workbook(path: Path, label: str, columns, kind: str) -> RawCsv:
+    data = path.read_bytes()
+    try:
+        workbook = read_workbook(data, lambda header: match_header(header, columns), kind)
+    except WorkbookError as exc:
+        raise CsvFileError(f"{label}: {exc}") from exc
+    return _from_cells(
+        workbook.cells,
+        workbook.match,
+        workbook.header_line,
+        data,
+        encoding=kind,
+        encoding_confidence=None,
+        parser="calamine",
+        file_kind=kind,
+        sheet=workbook.sheet,
+    )
+
+
+def _read_vcf(path: Path, label: str, columns) -> RawCsv:
+    data = path.read_bytes()
+    text, encoding, confidence = decode(data, label)
+    try:
+        cards = read_vcards(text, lambda header: match_header(header, columns))
+    except VCardError as exc:
+        raise CsvFileError(f"{label}: {exc}") from exc
+    return _from_cells(
+        cards.cells,
+        cards.match,
+        0,
+        data,
+        encoding=encoding,
+        encoding_confidence=confidence,
+        parser="vobject",
+        file_kind="vcf",
+    )
+
+
+def _file_warnings(cells: pl.DataFrame, match: ColumnMatch, header_line: int) -> pl.DataFrame:
+    return ignored_field_warnings(cells, match, header_line).cast(ISSUE_SCHEMA)
+
+
+def decode(data: bytes, file_label: str) -> tuple[str, str, float | None]:
+    """Text, the encoding used and the confidence in it: UTF-8 (with or without BOM) and UTF-16
+    with a BOM are certain; anything else is told by charset-normalizer (Shift-JIS, GB18030, Big5,
+    EUC-KR, Windows-125x, ISO-8859-x, ...). Valid UTF-8 never runs the detector."""
     for signature, what in _BINARY_SIGNATURES.items():
         if data.startswith(signature):
             raise CsvFileError(f"{file_label}: not a CSV file, it looks like {what}")
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         # A truncated or malformed UTF-16 file must not crash the reader: bad units become U+FFFD.
-        return data.decode("utf-16", errors="replace"), "utf-16"
+        return data.decode("utf-16", errors="replace"), "utf-16", 1.0
     if data.startswith(b"\xef\xbb\xbf"):
         data, bom = data[3:], True
     else:
         bom = False
     try:
-        return data.decode("utf-8"), "utf-8-sig" if bom else "utf-8"
-    except UnicodeDecodeError:
-        # cp1252 leaves five bytes undefined; they become U+FFFD rather than failing the file.
-        return data.decode("cp1252", errors="replace"), "windows-1252"
+        return data.decode("utf-8"), "utf-8-sig" if bom else "utf-8", 1.0
+    except UnicodeDecodeError as error:
+        first_bad = error.start
+    encoding, confidence = _detect_encoding(data, first_bad, file_label)
+    # The detector read a sample; a byte elsewhere that the encoding leaves undefined becomes U+FFFD.
+    return data.decode(encoding, errors="replace"), _ENCODING_NAMES.get(encoding, encoding), confidence
+
+
+# What the metadata calls the detector's code pages (the name an operator knows).
+_ENCODING_NAMES = {
+    "cp1252": "windows-1252",
+    "cp1251": "windows-1251",
+    "cp1253": "windows-1253",
+    "cp1250": "windows-1250",
+}
+
+
+def _odd_characters(text: str) -> int:
+    """Symbols and stray marks next to letters ("J³rgen", "Wi¶niewski"): what a wrong code page leaves."""
+    odd = 0
+    text = text[: _SAMPLE // 2]
+    for before, char, after in zip(text, text[1:], text[2:], strict=False):
+        if ord(char) > 127 and unicodedata.category(char)[0] in "SNPC" and (before.isalpha() or after.isalpha()):
+            odd += 1
+    return odd
+
+
+def _detect_encoding(data: bytes, first_bad: int, file_label: str) -> tuple[str, float]:
+    sample = data[:_SAMPLE]
+    if first_bad > len(sample):  # the first non-UTF-8 byte lies further on: read around it too
+        start = data.rfind(b"\n", 0, first_bad) + 1
+        sample += b"\n" + data[start : start + _SAMPLE]
+    results = list(charset_normalizer.from_bytes(sample))
+    if not results or results[0].chaos > _MAX_CHAOS:
+        candidates = ", ".join(f"{r.encoding} ({1 - r.chaos:.2f})" for r in results[:4]) or "none"
+        raise CsvFileError(
+            f"{file_label}: the file's encoding cannot be told with confidence (candidates: {candidates}); "
+            "save it as UTF-8 (Excel: CSV UTF-8) and upload that"
+        )
+    best = results[0].chaos
+    tied = [r for r in results if r.chaos <= best + _SAME_CHAOS]
+    # Among equally clean readings, the one with the fewest stray symbols in words; then Windows-1252.
+    scored = sorted(tied, key=lambda r: (_odd_characters(str(r)), _WINDOWS_1252 not in r.could_be_from_charset))
+    chosen = scored[0]
+    encoding = _WINDOWS_1252 if _WINDOWS_1252 in chosen.could_be_from_charset else chosen.encoding
+    return encoding, round(1 - chosen.chaos, 3)
 
 
 def read_csv(path: Path, file_label: str | None = None, columns: Mapping[str, Sequence[str]] | None = None) -> RawCsv:
@@ -143,7 +247,7 @@ def read_csv(path: Path, file_label: str | None = None, columns: Mapping[str, Se
     kind = {".tsv": "tsv", ".txt": "txt"}.get(Path(path).suffix.lower(), "csv")
     data = Path(path).read_bytes()
     sha256 = hashlib.sha256(data).hexdigest()
-    text, encoding = decode(data, label)
+    text, encoding, confidence = decode(data, label)
     nul_count = text.count("\x00")
     if nul_count:
         text = text.replace("\x00", "")
@@ -153,15 +257,10 @@ def read_csv(path: Path, file_label: str | None = None, columns: Mapping[str, Se
         raise CsvFileError(f"{label}: not a CSV file, it contains binary data")
 
     sep_line = _SEP_LINE.match(text)
-    if sep_line:
-        delimiter, header_start = sep_line.group(1), sep_line.end()
-    else:
-        delimiter, header_start = _detect_delimiter(text, "\t" if kind == "tsv" else ","), 0
-    header, body_start = _header(text, label, header_start, delimiter)
-    try:
-        match = match_header(header, columns)
-    except HeaderError as exc:
-        raise CsvFileError(f"{label}: {exc}") from exc
+    header_start = sep_line.end() if sep_line else 0
+    delimiter, header, body_start, header_line, match = _find_header(
+        text, label, header_start, sep_line.group(1) if sep_line else None, "\t" if kind == "tsv" else ",", columns
+    )
     width = len(header)
 
     body = _utf8_body(data, text, encoding, body_start, nul_count)
@@ -169,7 +268,7 @@ def read_csv(path: Path, file_label: str | None = None, columns: Mapping[str, Se
     # one emoji, ~280 MB for 1M rows) is freed before polars parses, and rebuilt for the reference
     # reader only when that one has to run.
     del text
-    fast = _fast_records(body, width, match.used, delimiter)
+    fast = _fast_records(body, width, match.read, delimiter, header_line)
     del body
     if fast is not None:
         (cells, issues, records), parser = fast, "polars"
@@ -178,7 +277,7 @@ def read_csv(path: Path, file_label: str | None = None, columns: Mapping[str, Se
         stream = io.StringIO(text, newline="")
         stream.seek(body_start)
         reader = csv.reader(stream, delimiter=delimiter, strict=False)
-        cells, issues, records = _python_records(reader, label, width, match.used, delimiter)
+        cells, issues, records = _python_records(reader, label, width, match.read, delimiter, header_line)
         parser = "python"
     return RawCsv(
         rows=assemble(cells, match),
@@ -192,13 +291,43 @@ def read_csv(path: Path, file_label: str | None = None, columns: Mapping[str, Se
         file_kind=kind,
         delimiter=delimiter,
         sources=match.fed_by(),
+        encoding_confidence=confidence,
+        header_line=header_line,
+        warnings=_file_warnings(cells, match, header_line),
     )
 
 
-def _detect_delimiter(text: str, default: str) -> str:
+def _find_header(text: str, label: str, start: int, declared: str | None, default: str, columns):
+    """(delimiter, header, body offset, header line, match): the first record at `start`, or when it
+    has no email column, the first of the next few records that has one (notes above the header)."""
+    delimiter = declared or _detect_delimiter(text, start, default)
+    header, body_start = _header(text, label, start, delimiter)
+    try:
+        return delimiter, header, body_start, 1, match_header(header, columns)
+    except HeaderError as exc:
+        first_error = exc
+    offset, line = body_start, 2
+    for _ in range(_HEADER_SEARCH_RECORDS):
+        if offset >= len(text):
+            break
+        candidate = declared or _detect_delimiter(text, offset, default)
+        try:
+            record, after = _header(text, label, offset, candidate)
+        except CsvFileError:
+            break
+        if any(cell.strip() for cell in record):
+            try:
+                return candidate, record, after, line, match_header(record, columns)
+            except HeaderError:
+                pass
+        offset, line = after, line + 1
+    raise CsvFileError(f"{label}: {first_error}") from first_error
+
+
+def _detect_delimiter(text: str, start: int, default: str) -> str:
     """The candidate that splits the header line most often (quoted parts aside); `default` wins
     ties and single-column files."""
-    line = _QUOTED.sub("", text[:_HEADER_PREFIX].split("\n", 1)[0])
+    line = _QUOTED.sub("", text[start : start + _HEADER_PREFIX].split("\n", 1)[0])
     counts = {candidate: line.count(candidate) for candidate in (default, *_DELIMITERS)}
     best = max(counts, key=counts.get)  # the first of equal counts: the default, then , ; TAB |
     return best if counts[best] else default
@@ -226,13 +355,13 @@ def _header(text: str, label: str, start: int, delimiter: str) -> tuple[list[str
 
 
 def _python_records(
-    reader, label: str, width: int, used: list[int], delimiter: str
+    reader, label: str, width: int, used: list[int], delimiter: str, header_line: int = 1
 ) -> tuple[pl.DataFrame, list[tuple], int]:
     """The reference reader: the csv module, record by record (blank rows, ragged records)."""
     chunks: list[pl.DataFrame] = []
     issues: list[tuple] = []
     columns: dict[str, list] = {name: [] for name in ("line", *map(column_name, used))}
-    line = 1
+    line = header_line
     records = 0
     try:
         for record in reader:
@@ -311,7 +440,7 @@ def _well_formed_quotes(body: bytes, delimiter: bytes) -> bool:
     return seen == body.count(b'"')
 
 
-def _fast_records(body: bytes, width: int, used: list[int], delimiter: str):
+def _fast_records(body: bytes, width: int, used: list[int], delimiter: str, header_line: int = 1):
     """(cells, issues, records) as _python_records gives them, or None when only it can tell."""
     if (
         not body
@@ -361,7 +490,7 @@ def _fast_records(body: bytes, width: int, used: list[int], delimiter: str):
     if frame.select(pl.max_horizontal(pl.all().str.len_bytes().max())).item() > csv.field_size_limit():
         return None  # the csv module fails the file on such a field; let it say so
     frame = frame.with_columns(
-        line=pl.int_range(2, frame.height + 2, dtype=pl.Int64),
+        line=pl.int_range(header_line + 1, header_line + 1 + frame.height, dtype=pl.Int64),
         fields=counts,
         masked=lines,
     )

@@ -8,10 +8,12 @@ the input can never be invented (dateutil.parser.parse would happily turn
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import date
 
 import polars as pl
+from babel.dates import get_month_names
 
 DATE_ORDERS = ("MDY", "DMY")
 EARLIEST = date(1900, 1, 1)
@@ -24,27 +26,35 @@ _ZERO_DATE = re.compile(r"0+(?P<sep>[-/.])0+(?:(?P=sep)0+)?(?:[T ]0?0:00(?::00)?
 # Years that mean "no year": Square writes 0000-MM-DD, Apple Contacts 1604-MM-DD.
 _NO_YEAR = frozenset({"0000", "1604"})
 
-_MONTHS = {
-    name: number
-    for number, names in enumerate(
-        [
-            ("jan", "january"),
-            ("feb", "february"),
-            ("mar", "march"),
-            ("apr", "april"),
-            ("may",),
-            ("jun", "june"),
-            ("jul", "july"),
-            ("aug", "august"),
-            ("sep", "sept", "september"),
-            ("oct", "october"),
-            ("nov", "november"),
-            ("dec", "december"),
-        ],
-        start=1,
-    )
-    for name in names
-}
+# Month names, full and abbreviated, in every language of the field table (CLDR data through Babel,
+# formatting and stand-alone forms: Russian "марта" and "март"). Compared case- and accent-free; a
+# name two languages give different months is left out.
+MONTH_LANGUAGES = ("en", "de", "fr", "es", "it", "nl", "pt", "zh", "ja", "ko", "ru", "el", "pl", "tr")
+
+
+def _month_key(name: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", name.casefold().strip().rstrip("."))
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def _month_names() -> dict[str, int]:
+    seen: dict[str, set[int]] = {}
+    for language in MONTH_LANGUAGES:
+        for width in ("wide", "abbreviated"):
+            for context in ("format", "stand-alone"):
+                for number, name in get_month_names(width, context, language).items():
+                    if not re.search(r"\d", name):  # "3月" is a number, read by the CJK pattern
+                        seen.setdefault(_month_key(name), set()).add(number)
+    seen.setdefault("sept", {9})
+    return {name: numbers.pop() for name, numbers in seen.items() if len(numbers) == 1}
+
+
+_MONTHS = _month_names()
+
+
+def _month(name: str) -> int | None:
+    return _MONTHS.get(_month_key(name))
+
 
 _FLAGS = re.ASCII | re.IGNORECASE
 _TIME = r"(?:[T ](?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d+)?)?\s?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?"
@@ -60,17 +70,22 @@ _NUMERIC = re.compile(r"(?P<a>\d{1,2})(?P<sep>[/-])(?P<b>\d{1,2})(?:(?P=sep)(?P<
 _DOTTED = re.compile(r"(?P<d>\d{1,2})\.(?P<m>\d{1,2})(?:\.(?P<y>\d{4}|\d{2})" + _TIME + r"|\.?)", _FLAGS)
 
 _SEP = r"[\s,/-]+"
-_MON = r"(?P<mon>[a-z]+)\.?"
-_DAY = r"(?P<d>\d{1,2})(?:st|nd|rd|th)?"
-_YEAR = r"(?P<y>\d{4}|\d{2})"
-_MONTH_FIRST = re.compile(rf"{_MON}{_SEP}{_DAY}(?:{_SEP}{_YEAR})?", _FLAGS)
-_DAY_FIRST = re.compile(rf"{_DAY}{_SEP}(?:of\s+)?{_MON}(?:{_SEP}{_YEAR})?", _FLAGS)
+# Month names are letters of any script ("März", "марта"); digits stay ASCII.
+_NAME_FLAGS = re.IGNORECASE
+_MON = r"(?P<mon>[^\W\d_]+)\.?"
+_DAY = r"(?P<d>[0-9]{1,2})(?:st|nd|rd|th|er|\.)?"
+_YEAR = r"(?P<y>[0-9]{4}|[0-9]{2})"
+_OF = r"(?:(?:of|de|del)\s+)?"  # "14 de marzo de 1990"
+_MONTH_FIRST = re.compile(rf"{_MON}{_SEP}{_DAY}(?:{_SEP}{_YEAR})?", _NAME_FLAGS)
+_DAY_FIRST = re.compile(rf"{_DAY}{_SEP}{_OF}{_MON}(?:{_SEP}{_OF}{_YEAR})?", _NAME_FLAGS)
+# Chinese, Japanese and Korean dates: 1990年3月14日, 1990년 3월 14일, 3月14日.
+_CJK = re.compile(r"(?:(?P<y>[0-9]{4})\s*[年년]\s*)?(?P<m>[0-9]{1,2})\s*[月월]\s*(?P<d>[0-9]{1,2})\s*[日일]?")
 
 # Shapes that clearly are dates with a part missing, to give a precise warning.
 _YEAR_ONLY = re.compile(r"\d{4}", _FLAGS)
 _YEAR_AND_MONTH = re.compile(r"\d{4}[-/.]\d{1,2}|\d{1,2}[-/.]\d{4}", _FLAGS)
-_MONTH_NAME_YEAR = re.compile(rf"{_MON}(?:{_SEP}\d{{4}})?", _FLAGS)
-_YEAR_MONTH_NAME = re.compile(rf"\d{{4}}{_SEP}{_MON}", _FLAGS)
+_MONTH_NAME_YEAR = re.compile(rf"{_MON}(?:{_SEP}[0-9]{{4}})?", _NAME_FLAGS)
+_YEAR_MONTH_NAME = re.compile(rf"[0-9]{{4}}{_SEP}{_MON}", _NAME_FLAGS)
 
 
 @dataclass(frozen=True)
@@ -130,7 +145,7 @@ def _missing_part_reason(text: str) -> str:
         return "missing day"
     for pattern in (_MONTH_NAME_YEAR, _YEAR_MONTH_NAME):
         match = pattern.fullmatch(text)
-        if match and match["mon"].lower() in _MONTHS:
+        if match and _month(match["mon"]):
             return "missing day"
     return "unrecognised date format"
 
@@ -152,7 +167,7 @@ def parse_birth_date(value: str | None, date_order: str, today: date) -> BirthDa
         if parsed.warning is None:
             return parsed
 
-    for pattern in (_ISO, _COMPACT, _ISO_YEARLESS, _DOTTED):
+    for pattern in (_ISO, _COMPACT, _ISO_YEARLESS, _DOTTED, _CJK):
         match = pattern.fullmatch(text)
         if match:
             parts = match.groupdict()
@@ -173,8 +188,8 @@ def parse_birth_date(value: str | None, date_order: str, today: date) -> BirthDa
 
     for pattern in (_MONTH_FIRST, _DAY_FIRST):
         match = pattern.fullmatch(text)
-        if match and match["mon"].lower() in _MONTHS:
-            return _build(text, match["y"], _MONTHS[match["mon"].lower()], int(match["d"]), today)
+        if match and _month(match["mon"]):
+            return _build(text, match["y"], _month(match["mon"]), int(match["d"]), today)
 
     return _rejected(f"unparseable birth_date {text!r}: {_missing_part_reason(text)}")
 

@@ -10,9 +10,9 @@ import re
 from pathlib import Path
 
 SLUG_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?")
-# The file kinds an upload may be (by its name's suffix). A legacy .xls is accepted as a name so
-# its run can say "save it as .xlsx or CSV" instead of the file being silently skipped.
-UPLOAD_SUFFIXES = (".csv", ".tsv", ".txt", ".xlsx", ".xls")
+# The file kinds an upload may be (by its name's suffix): text files, workbooks (Excel, legacy
+# Excel, LibreOffice) and vCard address books (Apple Contacts, Google, Outlook).
+UPLOAD_SUFFIXES = (".csv", ".tsv", ".txt", ".xlsx", ".xls", ".ods", ".vcf")
 # re.ASCII: with IGNORECASE alone, [A-Za-z] also matches the Kelvin sign, long s and dotless i.
 FILE_NAME_PATTERN = re.compile(
     r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}\.(?:" + "|".join(s[1:] for s in UPLOAD_SUFFIXES) + ")",
@@ -34,16 +34,16 @@ def check_file_name(name: str) -> str:
     if not isinstance(name, str) or not FILE_NAME_PATTERN.fullmatch(name) or ".." in name:
         raise InvalidName(
             f"invalid upload file name {name!r}: use letters, digits, '.', '_' or '-' "
-            "(no spaces, slashes or control characters), ending in " + ", ".join(UPLOAD_SUFFIXES[:-1])
+            "(no spaces, slashes or control characters), ending in " + ", ".join(UPLOAD_SUFFIXES)
         )
     return name
 
 
 def file_kind(name: str) -> str:
-    """csv, tsv, txt, xlsx or xls: what an upload is, from its name."""
+    """csv, tsv, txt, xlsx, xls, ods or vcf: what an upload is, from its name."""
     suffix = Path(name).suffix.lower()
     if suffix not in UPLOAD_SUFFIXES:
-        raise InvalidName(f"invalid upload file name {name!r}: not one of {', '.join(UPLOAD_SUFFIXES[:-1])}")
+        raise InvalidName(f"invalid upload file name {name!r}: not one of {', '.join(UPLOAD_SUFFIXES)}")
     return suffix[1:]
 
 

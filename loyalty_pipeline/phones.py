@@ -54,6 +54,10 @@ _TYPE_DESCS = (
     "fixed_line",
 )
 _LOOKUP_SCHEMA = {"key": pl.Utf8, "e164": pl.Utf8}
+# phonenumbers reads letters as keypad digits ("+6681BgsTH5q" would become +66812478457); a customer's
+# phone with letters is not a number, except for an extension marker (ext, x, #) before digits.
+_EXTENSION = r"(?i)\s*(?:ext\.?|extension|x|#)\s*\d+\s*$"
+_LETTER = r"\p{L}"
 
 
 def _check_region(region: str) -> str:
@@ -86,7 +90,7 @@ def normalize_phone(value: str | None, region: str) -> tuple[str | None, str | N
     if not text:
         return None, None
     e164 = None
-    if len(text) <= MAX_PHONE_LENGTH:
+    if len(text) <= MAX_PHONE_LENGTH and not _has_letters(text):
         e164 = _reference_e164(text, region)
         if e164 is None and text.startswith("00"):
             # People dial abroad with 00 even where the local prefix differs
@@ -95,6 +99,14 @@ def normalize_phone(value: str | None, region: str) -> tuple[str | None, str | N
     if e164 is None:
         return None, f"invalid phone_number '{text}' for region {region}"
     return e164, None
+
+
+def _has_letters(text: str) -> bool:
+    return pl.select(_lettered(pl.lit(text))).item()
+
+
+def _lettered(text: pl.Expr) -> pl.Expr:
+    return text.str.replace(_EXTENSION, "").str.contains(_LETTER)
 
 
 # --- polars replay of parse() and is_valid_number() for bare digit strings --
@@ -342,7 +354,10 @@ def normalize_phone_column(values: pl.Series, region: str) -> pl.DataFrame:
     e164 = _lookup(key, table)
     if rows_00.len():
         e164 = e164.scatter(rows_00, pl.select(pl.coalesce(e164.gather(rows_00), _lookup(key_00, table))).to_series())
-    return pl.DataFrame({"text": text, "phone_number": e164}).select(
+    numbers = pl.DataFrame({"text": text, "phone_number": e164})
+    return numbers.with_columns(
+        pl.when(_lettered(pl.col("text"))).then(None).otherwise(pl.col("phone_number")).alias("phone_number")
+    ).select(
         "phone_number",
         phone_warning=pl.when((pl.col("text") != "") & pl.col("phone_number").is_null()).then(
             pl.concat_str([pl.lit("invalid phone_number '"), pl.col("text"), pl.lit(f"' for region {region}")])

@@ -11,7 +11,7 @@ import polars as pl
 
 from loyalty_pipeline.csv_reader import ISSUE_SCHEMA, RawCsv
 from loyalty_pipeline.dates import parse_birth_date_column
-from loyalty_pipeline.fields import FIELDS
+from loyalty_pipeline.fields import FIELDS, candidate_column
 from loyalty_pipeline.phones import normalize_phone_column
 
 MAX_EMAIL_LENGTH = 254
@@ -66,7 +66,7 @@ ROW_SCHEMA = pa.DataFrameSchema(
 
 VALIDATED_USERS_SCHEMA = pa.DataFrameSchema(
     {
-        "line": pa.Column(pl.Int64, pa.Check.ge(2)),
+        "line": pa.Column(pl.Int64, pa.Check.ge(1)),  # a vCard's line is its card number
         "email": pa.Column(
             str,
             checks=[
@@ -99,6 +99,10 @@ class ValidatedUpload:
     sha256: str
     encoding: str = "utf-8"
     unknown_columns: list[str] = field(default_factory=list)
+    encoding_confidence: float | None = 1.0
+    file_warnings: list[str] = field(default_factory=list)  # the file-level warnings (also in issues)
+    # field -> header name -> accepted rows whose value it fed, for the fields with several columns
+    value_sources: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def rows_accepted(self) -> int:
@@ -109,18 +113,124 @@ class ValidatedUpload:
         return self.issues.filter(pl.col("severity") == "warning").height
 
 
-def _normalised(rows: pl.DataFrame) -> pl.DataFrame:
-    def clean(name: str) -> pl.Expr:
-        value = pl.col(name).str.strip_chars()
-        return pl.when(value == "").then(None).otherwise(value).alias(name)
+# A first or last name that is an email address or a domain (Stripe's Name, Outlook's First Name
+# when the contact has no name): not a name.
+_NOT_A_NAME = r"^[^\s@]+@[^\s@]+\.[^\s@]+$|^(?:www\.)?[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}$"
 
-    return rows.with_columns(
-        clean("email").str.to_lowercase(),
-        clean("first_name"),
-        clean("last_name"),
-        clean("birth_date"),
-        clean("phone_number"),
+
+def _clean(name: str) -> pl.Expr:
+    value = pl.col(name).str.strip_chars()
+    return pl.when(value == "").then(None).otherwise(value).alias(name)
+
+
+def _normalised(rows: pl.DataFrame) -> pl.DataFrame:
+    emails = [name for name in rows.columns if name == "email" or name.startswith("email@")]
+    others = [name for name in rows.columns if name not in ("line", *emails)]
+    return rows.with_columns(*(_clean(name).str.to_lowercase() for name in emails), *(_clean(name) for name in others))
+
+
+def _candidates(rows: pl.DataFrame, name: str) -> list[str]:
+    return [c for c in (candidate_column(name, k) for k in range(len(rows.columns))) if c in rows.columns]
+
+
+def _first_index(columns: list[str], usable: list[pl.Expr]) -> pl.Expr:
+    return pl.coalesce([pl.when(ok).then(pl.lit(k, dtype=pl.Int16)) for k, ok in enumerate(usable)])
+
+
+def _pick_valid_email(rows: pl.DataFrame, headers: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Rows with the email of the first candidate column holding a valid address (else the first
+    non-empty, which the schema then rejects), and a warning where an earlier one was skipped."""
+    columns = _candidates(rows, "email")
+    if not columns:
+        return rows, pl.DataFrame(schema=ISSUE_SCHEMA)
+    valid = [pl.col(c).str.contains(EMAIL_PATTERN) & ~pl.col(c).str.contains("..", literal=True) for c in columns]
+    rows = rows.with_columns(
+        _taken=_first_index(columns, valid), _first=_first_index(columns, [pl.col(c).is_not_null() for c in columns])
     )
+    rows = rows.with_columns(
+        email=pl.coalesce([pl.when(ok).then(pl.col(c)) for c, ok in zip(columns, valid, strict=True)]).fill_null(
+            pl.col("email")
+        )
+    )
+    return rows, _skipped(rows, "email", columns, headers, "holds no valid address")
+
+
+def _skipped(rows: pl.DataFrame, name: str, columns: list[str], headers: list[str], why: str) -> pl.DataFrame:
+    """A warning per row whose value came from a later column than its first non-empty one."""
+    names = {k: header for k, header in enumerate(headers)}
+    skipped = rows.filter(pl.col("_taken").is_not_null() & (pl.col("_taken") != pl.col("_first")))
+    first_value = pl.coalesce([pl.when(pl.col("_first") == k).then(pl.col(c)) for k, c in enumerate(columns)])
+    return skipped.select(
+        "line",
+        pl.lit(name).alias("column"),
+        first_value.str.slice(0, ISSUE_VALUE_LENGTH).alias("value"),
+        pl.lit("warning").alias("severity"),
+        pl.concat_str(
+            [
+                pl.lit(f'{name} taken from "'),
+                pl.col("_taken").replace_strict(names, return_dtype=pl.Utf8),
+                pl.lit('": "'),
+                pl.col("_first").replace_strict(names, return_dtype=pl.Utf8),
+                pl.lit(f'" {why}'),
+            ]
+        )
+        .str.slice(0, ISSUE_REASON_LENGTH)
+        .alias("reason"),
+    )
+
+
+def _value_sources(rows: pl.DataFrame, name: str, headers: list[str]) -> dict[str, int]:
+    counts = rows.filter(pl.col("_taken").is_not_null()).group_by("_taken").len().sort("_taken")
+    return {headers[k]: n for k, n in counts.iter_rows()}
+
+
+def _names(parsed: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """First and last names that are an email or a domain are dropped, each with a warning."""
+    names = ("first_name", "last_name")
+    flagged = parsed.with_columns(pl.col(name).str.contains(_NOT_A_NAME).alias(f"_bad_{name}") for name in names)
+    warnings = [
+        flagged.filter(pl.col(f"_bad_{name}")).select(
+            "line",
+            pl.lit(name).alias("column"),
+            pl.col(name).str.slice(0, ISSUE_VALUE_LENGTH).alias("value"),
+            pl.lit("warning").alias("severity"),
+            pl.lit(f"{name} is an email address or a domain, not a name: not stored").alias("reason"),
+        )
+        for name in names
+    ]
+    cleaned = flagged.with_columns(
+        pl.when(pl.col(f"_bad_{name}")).then(None).otherwise(pl.col(name)).alias(name) for name in names
+    ).drop(*(f"_bad_{name}" for name in names))
+    return cleaned, pl.concat(warnings)
+
+
+def _phones(accepted: pl.DataFrame, region: str, headers: list[str]) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+    """phone_number + phone_warning per row: the first candidate column with a valid number (each
+    distinct value parsed once, all columns together), else the first non-empty one's warning."""
+    columns = _candidates(accepted, "phone_number")
+    if not columns:
+        return normalize_phone_column(accepted["phone_number"], region), pl.DataFrame(schema=ISSUE_SCHEMA), {}
+    stacked = pl.concat([accepted[c] for c in columns])
+    parsed = normalize_phone_column(stacked, region)
+    height = accepted.height
+    numbers = {c: parsed["phone_number"].slice(k * height, height) for k, c in enumerate(columns)}
+    warnings = {c: parsed["phone_warning"].slice(k * height, height) for k, c in enumerate(columns)}
+    frame = accepted.select("line", *columns).with_columns(
+        *(numbers[c].alias(f"_n{k}") for k, c in enumerate(columns)),
+        *(warnings[c].alias(f"_w{k}") for k, c in enumerate(columns)),
+    )
+    frame = frame.with_columns(
+        _taken=_first_index(columns, [pl.col(f"_n{k}").is_not_null() for k in range(len(columns))]),
+        _first=_first_index(columns, [pl.col(c).is_not_null() for c in columns]),
+    )
+    skipped = _skipped(frame, "phone_number", columns, headers, "holds no valid phone number")
+    chosen = frame.select(
+        phone_number=pl.coalesce([pl.col(f"_n{k}") for k in range(len(columns))]),
+        phone_warning=pl.when(pl.col("_taken").is_null()).then(
+            pl.coalesce([pl.when(pl.col("_first") == k).then(pl.col(f"_w{k}")) for k in range(len(columns))])
+        ),
+    )
+    return chosen, skipped, _value_sources(frame, "phone_number", headers)
 
 
 def _rejects(rows: pl.DataFrame) -> pl.DataFrame:
@@ -154,13 +264,19 @@ def _warning(frame: pl.DataFrame, column: str, reason_column: str) -> pl.DataFra
 
 
 def validate_upload(raw: RawCsv, *, date_order: str, phone_region: str, today: date) -> ValidatedUpload:
-    rows = _normalised(raw.rows)
-    rejects = _rejects(rows)
+    rows, email_skipped = _pick_valid_email(_normalised(raw.rows), raw.sources.get("email", []))
+    rejects = _rejects(rows.select("line", *FIELDS))
     accepted = rows.join(rejects.select("line").unique(), on="line", how="anti")
     del rows  # each full-size intermediate is dropped once the next one is built (peak memory)
+    value_sources = {}
+    if "_taken" in accepted.columns:
+        value_sources["email"] = _value_sources(accepted, "email", raw.sources["email"])
+        email_skipped = email_skipped.join(accepted.select("line"), on="line", how="semi")
 
     births = parse_birth_date_column(accepted["birth_date"], date_order, today)
-    phones = normalize_phone_column(accepted["phone_number"], phone_region)
+    phones, phone_skipped, phone_sources = _phones(accepted, phone_region, raw.sources.get("phone_number", []))
+    if phone_sources:
+        value_sources["phone_number"] = phone_sources
     parsed = pl.concat(
         [
             accepted.select(
@@ -177,6 +293,7 @@ def validate_upload(raw: RawCsv, *, date_order: str, phone_region: str, today: d
         how="horizontal",
     )
     del accepted, births, phones
+    parsed, name_warnings = _names(parsed)
     # Only the rows whose email repeats are joined (not a copy of the whole upload).
     repeated = parsed.select("line", "email").filter(pl.col("email").is_duplicated())
     first_lines = repeated.group_by("email").agg(pl.col("line").min().alias("first_line"))
@@ -194,6 +311,10 @@ def validate_upload(raw: RawCsv, *, date_order: str, phone_region: str, today: d
     issues = pl.concat(
         [
             raw.issues,
+            raw.warnings,
+            email_skipped,
+            phone_skipped,
+            name_warnings,
             rejects,
             _warning(parsed, "birth_date", "birth_date_warning"),
             _warning(parsed, "phone_number", "phone_warning"),
@@ -228,4 +349,7 @@ def validate_upload(raw: RawCsv, *, date_order: str, phone_region: str, today: d
         sha256=raw.sha256,
         encoding=raw.encoding,
         unknown_columns=raw.unknown_columns,
+        encoding_confidence=raw.encoding_confidence,
+        file_warnings=raw.file_warnings,
+        value_sources=value_sources,
     )

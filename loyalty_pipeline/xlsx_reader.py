@@ -1,4 +1,4 @@
-""".xlsx workbooks read with calamine (the `fastexcel` package, polars' calamine engine), cells
+"""Workbooks (.xlsx, legacy .xls, LibreOffice .ods) read with calamine (the `fastexcel` package, polars' calamine engine), cells
 taken as the text a person sees in Excel.
 
 The sheet read is the first whose header (one of its first non-blank rows: a title may come
@@ -45,7 +45,8 @@ class WorkbookError(ValueError):
 class Workbook:
     sheet: str
     match: ColumnMatch
-    cells: pl.DataFrame  # line + c<index> text columns of the used header columns
+    cells: pl.DataFrame  # line + c<index> text columns of the header columns read (match.read)
+    header_line: int = 1  # the header's sheet row
 
 
 def _epoch(data: bytes) -> date:
@@ -69,19 +70,28 @@ def _sheet_text(sheet: pl.DataFrame) -> pl.DataFrame:
     return sheet.with_columns(pl.all().str.strip_suffix(" 00:00:00"))
 
 
-def read_workbook(data: bytes, match_header: Callable[[list[str]], ColumnMatch]) -> Workbook:
-    if data.startswith(_OLE_SIGNATURE):
+def read_workbook(data: bytes, match_header: Callable[[list[str]], ColumnMatch], kind: str = "xlsx") -> Workbook:
+    """The customers of a workbook of `kind` (xlsx, xls or ods: the upload's name says which)."""
+    if kind == "xls":
+        if not data.startswith(_OLE_SIGNATURE):
+            raise WorkbookError("not a legacy .xls workbook; save it from Excel as .xlsx or CSV")
+    elif kind == "ods":
+        if not data.startswith(_ZIP_SIGNATURE):
+            raise WorkbookError(
+                "not an .ods spreadsheet (the file is not a zip archive); save it as .ods, .xlsx or CSV"
+            )
+    elif data.startswith(_OLE_SIGNATURE):
         raise WorkbookError(
             "the workbook is encrypted (password-protected) or is a legacy .xls file; "
             "remove the password or save it as .xlsx or CSV and upload that"
         )
-    if not data.startswith(_ZIP_SIGNATURE):
+    elif not data.startswith(_ZIP_SIGNATURE):
         raise WorkbookError("not an .xlsx workbook (the file is not a zip archive); save it from Excel as .xlsx or CSV")
     try:
         reader = fastexcel.read_excel(data)
         names = reader.sheet_names
     except fastexcel.FastExcelError as exc:
-        raise WorkbookError(f"the workbook is damaged or not an .xlsx file ({_one_line(exc)})") from exc
+        raise WorkbookError(f"the workbook is damaged or not an .{kind} file ({_one_line(exc)})") from exc
     problems: list[str] = []
     for name in names:
         try:
@@ -103,16 +113,16 @@ def read_workbook(data: bytes, match_header: Callable[[list[str]], ColumnMatch])
             continue
         header_index, match = found
         body = _sheet_text(sheet.slice(header_index + 1))
-        positions = {column_name(i): sheet.columns[i] for i in match.used}
+        positions = {column_name(i): sheet.columns[i] for i in match.read}
         cells = body.select(
             pl.int_range(header_index + 2, header_index + 2 + body.height, dtype=pl.Int64).alias("line"),
             *(pl.col(source).alias(target) for target, source in positions.items()),
         ).filter(filled.slice(header_index + 1))  # a blank row keeps its number but holds no customer
         births = [column_name(i) for i in match.sources.get("birth_date", [])]
         if births:
-            epoch = _epoch(data)
+            epoch = _epoch(data) if kind == "xlsx" else _EXCEL_EPOCH
             cells = cells.with_columns(_serial_to_text(pl.col(c), epoch).alias(c) for c in births)
-        return Workbook(sheet=name, match=match, cells=cells)
+        return Workbook(sheet=name, match=match, cells=cells, header_line=header_index + 1)
     if not names:
         raise WorkbookError("the workbook has no worksheets")
     if all(problem.endswith("is empty") for problem in problems):

@@ -37,6 +37,25 @@ def make_program(engine: Engine, slug: str = "joes-pizza", **settings) -> Progra
         return save_program(conn, slug, **values)
 
 
+def program_record(slug: str, **overrides) -> Program:
+    """A Program as read from the table, without a database (rules that only read its settings)."""
+    values = dict(
+        id=slug,
+        slug=slug,
+        name=slug,
+        birthday_bot_enabled=True,
+        birthday_reward_points=50,
+        birthday_message="Happy birthday!",
+        default_phone_region="US",
+        date_order="MDY",
+        timezone=None,
+        birthday_min_notice_days=0,
+        birthday_max_delay_days=30,
+        birthday_send_hour=9,
+    )
+    return Program(**{**values, **overrides})
+
+
 def insert_user(
     conn: Connection,
     *,
@@ -356,6 +375,47 @@ def write_contacts_workbook(path: Path) -> Path:
     sheet.write_row(5, 0, ["cy.diaz@example.com", "Cy", "Diaz", "(415) 555-0199", "03/21"])  # row 6 (row 5 blank)
     sheet.write_row(6, 0, ["not-an-address", "Dee", "Fox", "4155550100", "1991-01-01"])  # row 7
     workbook.close()
+    return path
+
+
+_SHEET_ROWS = [
+    ["Customers"],  # row 1: a title
+    ["Email", "First Name", "Last Name", "Mobile Phone", "Birthday"],  # row 2
+    ["ann.lee@example.com", "Ann", "Lee", 4155550134, "1990-03-14"],  # a phone stored as a number
+    ["bo.chan@example.com", "Bo", "Chan", "(415) 555-0178", "03/21"],
+    ["not-an-address", "Dee", "Fox", "4155550100", ""],  # row 5
+]
+
+
+def write_contacts_sheet(path: Path) -> Path:
+    """The same small customer sheet as a legacy .xls (xlwt) or a LibreOffice .ods (odfpy)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".xls":
+        import xlwt
+
+        book = xlwt.Workbook()
+        sheet = book.add_sheet("Customers")
+        for r, row in enumerate(_SHEET_ROWS):
+            for c, value in enumerate(row):
+                sheet.write(r, c, value)
+        book.save(str(path))
+        return path
+    from odf.opendocument import OpenDocumentSpreadsheet
+    from odf.table import Table, TableCell, TableRow
+    from odf.text import P
+
+    document = OpenDocumentSpreadsheet()
+    table = Table(name="Customers")
+    for row in _SHEET_ROWS:
+        line = TableRow()
+        for value in row:
+            number = isinstance(value, int)
+            cell = TableCell(valuetype="float", value=value) if number else TableCell(valuetype="string")
+            cell.addElement(P(text=str(value)))
+            line.addElement(cell)
+        table.addElement(line)
+    document.spreadsheet.addElement(table)
+    document.save(str(path))
     return path
 
 

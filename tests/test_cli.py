@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from loyalty_pipeline.db import make_engine
 from loyalty_pipeline.programs import save_program
-from tests.factories import write_contacts_workbook, write_csv
+from tests.factories import write_contacts_sheet, write_contacts_workbook, write_csv
 
 
 def loyalty(*args, cwd: Path, env: dict | None = None, timeout=180):
@@ -82,19 +82,24 @@ def test_ingest_of_a_broken_file_names_the_problem(db_url, engine, tmp_path, cli
     )
 
 
-def test_ingest_takes_a_workbook_and_refuses_a_legacy_xls_with_what_to_do(db_url, engine, tmp_path, cli_env):
+def test_ingest_takes_workbooks_legacy_xls_too_and_refuses_a_damaged_one_in_one_line(db_url, engine, tmp_path, cli_env):
     with engine.begin() as conn:
         save_program(conn, "joes-pizza", "Joe's Pizza")
     workbook = write_contacts_workbook(tmp_path / "incoming" / "Contacts.xlsx")
     result = loyalty("ingest", str(workbook), "--program", "joes-pizza", cwd=tmp_path, env=cli_env)
     assert result.returncode == 0, result.stderr
     assert "joes-pizza/Contacts.xlsx: 4 rows read, 3 accepted, 1 rejected" in result.stdout
-    legacy = write_csv(tmp_path / "incoming" / "old.xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(512))
+    legacy = write_contacts_sheet(tmp_path / "incoming" / "Old.xls")
     result = loyalty("ingest", str(legacy), "--program", "joes-pizza", cwd=tmp_path, env=cli_env)
+    assert result.returncode == 0, result.stderr
+    assert "joes-pizza/Old.xls: 3 rows read, 2 accepted, 1 rejected" in result.stdout
+    damaged = write_csv(tmp_path / "incoming" / "old.xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(512))
+    result = loyalty("ingest", str(damaged), "--program", "joes-pizza", cwd=tmp_path, env=cli_env)
     assert result.returncode != 0
     assert result.stderr.strip().startswith(
-        "loyalty ingest: joes-pizza/old.xls: a legacy Excel .xls workbook cannot be read; save it as .xlsx or CSV"
+        "loyalty ingest: joes-pizza/old.xls: the workbook is damaged or not an .xls file"
     )
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_demo_works_on_a_fresh_checkout_without_a_server(tmp_path):

@@ -3,6 +3,7 @@ rows, line numbers, issues and counts for any file; it only decides when it may 
 
 from unittest import mock
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -54,7 +55,18 @@ def _same(fast, slow):
         fast.nul_bytes_stripped,
         fast.delimiter,
         fast.sources,
-    ) == (slow.rows_read, slow.encoding, slow.unknown_columns, slow.nul_bytes_stripped, slow.delimiter, slow.sources)
+        fast.header_line,
+        fast.warnings.to_dicts(),
+    ) == (
+        slow.rows_read,
+        slow.encoding,
+        slow.unknown_columns,
+        slow.nul_bytes_stripped,
+        slow.delimiter,
+        slow.sources,
+        slow.header_line,
+        slow.warnings.to_dicts(),
+    )
 
 
 @st.composite
@@ -108,42 +120,29 @@ def test_a_well_formed_export_takes_the_fast_path(tmp_path):
     _same(fast, _python_only(path))
 
 
-def test_blank_short_and_ragged_records_read_the_same_on_the_fast_path(tmp_path):
-    for text in [
-        "email,first_name\na@x.com,A\n\nb@x.com,B\n",  # a blank row keeps its line number
-        "email,first_name\n\n\na@x.com,A\n\n",  # blank rows first and last
-        "email,first_name\na@x.com,A,extra\nb@x.com,B,\n",  # ragged: rejected / harmless
-        'email,first_name\na@x.com\n""\nb@x.com,B, \t\n',  # short record, "" row, blank surplus
-        'email,first_name\r\na@x.com,"x\r\ny","z,"\r\n',
-    ]:  # ragged with quoted cells
-        path = write_csv(tmp_path / "b.csv", text)
-        raw = read_csv(path)
-        assert raw.parser == "polars"
-        _same(raw, _python_only(path))
-
-
-def test_files_the_fast_path_cannot_vouch_for_use_the_csv_module(tmp_path):
-    for text in [
-        'email,first_name\na@x.com,Jo"hn\n',  # a quote inside an unquoted field
-        'email,first_name\na@x.com,"Jo"hn\n',  # text after a closing quote
-        'email,first_name\na@x.com,"John\n',  # an unterminated quote
-        "email,first_name\ra@x.com,A\r",
-    ]:  # old Mac line ends
-        path = write_csv(tmp_path / "b.csv", text)
-        raw = read_csv(path)
-        assert raw.parser == "python"
-        _same(raw, _python_only(path))
-
-
-def test_semicolon_and_tab_files_take_the_fast_path_too(tmp_path):
-    for text in [
-        'E-Mail;Vorname;Geburtstag\r\na@x.com;"Jo; ""J""";14.03.1990\r\n\r\nb@x.com;Bo;;x\r\n',
-        'email\tfirst_name\na@x.com\t"Jo\tJ"\nb@x.com\tBo\textra\n',
-    ]:
-        path = write_csv(tmp_path / "d.csv", text)
-        raw = read_csv(path)
-        assert raw.parser == "polars"
-        _same(raw, _python_only(path))
+@pytest.mark.parametrize(
+    "text, parser",
+    [
+        ("email,first_name\na@x.com,A\n\nb@x.com,B\n", "polars"),  # a blank row keeps its line number
+        ("email,first_name\n\n\na@x.com,A\n\n", "polars"),  # blank rows first and last
+        ("email,first_name\na@x.com,A,extra\nb@x.com,B,\n", "polars"),  # ragged: rejected / harmless
+        ('email,first_name\na@x.com\n""\nb@x.com,B, \t\n', "polars"),  # short record, "" row, blank surplus
+        ('email,first_name\r\na@x.com,"x\r\ny","z,"\r\n', "polars"),  # ragged with quoted cells
+        ('E-Mail;Vorname;Geburtstag\r\na@x.com;"Jo; ""J""";14.03.1990\r\n\r\nb@x.com;Bo;;x\r\n', "polars"),
+        ('email\tfirst_name\na@x.com\t"Jo\tJ"\nb@x.com\tBo\textra\n', "polars"),  # tab
+        ("Notes:\n\nemail,first_name\na@x.com,A\n\nb@x.com,B\n", "polars"),  # notes above the header
+        ('email,first_name\na@x.com,Jo"hn\n', "python"),  # a quote inside an unquoted field
+        ('email,first_name\na@x.com,"Jo"hn\n', "python"),  # text after a closing quote
+        ('email,first_name\na@x.com,"John\n', "python"),  # an unterminated quote
+        ("email,first_name\ra@x.com,A\r", "python"),  # old Mac line ends
+        ('Notes:\n\nemail,first_name\na@x.com,Jo"hn\n', "python"),  # notes above, then a stray quote
+    ],
+)
+def test_each_file_reads_the_same_on_the_path_it_takes(tmp_path, text, parser):
+    path = write_csv(tmp_path / "b.csv", text)
+    raw = read_csv(path)
+    assert raw.parser == parser
+    _same(raw, _python_only(path))
 
 
 def test_a_very_long_field_reads_the_same_either_way(tmp_path):

@@ -177,10 +177,11 @@ def test_a_workbook_without_an_email_column_says_what_each_sheet_has(tmp_path):
         read_upload(tmp_path / "b.xlsx")
 
 
-def test_a_legacy_xls_is_refused_with_what_to_do(tmp_path):
-    path = write_csv(tmp_path / "old.xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(100))
-    with pytest.raises(CsvFileError, match="legacy Excel .xls workbook cannot be read; save it as .xlsx or CSV"):
-        read_upload(path)
+def test_a_file_that_is_not_the_workbook_its_name_says_is_refused_with_what_to_do(tmp_path):
+    with pytest.raises(CsvFileError, match="not a legacy .xls workbook; save it from Excel as .xlsx or CSV"):
+        read_upload(write_csv(tmp_path / "old.xls", "email\na@x.com\n"))
+    with pytest.raises(CsvFileError, match="not an .ods spreadsheet"):
+        read_upload(write_csv(tmp_path / "sheet.ods", "email\na@x.com\n"))
 
 
 def test_a_mapping_overrides_detection(tmp_path):

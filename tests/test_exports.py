@@ -3,6 +3,7 @@ headers and value conventions, fake people), the German Excel ";" file, a .tsv, 
 .xlsx workbook. Each lands exactly these users, birthdays and phones, on SQLite and PostgreSQL."""
 
 import shutil
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -12,10 +13,11 @@ from loyalty_pipeline.csv_reader import read_upload
 from loyalty_pipeline.ingest import load_upload
 from loyalty_pipeline.programs import csv_column_mapping, get_program
 from loyalty_pipeline.validation import validate_upload
-from tests.factories import make_program, write_contacts_workbook
+from tests.factories import make_program, write_contacts_sheet, write_contacts_workbook
 
 EXPORTS = Path(__file__).parent / "data" / "exports"
 US = {"date_order": "MDY", "default_phone_region": "US"}
+TODAY = date(2026, 1, 1)
 
 # file -> (program settings, users as (email, first, last, birthday, phone), issues as (line, column, severity, reason part))
 CASES = {
@@ -160,6 +162,109 @@ CASES = {
         ],
         [(7, "email", "error", "email is not a valid address")],
     ),  # the sheet's row 7
+    # legacy Excel and LibreOffice: a title row above the header, a phone stored as a number
+    **{
+        f"contacts.{kind}": (
+            US,
+            [
+                ("ann.lee@example.com", "Ann", "Lee", "1990-03-14", "+14155550134"),
+                ("bo.chan@example.com", "Bo", "Chan", "--03-21", "+14155550178"),
+            ],
+            [(5, "email", "error", "email is not a valid address")],
+        )
+        for kind in ("xls", "ods")
+    },
+    "thunderbird.csv": (
+        US,
+        [
+            ("ada.lovelace@example.com", "Ada", "Lovelace", "1990-03-15", "+14155550134"),  # year, month, day
+            ("bob.stone@example.com", "Bob", "Stone", "--05-24", "+14155550178"),  # no year; Display Name; Work Phone
+            ("cy.ray@example.com", "Cy", "Ray", None, None),
+        ],
+        [(4, "birth_date", "warning", "'1985': missing day and month")],  # a year alone is no birthday
+    ),
+    "thunderbird-ja.csv": (  # Shift-JIS; 誕生日 is the day beside 誕生年 and 誕生月
+        {"date_order": "DMY", "default_phone_region": "JP"},
+        [
+            ("hanako.sato@example.jp", "花子", "佐藤", "--12-01", "+81312345678"),
+            ("taro.yamada@example.jp", "太郎", "山田", "1990-03-14", "+819012345678"),
+        ],
+        [],
+    ),
+    "prestashop.csv": (
+        US,
+        [
+            ("dana.kovac@example.com", "Dana", "Kovac", "1990-03-14", None),  # "Birthday (yyyy-mm-dd)", "Email *"
+            ("emil.novak@example.com", "Emil", "Novak", None, None),
+        ],
+        [
+            (1, "Partner birthday", "warning", 'column "Partner birthday" looks like a customer field'),
+            (3, "birth_date", "warning", "placeholder '0000-00-00'"),
+        ],
+    ),
+    "magento.csv": (
+        US,
+        [
+            (
+                "gina.ross@example.com",
+                "Gina",
+                "Ross",
+                "1985-12-01",
+                "+15125550101",
+            ),  # her second address row is not her
+            ("hal.berg@example.com", "Hal", "Berg", None, "+16175550103"),  # the phone of his address row
+        ],
+        [],
+    ),
+    "woocommerce.csv": (
+        US,
+        [
+            ("ivy.chen@example.com", "Ivy", "Chen", None, "+12065550111"),
+            ("jon.park@example.com", "Jon", "Park", None, "+12065550122"),  # billing_email, shipping_phone
+        ],
+        [],
+    ),
+    "linkedin.csv": (  # three lines of notes and a blank line above the header (line 4)
+        US,
+        [("kim.lee@example.com", "Kim", "Lee", None, None)],
+        [(6, "email", "error", "email is missing")],
+    ),
+    "outlook-exchange.csv": (
+        US,
+        [
+            ("max.weber@example.com", "Max", "Weber", "1990-03-14", "+14155550190"),
+            ("nia.ford@example.com", None, None, None, "+14155550191"),  # an extension is no letter
+        ],
+        [
+            (2, "email", "warning", 'email taken from "E-mail 2 Address": "E-mail Address" holds no valid address'),
+            (2, "phone_number", "warning", 'taken from "Home Phone": "Mobile Phone" holds no valid phone number'),
+            (3, "birth_date", "warning", "placeholder '0/0/00'"),
+            (3, "first_name", "warning", "first_name is an email address or a domain, not a name"),
+        ],
+    ),
+    "outlook-zh.csv": (  # GB18030
+        {"date_order": "MDY", "default_phone_region": "CN"},
+        [
+            ("fang.li@example.cn", "芳", "李", None, "+861065529988"),
+            ("wei.wang@example.cn", "伟", "王", "1990-03-14", "+8613800138000"),
+        ],
+        [(3, "birth_date", "warning", "placeholder '0/0/00'")],
+    ),
+    "apple-contacts.vcf": (  # line = the card's number
+        US,
+        [
+            (
+                "pia.olsen@example.com",
+                "Pia",
+                "Olsen",
+                "--05-24",
+                "+14155550141",
+            ),  # X-APPLE-OMIT-YEAR; the pref email; CELL first
+            ("raj.quinn@example.com", "Raj", "Quinn", "1985-12-01", None),
+            ("sol.tan@example.com", "Sol", "Tan", "--03-14", "+14155550142"),  # --0314; FN split
+        ],
+        [(4, "email", "error", "email is missing")],
+    ),
 }
 
 
@@ -207,6 +312,8 @@ def test_each_export_lands_exactly_its_users_birthdays_and_phones(name, engine, 
     path.parent.mkdir(parents=True)
     if name.endswith(".xlsx"):
         write_contacts_workbook(path)
+    elif name.endswith((".xls", ".ods")):
+        write_contacts_sheet(path)
     else:
         shutil.copyfile(EXPORTS / name, path)
 
@@ -220,4 +327,27 @@ def test_each_export_lands_exactly_its_users_birthdays_and_phones(name, engine, 
 
 
 def test_every_platform_file_is_there():
-    assert {p.name for p in EXPORTS.iterdir()} | {"contacts.xlsx"} == set(CASES)
+    assert {p.name for p in EXPORTS.iterdir()} | {"contacts.xlsx", "contacts.xls", "contacts.ods"} == set(CASES)
+
+
+def test_a_legacy_encoding_is_detected_and_its_confidence_kept():
+    raw = read_upload(EXPORTS / "thunderbird-ja.csv")
+    assert (raw.encoding, raw.encoding_confidence) == ("cp932", 1.0)
+    assert read_upload(EXPORTS / "outlook-zh.csv").encoding == "gb18030"
+    assert read_upload(EXPORTS / "shopify.csv").encoding == "utf-8"
+
+
+def test_the_columns_that_fed_each_value_are_counted():
+    raw = read_upload(EXPORTS / "outlook-exchange.csv")
+    validated = validate_upload(raw, date_order="MDY", phone_region="US", today=TODAY)
+    assert validated.value_sources == {
+        "email": {"E-mail Address": 1, "E-mail 2 Address": 1},
+        "phone_number": {"Mobile Phone": 1, "Home Phone": 1},
+    }
+    prestashop = validate_upload(
+        read_upload(EXPORTS / "prestashop.csv"), date_order="MDY", phone_region="US", today=TODAY
+    )
+    assert prestashop.file_warnings == [
+        'column "Partner birthday" looks like a customer field but matches none, so its 1 value was not read '
+        "(map it in csv_columns)"
+    ]

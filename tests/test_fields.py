@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from loyalty_pipeline.fields import FIELDS, HEADERS, HeaderError, header_key, markdown_table, match_header
-from loyalty_pipeline.programs import InvalidProgramConfig, Program, csv_column_mapping
+from loyalty_pipeline.programs import InvalidProgramConfig, csv_column_mapping
+from tests.factories import program_record
 
 
 @pytest.mark.parametrize(
@@ -81,6 +82,49 @@ from loyalty_pipeline.programs import InvalidProgramConfig, Program, csv_column_
         ("Telefono cellulare", "phone_number"),
         ("Mobiele telefoon", "phone_number"),
         ("Telefone celular", "phone_number"),
+        # Thunderbird, shop platforms (Magento 2, WooCommerce, any snake_case *_phone / *_email)
+        ("Primary Email", "email"),
+        ("Secondary Email", "email"),
+        ("Work Phone", "phone_number"),
+        ("Mobile Number", "phone_number"),
+        ("Display Name", "full_name"),
+        ("firstname", "first_name"),
+        ("_address_telephone", "phone_number"),
+        ("billing_email", "email"),
+        ("billing_phone", "phone_number"),
+        ("shipping_phone", "phone_number"),
+        ("contact_mobile", "phone_number"),
+        ("customer_email", "email"),
+        # Outlook and Thunderbird in Chinese, Japanese, Korean, Russian, Greek, Polish, Turkish
+        ("电子邮件地址", "email"),
+        ("电子邮件 2 地址", "email"),
+        ("移动电话", "phone_number"),
+        ("生日", "birth_date"),
+        ("姓", "last_name"),
+        ("名", "first_name"),
+        ("電子郵件地址", "email"),
+        ("行動電話", "phone_number"),
+        ("電子メール アドレス", "email"),
+        ("携帯電話", "phone_number"),
+        ("誕生日", "birth_date"),
+        ("전자 메일 주소", "email"),
+        ("휴대폰", "phone_number"),
+        ("Адрес эл. почты", "email"),
+        ("Телефон переносной", "phone_number"),
+        ("Фамилия", "last_name"),
+        ("Διεύθυνση ηλεκτρονικού ταχυδρομείου", "email"),
+        ("Κινητό τηλέφωνο", "phone_number"),
+        ("Adres e-mail", "email"),
+        ("Telefon komórkowy", "phone_number"),
+        ("Nazwisko", "last_name"),
+        ("E-posta Adresi", "email"),
+        ("Cep Telefonu", "phone_number"),
+        ("Soyadı", "last_name"),
+        # hints and markers: PrestaShop's required "*" and format "(yyyy-mm-dd)"
+        ("Email *", "email"),
+        ("Last Name *", "last_name"),
+        ("Birthday (yyyy-mm-dd)", "birth_date"),
+        ("* Phone [optional]", "phone_number"),
         # case, accents, spaces and punctuation do not matter
         ("  PRENOM ", "first_name"),
         ("telephone-portable", "phone_number"),
@@ -92,27 +136,68 @@ def test_headers_of_every_export_and_language_are_recognised(header, field):
     assert match.sources[field] == [1]
 
 
+IGNORED = [
+    "E-mail Display Name",
+    "Anniversary",
+    "Surname Yomi",
+    "Home Fax",
+    "Note (customer.metafields.custom.note)",
+    "Buyer Email Address2",
+]
+
+
 def test_columns_that_name_no_field_are_ignored_not_guessed():
-    match = match_header(
-        [
-            "Email",
-            "E-mail Display Name",
-            "Anniversary",
-            "Surname Yomi",
-            "Home Fax",
-            "Note (customer.metafields.custom.note)",
-            "Buyer Email Address2",
-        ]
-    )
+    match = match_header(["Email", *IGNORED])
     assert match.sources == {"email": [0]}
-    assert match.ignored == [
-        "E-mail Display Name",
-        "Anniversary",
-        "Surname Yomi",
-        "Home Fax",
-        "Note (customer.metafields.custom.note)",
-        "Buyer Email Address2",
-    ]
+    assert match.ignored == IGNORED
+
+
+@pytest.mark.parametrize(
+    "header, watched",
+    [
+        ("Partner birthday", True),
+        ("Geburtstag Partner", True),
+        ("Car Phone", True),
+        ("Home Tel", True),
+        ("Buyer Email Address2", True),
+        ("E-mail Type", False),  # describes a used column's value
+        ("Accepts Email Marketing", False),
+        ("Phone 1 - Label", False),
+        ("Postal Code", False),  # "posta" is a whole word only
+        ("Hotel", False),  # "tel" too
+        ("Notes", False),
+    ],
+)
+def test_an_ignored_column_that_looks_like_a_field_is_watched(header, watched):
+    match = match_header(["Email", header])
+    assert match.ignored == [header]
+    assert match.watched == ([1] if watched else [])
+
+
+@pytest.mark.parametrize(
+    "header, parts",
+    [
+        (["Birth Year", "Birth Month", "Birth Day"], ["birth_year", "birth_month", "birth_day"]),
+        (["Geburtsjahr", "Geburtsmonat", "Geburtstag"], ["birth_year", "birth_month", "birth_day"]),
+        (["誕生年", "誕生月", "誕生日"], ["birth_year", "birth_month", "birth_day"]),
+        (["Месяц рождения", "День рождения"], ["birth_month", "birth_day"]),  # the year is optional
+    ],
+)
+def test_a_birthday_split_over_columns_takes_its_day_column_back_from_birth_date(header, parts):
+    match = match_header(["Email", *header])
+    assert {name: indexes for name, indexes in match.sources.items() if name != "email"} == {
+        name: [i] for i, name in enumerate(parts, start=1)
+    }
+
+
+def test_a_day_column_alone_is_a_birthday():
+    assert match_header(["Email", "Birth Day"]).sources == {"email": [0], "birth_date": [1]}
+    assert match_header(["Email", "Geburtstag"]).sources == {"email": [0], "birth_date": [1]}
+
+
+def test_magento_address_columns_mark_continuation_rows():
+    assert match_header(["email", "firstname", "_address_telephone"]).continuation_rows
+    assert not match_header(["email", "firstname", "phone"]).continuation_rows
 
 
 def test_several_columns_of_a_field_are_ordered_by_the_table_not_the_file():
@@ -141,10 +226,11 @@ def test_several_columns_of_a_field_are_ordered_by_the_table_not_the_file():
     }
 
 
-def test_a_full_name_is_used_only_without_first_and_last_name_columns():
+def test_a_full_name_beside_first_and_last_names_only_fills_rows_without_them():
     assert "full_name" in match_header(["Email", "Name"]).sources
     match = match_header(["Email", "Name", "Vorname"])  # German "Name" beside "Vorname" is a surname
     assert "full_name" not in match.sources and match.ignored == ["Name"]
+    assert match_header(["Email", "Display Name", "First Name"]).sources["full_name"] == [1]
 
 
 def test_the_same_name_twice_for_a_field_is_ambiguous():
@@ -172,11 +258,14 @@ def test_a_mapping_naming_a_missing_header_names_the_field_and_the_header():
 
 
 def test_each_header_name_belongs_to_one_field():
+    """Except a birthday's name that is also a split birthday's day ("Birth Day" is "Birthday" once
+    spaces go): the day only when the header also has a month column."""
     owners: dict[str, set[str]] = {}
     for field, aliases in HEADERS.items():
         for alias in aliases:
             owners.setdefault(header_key(alias), set()).add(field)
-    assert {key: fields for key, fields in owners.items() if len(fields) > 1} == {}
+    shared = {key: fields for key, fields in owners.items() if len(fields) > 1}
+    assert {frozenset(fields) for fields in shared.values()} <= {frozenset({"birth_date", "birth_day"})}
     assert set(FIELDS) - {"first_name", "last_name"} <= set(HEADERS)
 
 
@@ -223,19 +312,5 @@ def test_a_csv_columns_value_that_cannot_be_used_says_why(stored, reason):
         csv_column_mapping(_program(stored))
 
 
-def _program(csv_columns) -> Program:
-    return Program(
-        id="1",
-        slug="shop",
-        name="Shop",
-        birthday_bot_enabled=True,
-        birthday_reward_points=1,
-        birthday_message="Hi",
-        default_phone_region="US",
-        date_order="MDY",
-        timezone=None,
-        birthday_min_notice_days=0,
-        birthday_max_delay_days=30,
-        birthday_send_hour=9,
-        csv_columns=csv_columns,
-    )
+def _program(csv_columns):
+    return program_record("shop", csv_columns=csv_columns)

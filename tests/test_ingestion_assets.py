@@ -123,6 +123,11 @@ def test_a_broken_file_fails_with_one_clear_message_and_writes_only_its_status(
             "the workbook is damaged or not an .xlsx file",
         ),
         ("joes-pizza/book.xlsx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(512), "the workbook is encrypted"),
+        (
+            "joes-pizza/book.xls",
+            b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(512),
+            "the workbook is damaged or not an .xls file",
+        ),
     ],
 )
 def test_an_unreadable_workbook_fails_with_one_line_and_writes_nothing(
