@@ -88,6 +88,9 @@ PROGRAMS_TABLE = TableSchema(
         TableColumn("note", "text", description="why days were skipped, or the error"),
     ]
 )
+# Set on the failure of a run whose every program's failure is recorded in birthday_runs (so alerted
+# per program by birthday_late_sensor): run_failure_alert_sensor does not alert it a second time.
+ALERTED_PER_PROGRAM = "loyalty/alerted_per_program"
 INVARIANT_CHECKS = ("no_pass_twice_a_year", "pass_in_logged_program", "one_notification_per_log")
 
 
@@ -268,8 +271,14 @@ def birthday_log(
         f"{len(programs)} program(s), {len(failed)} failed, {sum(p['rewarded_now'] for p in programs)} rewarded now"
     )
     if failed and len(failed) == len(programs):
-        # Nothing succeeded: fail the run, so it shows red and raises the run-failure alert.
-        raise Failure(description="; ".join(f"{p['program']}: {p['note']}" for p in failed), allow_retries=False)
+        # Nothing succeeded: fail the run, so it shows red. Each recorded failure reaches on-call once,
+        # per (program, day), from birthday_late_sensor; the run-failure alert is for what it cannot see
+        # (a program that does not exist has no birthday_runs row).
+        raise Failure(
+            description="; ".join(f"{p['program']}: {p['note']}" for p in failed),
+            allow_retries=False,
+            metadata={ALERTED_PER_PROGRAM: not failed_unrecorded},
+        )
     yield MaterializeResult(metadata=_metadata(programs, samples, config))
     violations = _invariant_violations(engine, days)
     for name in INVARIANT_CHECKS:

@@ -6,8 +6,12 @@ program's rewards (or, for a failure, right after its rollback). From those rows
 table - one query each, whatever the number of programs - this module decides:
 
 - which programs are due now on their local date (the schedule),
-- which earlier days were missed since a program's last successful day (catch-up),
-- which days are late past their send hour + LOYALTY_LATE_ALERT_HOURS (the freshness alert).
+- which earlier days were missed since the program's bot was switched on
+  (`programs.birthday_enabled_since`, kept by the database) and can still be caught up, and which
+  are lost for good (older than the catch-up's reach: recorded `skipped` with the reason),
+- what on-call is told (`birthday_alerts`, one alert per (program, day, status)): a failed day at
+  once, a lost day once, and a day late past its send hour + LOYALTY_LATE_ALERT_HOURS - unless a
+  run for it is requested or in flight, which it waits for (bounded, see `waiting`).
 
 A `birthday_runs` row of any status means "attempted": neither the schedule nor catch-up requests
 that day again on its own (a failure alerts instead and is rerun by a person), so each missed day
@@ -28,6 +32,14 @@ from loyalty_pipeline.programs import Program
 
 DONE = ("succeeded", "skipped")
 ERROR_LENGTH = 500
+# Lost days are looked for this far back at most: an outage longer than a month is a restore and a
+# backfill by hand, not something to report one day at a time.
+LOST_LOOKBACK_DAYS = 31
+# A late day not requested yet, noticed this long after its deadline, means the daemon (or the
+# database) was down at the deadline: it waits REQUEST_GRACE for the schedule (every 15 minutes) or
+# catch-up (every minute) to request it before it alerts NOT_RUN.
+TICK_SLACK = timedelta(minutes=5)
+REQUEST_GRACE = timedelta(minutes=20)
 # A batch is one run: big enough that runs per day follow time zones, small enough that a batch of
 # one time zone finishes well within 15 minutes and several run side by side in the queue.
 BATCH_SIZE = 500
@@ -39,8 +51,8 @@ class ProgramState:
 
     program: Program
     zone: ZoneInfo
-    enabled_since: datetime | None
-    last_success: date | None
+    enabled_since: datetime | None  # programs.birthday_enabled_since: when the bot was switched on
+    last_before: date | None = None  # the newest birthday_runs day older than the snapshot's rows
 
     def local_date(self, now: datetime) -> date:
         return now.astimezone(self.zone).date()
@@ -49,6 +61,13 @@ class ProgramState:
         return datetime.combine(day, time(hour=self.program.birthday_send_hour), tzinfo=self.zone).astimezone(
             timezone.utc
         )
+
+    def enabled_on(self) -> date | None:
+        return None if self.enabled_since is None else self.local_date(self.enabled_since)
+
+    def reach(self, catchup_days: int) -> int:
+        """How many days back catch-up requests a missed day: older ones are lost."""
+        return min(catchup_days, self.program.birthday_max_delay_days)
 
 
 @dataclass
@@ -61,6 +80,7 @@ class Snapshot:
     # slug -> why its time zone is unusable: it is scheduled on the default zone's clock, so its run
     # fails with that reason and alerts, instead of the program silently never running.
     unusable: dict[str, str] = field(default_factory=dict)
+    first: date | None = None  # the oldest day whose rows are in `results`
 
 
 def _as_date(value) -> date:
@@ -78,47 +98,27 @@ def _day_param(conn: Connection, day: date):
     return day if is_postgres(conn) else day.isoformat()
 
 
-def sync_enabled_since(conn: Connection, now: datetime) -> None:
-    """Mark programs newly seen enabled (catch-up starts there) and forget disabled ones."""
-    conn.execute(
-        text("""
-        INSERT INTO birthday_enabled_since (program_id, since)
-        SELECT id, :now FROM programs WHERE birthday_bot_enabled
-        ON CONFLICT (program_id) DO NOTHING
-    """),
-        {"now": db_time(conn, now)},
-    )
-    conn.execute(
-        text("""
-        DELETE FROM birthday_enabled_since
-        WHERE program_id IN (SELECT id FROM programs WHERE NOT birthday_bot_enabled)
-    """)
-    )
-
-
 def snapshot(conn: Connection, now: datetime, default_timezone: str, history_days: int) -> Snapshot:
     """Every enabled program with when it was enabled and its last successful day, and the
     `birthday_runs` rows of the last `history_days` days."""
-    names = [f.name for f in fields(Program)]
-    columns = ", ".join(f"p.{name}" for name in names)
+    first = now.date() - timedelta(days=history_days + 2)
     rows = conn.execute(
         text(f"""
-        SELECT {columns}, e.since AS enabled_since,
+        SELECT {_program_columns()}, p.birthday_enabled_since AS enabled_since,
                (SELECT max(r.run_date) FROM birthday_runs r
-                WHERE r.program_id = p.id AND r.status IN ('succeeded', 'skipped')) AS last_success
-        FROM programs p LEFT JOIN birthday_enabled_since e ON e.program_id = p.id
+                WHERE r.program_id = p.id AND r.run_date < :first) AS last_before
+        FROM programs p
         WHERE p.birthday_bot_enabled
         ORDER BY p.slug
-    """)
+    """),
+        {"first": _day_param(conn, first)},
     ).all()
     zones: dict[str, ZoneInfo | None] = {}
     states, unusable = [], {}
     for row in rows:
         values = dict(row._mapping)
-        enabled_since, last_success = values.pop("enabled_since"), values.pop("last_success")
-        program = Program(
-            **{**values, "id": str(values["id"]), "birthday_bot_enabled": bool(values["birthday_bot_enabled"])}
-        )
+        enabled_since, last_before = values.pop("enabled_since"), values.pop("last_before")
+        program = _program_of(values)
         name = program.timezone or default_timezone
         if name not in zones:
             try:
@@ -131,10 +131,9 @@ def snapshot(conn: Connection, now: datetime, default_timezone: str, history_day
             zone = ZoneInfo(default_timezone)
         states.append(
             ProgramState(
-                program, zone, _as_instant(enabled_since), _as_date(last_success) if last_success is not None else None
+                program, zone, _as_instant(enabled_since), _as_date(last_before) if last_before is not None else None
             )
         )
-    first = now.date() - timedelta(days=history_days + 2)
     results, errors = {}, {}
     for program_id, run_date, status, error, run_id in conn.execute(
         text("SELECT program_id, run_date, status, error, run_id FROM birthday_runs WHERE run_date >= :first"),
@@ -143,7 +142,7 @@ def snapshot(conn: Connection, now: datetime, default_timezone: str, history_day
         key = (str(program_id), _as_date(run_date))
         results[key] = status
         errors[key] = (error, run_id)
-    return Snapshot(states, results, errors, unusable)
+    return Snapshot(states, results, errors, unusable, first)
 
 
 def batches(due: dict[date, list[str]], size: int = BATCH_SIZE) -> list[tuple[date, list[str]]]:
@@ -179,19 +178,16 @@ def due_today(snap: Snapshot, now: datetime, in_flight: dict[date, set[str] | No
 def missed_days(
     snap: Snapshot, now: datetime, in_flight: dict[date, set[str] | None], catchup_days: int
 ) -> dict[date, list[str]]:
-    """Catch-up: for each enabled program that has succeeded before, the days before its local
-    date that have no result, after its last successful day and the day it was enabled, within
-    birthday_max_delay_days and `catchup_days`. Today's local date is the schedule's."""
+    """Catch-up: for each enabled program, the days before its local date that have no result,
+    from the day its bot was switched on, within its reach (birthday_max_delay_days and
+    `catchup_days`). Today's local date is the schedule's."""
     missed: dict[date, list[str]] = defaultdict(list)
     for state in snap.programs:
-        if state.last_success is None or state.enabled_since is None:
-            continue  # never run: its history starts with the schedule, not with a back-fill
+        enabled_on = state.enabled_on()
+        if enabled_on is None:
+            continue
         today = state.local_date(now)
-        reach = min(catchup_days, state.program.birthday_max_delay_days)
-        first = max(
-            today - timedelta(days=reach), state.last_success + timedelta(days=1), state.local_date(state.enabled_since)
-        )
-        day = first
+        day = max(today - timedelta(days=state.reach(catchup_days)), enabled_on)
         while day < today:
             if (state.program.id, day) not in snap.results and not _in_flight(in_flight, day, state.program.slug):
                 missed[day].append(state.program.slug)
@@ -200,55 +196,243 @@ def missed_days(
 
 
 @dataclass(frozen=True)
-class LateDay:
+class LostDay:
     program: Program
     day: date
-    deadline: datetime
-    status: str  # the day's birthday_runs status, or "missing"
-    error: str | None
-    run_id: str | None
+    reason: str
 
 
-def late_days(snap: Snapshot, now: datetime, late_hours: int, alerted: set[tuple[str, date]]) -> list[LateDay]:
-    """(program, local day) not succeeded by the day's send time + `late_hours` (or by the time the
-    program was enabled + `late_hours`), not alerted yet."""
-    late = []
-    span = (23 + late_hours) // 24 + 1  # days back a deadline can still be reached from
+def _lost_reason(state: ProgramState, now: datetime, catchup_days: int) -> str:
+    until = now.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    limit = state.program.birthday_max_delay_days
+    if limit <= catchup_days:
+        return f"lost: the daemon was down until {until}; older than birthday_max_delay_days = {limit}"
+    return (
+        f"lost: the daemon was down until {until}; older than LOYALTY_CATCHUP_DAYS = {catchup_days} "
+        f"(a backfill can still reward it within birthday_max_delay_days = {limit})"
+    )
+
+
+def lost_days(
+    snap: Snapshot, now: datetime, in_flight: dict[date, set[str] | None], catchup_days: int
+) -> list[LostDay]:
+    """Days catch-up can no longer request: since the program's bot was switched on and after its
+    newest result before them, older than its reach, with no result (LOST_LOOKBACK_DAYS at most)."""
+    lost = []
     for state in snap.programs:
-        if state.enabled_since is None:
+        enabled_on = state.enabled_on()
+        if enabled_on is None:
             continue
-        today, enabled_on = state.local_date(now), state.local_date(state.enabled_since)
-        for back in range(span, -1, -1):
-            day = today - timedelta(days=back)
-            key = (state.program.id, day)
-            if day < enabled_on or snap.results.get(key) in DONE or key in alerted:
-                continue
-            deadline = max(state.send_moment(day), state.enabled_since) + timedelta(hours=late_hours)
-            if deadline > now or (today - day).days > state.program.birthday_max_delay_days:
-                continue
-            error, run_id = snap.errors.get(key, (None, None))
-            late.append(LateDay(state.program, day, deadline, snap.results.get(key, "missing"), error, run_id))
-    return late
+        today = state.local_date(now)
+        day = max(enabled_on, today - timedelta(days=LOST_LOOKBACK_DAYS))
+        if state.last_before is not None:  # no rows between it and the snapshot's first day
+            day = max(day, state.last_before + timedelta(days=1))
+        last = today - timedelta(days=state.reach(catchup_days) + 1)
+        reason = None
+        while day <= last:
+            known = snap.first is None or day >= snap.first
+            missing = not known or (state.program.id, day) not in snap.results
+            if missing and not _in_flight(in_flight, day, state.program.slug):
+                reason = reason or _lost_reason(state, now, catchup_days)
+                lost.append(LostDay(state.program, day, reason))
+            day += timedelta(days=1)
+    return lost
 
 
-def alerted_days(conn: Connection, since: date) -> set[tuple[str, date]]:
+def record_lost(conn: Connection, lost: list[LostDay], now: datetime) -> None:
+    """Each lost day as a `skipped` result with the reason, and its EXPIRED alert waiting to be
+    delivered - together, in the caller's transaction (two statements for any number of days)."""
+    if not lost:
+        return
+    rows = [
+        {"p": item.program.id, "d": _day_param(conn, item.day), "reason": item.reason, "now": db_time(conn, now)}
+        for item in lost
+    ]
+    conn.execute(
+        text("""
+        INSERT INTO birthday_runs (program_id, run_date, status, note, attempts, started_at, finished_at)
+        VALUES (:p, :d, 'skipped', :reason, 0, :now, :now)
+        ON CONFLICT (program_id, run_date) DO NOTHING
+    """),
+        rows,
+    )
+    conn.execute(
+        text("""
+        INSERT INTO birthday_alerts (program_id, run_date, status, reason, noticed_at)
+        VALUES (:p, :d, 'EXPIRED', :reason, :now)
+        ON CONFLICT (program_id, run_date, status) DO NOTHING
+    """),
+        rows,
+    )
+
+
+# --- alerts --------------------------------------------------------------------------------------
+
+FAILURE, NOT_RUN, EXPIRED = "FAILURE", "NOT_RUN", "EXPIRED"
+
+
+@dataclass(frozen=True)
+class DayAlert:
+    """One alert on-call gets about a program's day (one per (program, day, status))."""
+
+    program: Program
+    day: date
+    status: str  # FAILURE | NOT_RUN | EXPIRED
+    at: datetime  # when it failed, its deadline, or when it was found lost
+    reason: str | None  # the error, why the day is late, or why it is lost
+    run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class AlertRow:
+    noticed_at: datetime
+    alerted_at: datetime | None
+
+
+def alert_rows(conn: Connection, since: date) -> dict[tuple[str, date, str], AlertRow]:
+    """(program id, day, status) -> when it was noticed and alerted, from `since` on."""
     return {
-        (str(p), _as_date(d))
-        for p, d in conn.execute(
-            text("SELECT program_id, run_date FROM birthday_late_alerts WHERE run_date >= :first"),
+        (str(p), _as_date(d), status): AlertRow(_as_instant(noticed), _as_instant(alerted))
+        for p, d, status, noticed, alerted in conn.execute(
+            text(
+                "SELECT program_id, run_date, status, noticed_at, alerted_at FROM birthday_alerts "
+                "WHERE run_date >= :first"
+            ),
             {"first": _day_param(conn, since)},
         )
     }
 
 
-def record_alert(engine: Engine, program_id: str, day: date, now: datetime) -> None:
+def _program_of(values: dict) -> Program:
+    return Program(**{**values, "id": str(values["id"]), "birthday_bot_enabled": bool(values["birthday_bot_enabled"])})
+
+
+def _program_columns() -> str:
+    return ", ".join(f"p.{f.name}" for f in fields(Program))
+
+
+def failures_to_alert(conn: Connection, since: date, now: datetime) -> list[DayAlert]:
+    """Failed days from `since` on without their FAILURE alert: they alert at once (one query)."""
+    rows = conn.execute(
+        text(f"""
+        SELECT {_program_columns()}, r.run_date AS day, r.error AS reason, r.run_id AS run_id,
+               r.finished_at AS at
+        FROM birthday_runs r JOIN programs p ON p.id = r.program_id
+        WHERE r.status = 'failed' AND r.run_date >= :first
+          AND NOT EXISTS (SELECT 1 FROM birthday_alerts a WHERE a.program_id = r.program_id
+                          AND a.run_date = r.run_date AND a.status = 'FAILURE' AND a.alerted_at IS NOT NULL)
+        ORDER BY r.finished_at, p.slug, r.run_date
+    """),
+        {"first": _day_param(conn, since)},
+    ).mappings()
+    return [_day_alert(dict(row), FAILURE, now) for row in rows]
+
+
+def expired_to_alert(conn: Connection, now: datetime) -> list[DayAlert]:
+    """Lost days whose EXPIRED alert is not delivered yet (and that no backfill has run since)."""
+    rows = conn.execute(
+        text(f"""
+        SELECT {_program_columns()}, a.run_date AS day, a.reason AS reason, NULL AS run_id, a.noticed_at AS at
+        FROM birthday_alerts a JOIN programs p ON p.id = a.program_id
+        JOIN birthday_runs r ON r.program_id = a.program_id AND r.run_date = a.run_date AND r.status = 'skipped'
+        WHERE a.status = 'EXPIRED' AND a.alerted_at IS NULL
+        ORDER BY a.noticed_at, p.slug, a.run_date
+    """)
+    ).mappings()
+    return [_day_alert(dict(row), EXPIRED, now) for row in rows]
+
+
+def _day_alert(values: dict, status: str, now: datetime) -> DayAlert:
+    day, reason, run_id, at = (values.pop(k) for k in ("day", "reason", "run_id", "at"))
+    return DayAlert(_program_of(values), _as_date(day), status, _as_instant(at) or now, reason, run_id)
+
+
+def late_days(
+    snap: Snapshot,
+    now: datetime,
+    late_hours: int,
+    catchup_days: int,
+    in_flight: dict[date, set[str] | None],
+    book: dict[tuple[str, date, str], AlertRow],
+) -> tuple[list[DayAlert], list[tuple[str, date]]]:
+    """(NOT_RUN alerts due, days that start waiting now). A (program, local day) is late when it has
+    no result by the day's send time + `late_hours` (or the time the bot was switched on +
+    `late_hours`). A late day then waits, counted from when it was first noticed late:
+    - while a run for it is queued or running: at most `late_hours` more;
+    - when no run is requested yet but it was noticed late well after its deadline (the daemon or
+      the database was down then; the schedule or catch-up requests it on their next tick): at
+      most REQUEST_GRACE.
+    A day with a result is not late: a failure alerts at once (FAILURE), a lost day once (EXPIRED)."""
+    due, waiting = [], []
+    span = (23 + late_hours) // 24 + 1  # days back a deadline can still be reached from
+    for state in snap.programs:
+        enabled_on = state.enabled_on()
+        if enabled_on is None:
+            continue
+        today, program = state.local_date(now), state.program
+        for back in range(min(span, state.reach(catchup_days)), -1, -1):
+            day = today - timedelta(days=back)
+            row = book.get((program.id, day, NOT_RUN))
+            if day < enabled_on or (program.id, day) in snap.results or (row and row.alerted_at):
+                continue
+            deadline = max(state.send_moment(day), state.enabled_since) + timedelta(hours=late_hours)
+            if deadline > now:
+                continue
+            noticed = row.noticed_at if row else now
+            flying = _in_flight(in_flight, day, program.slug)
+            if flying:
+                wait_until = noticed + timedelta(hours=late_hours)
+            elif noticed > deadline + TICK_SLACK:
+                wait_until = noticed + REQUEST_GRACE
+            else:
+                wait_until = now
+            if now < wait_until:
+                if row is None:
+                    waiting.append((program.id, day))
+                continue
+            reason = (
+                f"its run has been queued or running since {noticed.isoformat()}"
+                if flying
+                else "no run has rewarded it yet"
+            )
+            due.append(DayAlert(program, day, NOT_RUN, deadline, reason))
+    return due, waiting
+
+
+def record_waiting(conn: Connection, keys: list[tuple[str, date]], now: datetime) -> None:
+    """Late days that start waiting for their requested or running run (NOT_RUN, not alerted)."""
+    if keys:
+        conn.execute(
+            text("""
+            INSERT INTO birthday_alerts (program_id, run_date, status, noticed_at) VALUES (:p, :d, 'NOT_RUN', :now)
+            ON CONFLICT (program_id, run_date, status) DO NOTHING
+        """),
+            [{"p": p, "d": _day_param(conn, d), "now": db_time(conn, now)} for p, d in keys],
+        )
+
+
+def record_alerts(engine: Engine, delivered: list[DayAlert], now: datetime) -> None:
+    """The delivered alerts, in one statement: none of them is sent again."""
+    if not delivered:
+        return
     with engine.begin() as conn:
         conn.execute(
             text("""
-            INSERT INTO birthday_late_alerts (program_id, run_date, alerted_at) VALUES (:p, :d, :now)
-            ON CONFLICT (program_id, run_date) DO NOTHING
+            INSERT INTO birthday_alerts (program_id, run_date, status, reason, noticed_at, alerted_at)
+            VALUES (:p, :d, :status, :reason, :now, :now)
+            ON CONFLICT (program_id, run_date, status) DO UPDATE SET
+                alerted_at = EXCLUDED.alerted_at, reason = EXCLUDED.reason
         """),
-            {"p": program_id, "d": _day_param(conn, day), "now": db_time(conn, now)},
+            [
+                {
+                    "p": a.program.id,
+                    "d": _day_param(conn, a.day),
+                    "status": a.status,
+                    "reason": (a.reason or "")[:ERROR_LENGTH] or None,
+                    "now": db_time(conn, now),
+                }
+                for a in delivered
+            ],
         )
 
 

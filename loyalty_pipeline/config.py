@@ -72,8 +72,8 @@ WEBHOOK_URL = Variable("LOYALTY_WEBHOOK_URL", None, "where the `webhook` sender 
 ALERT_WEBHOOK_URL = Variable(
     "LOYALTY_ALERT_WEBHOOK_URL",
     None,
-    "where `run_failure_alert_sensor` POSTs a JSON alert per failed run, and `birthday_late_sensor` one per late "
-    "(program, day) (secret)",
+    "where `run_failure_alert_sensor` POSTs a JSON alert per failed run, and `birthday_late_sensor` one per "
+    "(program, day, status): failed, late or lost (secret)",
 )
 CATCHUP_DAYS = Variable(
     "LOYALTY_CATCHUP_DAYS",
@@ -84,7 +84,8 @@ CATCHUP_DAYS = Variable(
 LATE_ALERT_HOURS = Variable(
     "LOYALTY_LATE_ALERT_HOURS",
     "2",
-    "hours after a program's `birthday_send_hour` before `birthday_late_sensor` alerts that its day has not succeeded",
+    "hours after a program's `birthday_send_hour` before `birthday_late_sensor` alerts that its day has no result "
+    "(and the longest a late day waits for its queued or running run)",
 )
 UI_URL = Variable("LOYALTY_UI_URL", "http://localhost:3000", "the Dagster UI the alerts link to")
 FROZEN_NOW = Variable("LOYALTY_FROZEN_NOW", None, 'pins "now" (ISO 8601) for replays and tests')

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, fields, replace
+from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
 
+from loyalty_pipeline.db import db_time
 from loyalty_pipeline.fields import FIELDS
 from loyalty_pipeline.names import check_slug
 
@@ -232,18 +234,33 @@ def parse_settings(assignments: list[str]) -> dict:
     return values
 
 
-def save_program(conn: Connection, slug: str, name: str, **settings) -> Program:
-    """Create the program or update the given settings (used by the demo, tests and operators)."""
+def save_program(
+    conn: Connection, slug: str, name: str, *, enabled_since: datetime | None = None, **settings
+) -> Program:
+    """Create the program or update the given settings (used by the demo, tests and operators).
+
+    The database records when the birthday bot is switched on (`programs.birthday_enabled_since`,
+    migration 0008: its `now`). A writer with its own clock - a replay, a test - gives that moment
+    as `enabled_since`: it is stamped if this statement switches the bot on, and ignored otherwise."""
     check_slug(slug)
     unknown = set(settings) - set(SETTINGS)
     if unknown:
         raise ValueError(f"unknown program settings: {sorted(unknown)}")
     values = {"slug": slug, "name": name, **settings}
     columns = sorted(values)
+    updates = [f"{c} = EXCLUDED.{c}" for c in columns if c != "slug"]
+    if enabled_since is not None:
+        values["birthday_enabled_since"] = db_time(conn, enabled_since)
+        columns.append("birthday_enabled_since")
+        # Kept when the bot was already on: the stamp belongs to the statement that switches it on.
+        updates.append(
+            "birthday_enabled_since = CASE WHEN programs.birthday_bot_enabled THEN programs.birthday_enabled_since "
+            "ELSE EXCLUDED.birthday_enabled_since END"
+        )
     # Column names come from the SETTINGS whitelist above, values are bound parameters.
     insert = text(
         f"INSERT INTO programs ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)}) "
-        f"ON CONFLICT (slug) DO UPDATE SET {', '.join(f'{c} = EXCLUDED.{c}' for c in columns if c != 'slug')}"
+        f"ON CONFLICT (slug) DO UPDATE SET {', '.join(updates)}"
     )
     conn.execute(insert, values)
     return get_program(conn, slug)

@@ -18,6 +18,7 @@ from dagster import (
     run_failure_sensor,
 )
 
+from assets.birthdays import ALERTED_PER_PROGRAM
 from assets.resources import AlertWebhook
 from loyalty_pipeline import config
 from loyalty_pipeline.dagster_internals import (
@@ -143,14 +144,35 @@ def build_alert(context: RunFailureSensorContext, ui_url: str = config.UI_URL.de
     }
 
 
+def _alerted_per_program(context: RunFailureSensorContext) -> bool:
+    """A birthday run whose every failed step says its failures are alerted per (program, day)."""
+    failures = context.get_step_failure_events()
+    for event in failures:
+        data = event.step_failure_data
+        flag = (
+            (data.user_failure_data.metadata or {}).get(ALERTED_PER_PROGRAM)
+            if data and data.user_failure_data
+            else None
+        )
+        if not getattr(flag, "value", flag):
+            return False
+    return bool(failures)
+
+
 @run_failure_sensor(
     name="run_failure_alert_sensor",
     default_status=DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
     description="When a run of this code location fails and LOYALTY_ALERT_WEBHOOK_URL is set, POSTs a JSON "
-    "alert (run id, asset(s), partition, error summary, link to the run in the UI at LOYALTY_UI_URL).",
+    "alert (run id, asset(s), partition, error summary, link to the run in the UI at LOYALTY_UI_URL); a birthday "
+    "run whose programs all failed is alerted per (program, day) by birthday_late_sensor instead.",
 )
 def run_failure_alert_sensor(context: RunFailureSensorContext, alert_webhook: AlertWebhook):
+    if _alerted_per_program(context):
+        context.log.info(
+            f"run {context.dagster_run.run_id} failed; each program's failed day is alerted by birthday_late_sensor"
+        )
+        return
     sender = alert_webhook.sender()
     if sender is None:
         context.log.info(

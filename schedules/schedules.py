@@ -103,8 +103,7 @@ def birthday_schedule(
     context: ScheduleEvaluationContext, database: LoyaltyDatabase, settings: LoyaltySettings, clock: Clock
 ):
     now = evaluation_time(context.scheduled_execution_time, clock)
-    with database.engine().begin() as conn:
-        birthday_runs.sync_enabled_since(conn, now)
+    with database.engine().connect() as conn:
         snap = birthday_runs.snapshot(conn, now, settings.timezone, history_days=1)
     for slug, why in snap.unusable.items():
         context.log.warning(f"{slug}: {why}; scheduled on {settings.timezone} time, its run will fail and say why")

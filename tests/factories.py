@@ -12,10 +12,11 @@ from datetime import date, datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from dagster import materialize
+from dagster import Definitions, in_process_executor, materialize
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
+from assets.birthdays import birthday_job, birthday_log, birthday_notifications
 from assets.ingestion import batch_config, ingest_uploads
 from loyalty_pipeline.config import Settings
 from loyalty_pipeline.db import db_time, make_engine, migrate
@@ -54,6 +55,28 @@ def program_record(slug: str, **overrides) -> Program:
         birthday_send_hour=9,
     )
     return Program(**{**values, **overrides})
+
+
+def birthday_definitions(resources: dict, **more) -> Definitions:
+    """The birthday job and its assets on `resources`, in process, with `more` (schedules, sensors)."""
+    return Definitions(
+        assets=[birthday_log, birthday_notifications],
+        jobs=[birthday_job],
+        resources=resources,
+        executor=in_process_executor,
+        **more,
+    )
+
+
+def switched_on(engine: Engine, moment: datetime, *slugs: str) -> None:
+    """Say when the programs' birthday bots were switched on (every program's without slugs), as a
+    writer with its own clock does: the programs trigger stamps the database's clock otherwise."""
+    where = " WHERE slug IN (" + ", ".join(f":s{i}" for i in range(len(slugs))) + ")" if slugs else ""
+    with engine.begin() as conn:
+        conn.execute(
+            text(f"UPDATE programs SET birthday_enabled_since = :at{where}"),
+            {"at": db_time(conn, moment), **{f"s{i}": slug for i, slug in enumerate(slugs)}},
+        )
 
 
 def insert_user(

@@ -6,13 +6,17 @@ from __future__ import annotations
 import pytest
 from dagster import Definitions, build_run_status_sensor_context, in_process_executor, instance_for_test
 
-from assets.ingestion import batch_config, ingest_upload_job, ingest_uploads
+from assets.birthdays import batch_config
+from assets.ingestion import batch_config as ingestion_config
+from assets.ingestion import ingest_upload_job, ingest_uploads
+from assets.resources import Clock
 from loyalty_pipeline.alerts import AlertDeliveryError, AlertSender
 from loyalty_pipeline.config import Settings
 from loyalty_pipeline.db import make_engine, migrate
 from loyalty_pipeline.definitions import build_resources
+from loyalty_pipeline.programs import save_program
 from schedules.alerts import _program, build_alert, run_failure_alert_sensor
-from tests.factories import write_csv
+from tests.factories import birthday_definitions, write_csv
 
 # build_run_status_sensor_context(repository_def=...) is marked beta in Dagster 1.13.
 pytestmark = pytest.mark.filterwarnings("ignore::dagster.BetaWarning")
@@ -43,7 +47,7 @@ def failed_run(tmp_path_factory):
             partition_key="2026-11-26",
             raise_on_error=False,
             tags={"program": "ghost-program"},
-            run_config=batch_config([key]),
+            run_config=ingestion_config([key]),
         )
         assert not result.success
         yield build_run_status_sensor_context(
@@ -141,3 +145,38 @@ def test_unreachable_webhook_fails_the_tick_with_a_reason(http_receiver):
     receiver.stop()
     with pytest.raises(AlertDeliveryError, match="not delivered"):
         AlertSender(receiver.url, timeout_seconds=1, attempts=2).send({"run_id": "r1"})
+
+
+@pytest.mark.parametrize(
+    "programs, alerted",
+    [
+        (["broken"], False),  # its failure is recorded: birthday_late_sensor alerts it per (program, day)
+        (["broken", "ghost"], True),  # a program that does not exist has no row to alert from
+    ],
+)
+def test_a_birthday_run_is_alerted_once_per_failure(db_url, tmp_path, http_receiver, programs, alerted):
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        save_program(conn, "broken", "Broken", birthday_bot_enabled=True, birthday_message="")
+    engine.dispose()
+    receiver = http_receiver(200)
+    settings = Settings(database_url=db_url, alert_webhook_url=receiver.url, storage_dir=tmp_path / "storage")
+    resources = {**build_resources(settings), "clock": Clock(frozen_now="2026-11-26T10:00:00+00:00")}
+    with instance_for_test() as instance:
+        defs = birthday_definitions(resources, sensors=[run_failure_alert_sensor])
+        result = defs.resolve_job_def("birthday_job").execute_in_process(
+            instance=instance, partition_key="2026-11-26", run_config=batch_config(programs), raise_on_error=False
+        )
+        assert not result.success
+        context = build_run_status_sensor_context(
+            sensor_name=run_failure_alert_sensor.name,
+            dagster_event=result.get_run_failure_event(),
+            dagster_instance=instance,
+            dagster_run=result.dagster_run,
+            repository_def=defs.get_repository_def(),
+            resources=resources,
+        )
+        run_failure_alert_sensor(context)
+    assert len(receiver.requests) == (1 if alerted else 0)
+    if alerted:
+        assert "'ghost' does not exist" in receiver.requests[0].json()["error"]

@@ -17,7 +17,6 @@ from dagster import (
     RunsFilter,
     build_schedule_context,
     build_sensor_context,
-    in_process_executor,
     instance_for_test,
     materialize,
 )
@@ -27,15 +26,26 @@ from assets.birthdays import batch_config, birthday_job, birthday_log, birthday_
 from assets.resources import AlertWebhook, Clock, LoyaltySettings, NotificationSender
 from loyalty_pipeline import birthday_runs
 from loyalty_pipeline.dagster_internals import IN_MEMORY_EVENT_LOG
-from loyalty_pipeline.db import migrate
 from loyalty_pipeline.definitions import build_resources
+from loyalty_pipeline.programs import Program, get_program
 from loyalty_pipeline.rewards import award_birthdays
 from loyalty_pipeline.run_results import failure_reason
 from loyalty_pipeline.runs import run_birthdays
 from schedules.catchup import birthday_catchup_sensor
 from schedules.late_alerts import birthday_late_sensor
 from schedules.schedules import birthday_schedule
-from tests.factories import balance, count, make_program, member, program_record, rewarded_passes, set_birthday, utc
+from tests.factories import (
+    balance,
+    birthday_definitions,
+    count,
+    make_program,
+    member,
+    program_record,
+    rewarded_passes,
+    set_birthday,
+    switched_on,
+    utc,
+)
 
 FROZEN_NOW = "2026-11-26T10:00:00+00:00"
 MESSAGE = "Happy birthday {first_name}! {program_name} added {points} points."
@@ -257,40 +267,11 @@ def test_cli_backfill_is_one_run_over_the_range_for_every_program(engine, instan
     assert one == [("city-events", True, "0 rewarded now, 10 already rewarded, 1000 points on the day(s)")]
 
 
-def test_the_migration_backfills_birthday_runs_from_the_reward_history(engine):
-    program = make_program(engine)
-    member(engine, program, (11, 20))
-    member(engine, program, (11, 20))
-    member(engine, program, (11, 22))
-    award_birthdays(
-        engine, program_slug="joes-pizza", dates=[date(2026, 11, 20), date(2026, 11, 22)], now=utc(2026, 11, 22, 12)
-    )
-    with engine.begin() as conn:  # the database as it was at revision 0006, with its reward history
-        for table in ("birthday_late_alerts", "birthday_enabled_since", "birthday_runs"):
-            conn.execute(text(f"DROP TABLE {table}"))
-        conn.execute(text("UPDATE alembic_version SET version_num = '0006'"))
-
-    assert migrate(engine) == ["0007"]
-
-    recorded = results(engine)
-    assert {k: v[:4] for k, v in recorded.items()} == {
-        ("joes-pizza", "2026-11-20"): ("succeeded", 2, 2, 100),
-        ("joes-pizza", "2026-11-22"): ("succeeded", 1, 1, 50),
-    }
-    assert count(engine, "SELECT count(*) FROM birthday_enabled_since") == 1
-
-
 # --- schedule ----------------------------------------------------------------------------------------
 
 
 def _tick(instance, resources, moment: datetime):
-    definitions = Definitions(
-        assets=[birthday_log, birthday_notifications],
-        jobs=[birthday_job],
-        schedules=[birthday_schedule],
-        resources=resources,
-        executor=in_process_executor,
-    )
+    definitions = birthday_definitions(resources, schedules=[birthday_schedule])
     ticking = {**resources, "clock": Clock()}  # the tick's own time, as under the daemon
     with build_schedule_context(
         instance=instance,
@@ -441,19 +422,23 @@ def _sensor(sensor, instance, resources, moment: datetime, **settings):
     return sensor(context)
 
 
-def test_catchup_requests_each_missed_day_once_since_the_last_success(engine, disk_instance, resources, settings):
+def _requested(result) -> dict[str, list[str]]:
+    return {r.partition_key: _batch(r) for r in result.run_requests}
+
+
+def test_catchup_requests_each_missed_day_once_since_the_bot_was_switched_on(
+    engine, disk_instance, resources, settings, http_receiver
+):
     instance = disk_instance
     steady = make_program(engine, "steady", name="Steady")
     paused = make_program(engine, "paused", name="Paused")
     strict = make_program(engine, "strict", name="Strict", birthday_max_delay_days=2)
-    fresh = make_program(engine, "fresh", name="Fresh")
     make_program(engine, "off", name="Off", birthday_bot_enabled=False)
-    for program in (steady, paused, strict, fresh):
+    for program in (steady, paused, strict):
         for day in range(18, 27):
             member(engine, program, (11, day))
-    with engine.begin() as conn:
-        birthday_runs.sync_enabled_since(conn, utc(2026, 11, 1))
-    for slug in ("steady", "paused", "strict"):  # their last successful day: the 20th
+    switched_on(engine, utc(2026, 11, 20, 8))
+    for slug in ("steady", "paused", "strict"):  # the daemon's last day before the outage: the 20th
         assert run_birthdays(
             instance,
             settings,
@@ -462,36 +447,50 @@ def test_catchup_requests_each_missed_day_once_since_the_last_success(engine, di
             slug,
             resources=at(resources, utc(2026, 11, 20, 10)),
         )[0][1]
-    with engine.begin() as conn:  # paused was disabled, then enabled again on the 24th
+    # During the outage: paused is switched off and on again (the 24th, 08:00), and fresh is created
+    # on the 24th at 08:00, before its send hour - by the front end's SQL, which the trigger stamps.
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE programs SET birthday_bot_enabled = false WHERE slug = 'paused'"))
+        conn.execute(text("UPDATE programs SET birthday_bot_enabled = true WHERE slug = 'paused'"))
         conn.execute(
-            text("UPDATE birthday_enabled_since SET since = :at WHERE program_id = :p"),
-            {"at": "2026-11-24 08:00:00" if conn.dialect.name == "sqlite" else utc(2026, 11, 24, 8), "p": paused.id},
+            text(
+                "INSERT INTO programs (slug, name, birthday_bot_enabled, birthday_reward_points) VALUES ('fresh', 'Fresh', true, 5)"
+            )
         )
+    switched_on(engine, utc(2026, 11, 24, 8), "paused", "fresh")  # (the test's clock, not the database's)
+    fresh = get_program_by_slug(engine, "fresh")
+    for day in range(18, 27):
+        member(engine, fresh, (11, day))
     instance.add_dynamic_partitions("programs", ["paused", "steady"])  # left over from the former shape
 
     # The daemon comes back on the 26th at 10:00 UTC (the 26th itself is the schedule's).
     result = _sensor(birthday_catchup_sensor, instance, resources, utc(2026, 11, 26, 10))
 
-    requested = {
-        r.partition_key: r.run_config["ops"]["birthday_log"]["config"]["programs"] for r in result.run_requests
-    }
-    assert requested == {
+    assert _requested(result) == {
         "2026-11-21": ["steady"],
         "2026-11-22": ["steady"],
         "2026-11-23": ["steady"],
-        "2026-11-24": ["paused", "steady", "strict"],
-        "2026-11-25": ["paused", "steady", "strict"],
+        "2026-11-24": ["fresh", "paused", "steady", "strict"],
+        "2026-11-25": ["fresh", "paused", "steady", "strict"],
     }
     assert result.dynamic_partitions_requests == [DeleteDynamicPartitionsRequest("programs", ["paused", "steady"])]
-    shorter = _sensor(birthday_catchup_sensor, instance, resources, utc(2026, 11, 26, 10), catchup_days=2)
-    assert sorted(r.partition_key for r in shorter.run_requests) == ["2026-11-24", "2026-11-25"]
+    # strict's 21st-23rd are older than its birthday_max_delay_days: lost, and recorded with the reason.
+    lost = {k: v for k, v in results(engine).items() if v[0] == "skipped"}
+    assert sorted(lost) == [("strict", f"2026-11-{d}") for d in (21, 22, 23)]
+    assert all(
+        note == "lost: the daemon was down until 2026-11-26 10:00 UTC; older than birthday_max_delay_days = 2"
+        for note in notes(engine, "strict")
+        if note.startswith("lost")
+    )
+    snap = _snapshot(engine, utc(2026, 11, 26, 10), catchup_days=2)
+    assert sorted(birthday_runs.missed_days(snap, utc(2026, 11, 26, 10), {}, catchup_days=2)) == [
+        date(2026, 11, 24),
+        date(2026, 11, 25),
+    ]
 
     for request in result.run_requests:
         assert run_day(
-            instance,
-            at(resources, utc(2026, 11, 26, 10, 1)),
-            request.partition_key,
-            request.run_config["ops"]["birthday_log"]["config"]["programs"],
+            instance, at(resources, utc(2026, 11, 26, 10, 1)), request.partition_key, _batch(request)
         ).success
     rewarded = {(slug, day) for (slug, day), row in results(engine).items() if row[2] == 1}
     assert rewarded == {("steady", f"2026-11-{d}") for d in range(20, 26)} | {
@@ -501,51 +500,118 @@ def test_catchup_requests_each_missed_day_once_since_the_last_success(engine, di
         ("strict", "2026-11-20"),
         ("strict", "2026-11-24"),
         ("strict", "2026-11-25"),
+        ("fresh", "2026-11-24"),
+        ("fresh", "2026-11-25"),
     }
-    assert rewarded_passes(engine, fresh) == []  # never ran: not back-filled
 
     again = _sensor(birthday_catchup_sensor, instance, resources, utc(2026, 11, 26, 10, 2))
     assert again.run_requests == []  # once each
+    assert len([v for v in results(engine).values() if v[0] == "skipped"]) == 3  # recorded once
+
+    # The lost days reach on-call once each; the days catch-up rewarded raise nothing.
+    receiver = http_receiver(200)
+    resources = {**resources, "alert_webhook": AlertWebhook(url=receiver.url)}
+    for minute in (3, 4):
+        _sensor(birthday_late_sensor, instance, resources, utc(2026, 11, 26, 10, minute))
+    alerts = [request.json() for request in receiver.requests]
+    assert sorted((a["event"], a["status"], a["program"], a["partition"]) for a in alerts) == [
+        ("birthday_expired", "EXPIRED", "strict", f"2026-11-{d}") for d in (21, 22, 23)
+    ]
+    assert "older than birthday_max_delay_days = 2" in alerts[0]["error"]
+    assert receiver.requests[0].headers["Idempotency-Key"] == f"birthday-late:strict:{alerts[0]['partition']}:EXPIRED"
 
 
-# --- late alert ----------------------------------------------------------------------------------------
+def test_days_out_of_catchup_reach_but_within_max_delay_are_recorded_with_that_reason(engine, disk_instance, resources):
+    make_program(engine, "patient", name="Patient", birthday_max_delay_days=30)
+    switched_on(engine, utc(2026, 11, 20, 8))
+
+    result = _sensor(birthday_catchup_sensor, disk_instance, resources, utc(2026, 11, 26, 10), catchup_days=2)
+
+    assert sorted(_requested(result)) == ["2026-11-24", "2026-11-25"]
+    assert (
+        notes(engine, "patient")
+        == [
+            "lost: the daemon was down until 2026-11-26 10:00 UTC; older than LOYALTY_CATCHUP_DAYS = 2 "
+            "(a backfill can still reward it within birthday_max_delay_days = 30)"
+        ]
+        * 4
+    )  # the 20th to the 23rd
 
 
-def test_late_alert_once_per_program_and_day(engine, disk_instance, resources, http_receiver):
+def notes(engine, slug) -> list[str]:
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                text(
+                    "SELECT r.note FROM birthday_runs r JOIN programs p ON p.id = r.program_id "
+                    "WHERE p.slug = :s AND r.note IS NOT NULL ORDER BY r.run_date"
+                ),
+                {"s": slug},
+            ).scalars()
+        )
+
+
+def get_program_by_slug(engine, slug) -> Program:
+    with engine.connect() as conn:
+        return get_program(conn, slug)
+
+
+def _snapshot(engine, moment: datetime, catchup_days: int) -> birthday_runs.Snapshot:
+    with engine.connect() as conn:
+        return birthday_runs.snapshot(conn, moment, "UTC", history_days=catchup_days)
+
+
+# --- alerts --------------------------------------------------------------------------------------------
+
+
+def _alerting(resources, receiver) -> dict:
+    return {**resources, "alert_webhook": AlertWebhook(url=receiver.url, ui_url="https://dagster.example.com")}
+
+
+def test_late_alert_once_per_program_day_and_status(engine, disk_instance, resources, http_receiver):
     instance = disk_instance
     for slug, hour in (("tardy", 9), ("ontime", 9), ("later", 10), ("failing", 9)):
         make_program(engine, slug, name=slug, birthday_send_hour=hour)
-    with engine.begin() as conn:
-        birthday_runs.sync_enabled_since(conn, utc(2026, 11, 26, 0))
+    switched_on(engine, utc(2026, 11, 26, 0))
     run_day(instance, at(resources, utc(2026, 11, 26, 9, 5)), "2026-11-26", ["ontime"])
-    birthday_runs.record_failure(
-        engine,
-        "failing",
-        [date(2026, 11, 26)],
-        "failing: connection refused",
-        "run-1",
-        utc(2026, 11, 26, 9),
-        utc(2026, 11, 26, 9, 1),
-    )
+    _fail(engine, "failing", "failing: connection refused", "run-1", utc(2026, 11, 26, 9, 1))
 
     receiver = http_receiver(200)
-    resources = {**resources, "alert_webhook": AlertWebhook(url=receiver.url, ui_url="https://dagster.example.com")}
-    before = _sensor(birthday_late_sensor, instance, resources, utc(2026, 11, 26, 10, 59))
-    first = _sensor(birthday_late_sensor, instance, resources, utc(2026, 11, 26, 11, 30))
-    second = _sensor(birthday_late_sensor, instance, resources, utc(2026, 11, 26, 11, 45))
-    alerts = [request.json() for request in receiver.requests]
+    resources = _alerting(resources, receiver)
+    ticks = {}
+    for hour, minute in ((9, 2), (10, 59), (11, 1), (11, 30), (12, 1), (12, 30)):
+        _sensor(birthday_late_sensor, instance, resources, utc(2026, 11, 26, hour, minute))
+        ticks[(hour, minute)] = sorted((a.json()["program"], a.json()["status"]) for a in receiver.requests)
+        receiver.requests.clear()
+    # tardy fails later that day: its NOT_RUN day turns into a FAILURE, alerted again with the reason.
+    _fail(engine, "tardy", "tardy: disk full", "run-2", utc(2026, 11, 26, 12, 40))
+    _sensor(birthday_late_sensor, instance, resources, utc(2026, 11, 26, 12, 41))
+    _sensor(birthday_late_sensor, instance, resources, utc(2026, 11, 26, 12, 42))
 
-    assert "no late birthday day" in before.skip_message
-    assert "2 late day(s) alerted" in first.skip_message and "no late" in second.skip_message
-    assert sorted((a["program"], a["partition"]) for a in alerts) == [
-        ("failing", "2026-11-26"),
-        ("tardy", "2026-11-26"),
-    ]
-    assert sorted(request.headers["Idempotency-Key"] for request in receiver.requests) == [
-        "birthday-late:failing:2026-11-26",
-        "birthday-late:tardy:2026-11-26",
-    ]
-    by_program = {a["program"]: a for a in alerts}
+    assert ticks == {
+        (9, 2): [("failing", "FAILURE")],  # at once, not at the deadline
+        (10, 59): [],
+        (11, 1): [("tardy", "NOT_RUN")],
+        (11, 30): [],
+        (12, 1): [("later", "NOT_RUN")],
+        (12, 30): [],
+    }
+    [turned] = [request.json() for request in receiver.requests]
+    assert (turned["program"], turned["status"], turned["run_id"]) == ("tardy", "FAILURE", "run-2")
+    assert turned["error"].endswith("tardy: disk full")
+    assert receiver.requests[0].headers["Idempotency-Key"] == "birthday-late:tardy:2026-11-26:FAILURE"
+    assert count(engine, "SELECT count(*) FROM birthday_alerts WHERE alerted_at IS NOT NULL") == 4
+
+
+def test_the_alert_json_carries_the_reason_and_the_runs_link(engine, disk_instance, resources, http_receiver):
+    make_program(engine, "failing", name="Failing")
+    make_program(engine, "tardy", name="Tardy")
+    switched_on(engine, utc(2026, 11, 26, 0))
+    _fail(engine, "failing", "failing: connection refused", "run-1", utc(2026, 11, 26, 9, 1))
+    receiver = http_receiver(200)
+    _sensor(birthday_late_sensor, disk_instance, _alerting(resources, receiver), utc(2026, 11, 26, 11, 1))
+
+    by_program = {request.json()["program"]: request.json() for request in receiver.requests}
     failing = by_program["failing"]
     assert set(failing) == {
         "event",
@@ -566,8 +632,87 @@ def test_late_alert_once_per_program_and_day(engine, disk_instance, resources, h
     assert (failing["event"], failing["status"], failing["run_id"]) == ("birthday_late", "FAILURE", "run-1")
     assert failing["run_url"] == "https://dagster.example.com/runs/run-1"
     assert failing["error"].endswith("failing: connection refused")
-    assert failing["failed_at"] == "2026-11-26T11:00:00+00:00"
+    assert failing["failed_at"] == "2026-11-26T09:01:00+00:00"
     tardy = by_program["tardy"]
-    assert (tardy["status"], tardy["run_id"]) == ("NOT_RUN", None)
+    assert (tardy["event"], tardy["status"], tardy["run_id"]) == ("birthday_late", "NOT_RUN", None)
+    assert tardy["failed_at"] == "2026-11-26T11:00:00+00:00"  # its deadline
     assert tardy["run_url"] == "https://dagster.example.com/assets/birthday_log?partition=2026-11-26"
-    assert count(engine, "SELECT count(*) FROM birthday_late_alerts") == 2
+
+
+def test_a_failed_program_in_a_succeeding_batch_is_alerted_at_once(engine, disk_instance, resources, http_receiver):
+    good = make_program(engine, "joes-pizza")
+    make_program(engine, "mars", name="Mars", timezone="Mars/Olympus_Mons")
+    member(engine, good, (11, 26))
+    switched_on(engine, utc(2026, 11, 26, 0))
+
+    batch = run_day(disk_instance, at(resources, utc(2026, 11, 26, 9, 1)), "2026-11-26", ["joes-pizza", "mars"])
+    receiver = http_receiver(200)
+    _sensor(birthday_late_sensor, disk_instance, _alerting(resources, receiver), utc(2026, 11, 26, 9, 2))
+
+    assert batch.success  # green: no run-failure alert for it
+    [alert] = [request.json() for request in receiver.requests]
+    assert (alert["program"], alert["status"], alert["run_id"]) == ("mars", "FAILURE", batch.run_id)
+    assert "timezone 'Mars/Olympus_Mons' is not an IANA time zone name" in alert["error"]
+    assert alert["run_url"] == f"https://dagster.example.com/runs/{batch.run_id}"
+
+
+def _in_flight_run(instance, resources, day: str, programs: list[str]):
+    job = birthday_definitions(resources).resolve_job_def("birthday_job")
+    return instance.create_run_for_job(
+        job, run_config=batch_config(programs), status=DagsterRunStatus.NOT_STARTED, tags={"dagster/partition": day}
+    )
+
+
+def test_a_late_day_waits_for_its_requested_or_running_run_for_a_bounded_time(
+    engine, disk_instance, resources, http_receiver
+):
+    instance = disk_instance
+    for slug in ("caught", "stuck", "forgotten"):
+        make_program(engine, slug, name=slug, birthday_send_hour=20)  # the 25th was due at 20:00, late at 22:00
+    switched_on(engine, utc(2026, 11, 1))
+    for slug in ("caught", "stuck", "forgotten"):  # the daemon went down after the 24th was done
+        _succeed(engine, slug, date(2026, 11, 24), "before")
+    receiver = http_receiver(200)
+    resources = _alerting(resources, receiver)
+
+    def tick(hour, minute):
+        _sensor(birthday_late_sensor, instance, resources, utc(2026, 11, 26, hour, minute))
+        sent = sorted((r.json()["program"], r.json()["partition"], r.json()["status"]) for r in receiver.requests)
+        receiver.requests.clear()
+        return sent
+
+    # The daemon comes back on the 26th at 10:00: the 25th is late for all three; none is requested yet.
+    assert tick(10, 0) == []
+    caught = _in_flight_run(instance, resources, "2026-11-25", ["caught"])  # catch-up's run, queued
+    _in_flight_run(instance, resources, "2026-11-25", ["stuck"])  # queued, and never starts
+    assert tick(10, 5) == []
+    # 20 minutes on, nothing has requested forgotten's day (catch-up is off, say): it alerts.
+    assert tick(10, 21) == [("forgotten", "2026-11-25", "NOT_RUN")]
+    _succeed(engine, "caught", date(2026, 11, 25), caught.run_id)
+    instance.report_run_canceled(caught)  # (ended; its result is what counts)
+    assert tick(11, 0) == []  # caught was rewarded: no alert, ever
+    assert tick(11, 59) == []
+    # stuck's run has been queued for LOYALTY_LATE_ALERT_HOURS (2) since the day was noticed late.
+    [(slug, day, status)] = tick(12, 0)
+    assert (slug, day, status) == ("stuck", "2026-11-25", "NOT_RUN")
+    assert tick(12, 30) == []
+
+
+def _fail(engine, slug: str, error: str, run_id: str, moment: datetime) -> None:
+    """The program's 26th failed at `moment` in run `run_id` with `error`."""
+    assert birthday_runs.record_failure(
+        engine, slug, [date(2026, 11, 26)], error, run_id, moment - timedelta(minutes=1), moment
+    )
+
+
+def _succeed(engine, slug: str, day: date, run_id: str) -> None:
+    with engine.begin() as conn:
+        program_id = conn.execute(text("SELECT id FROM programs WHERE slug = :s"), {"s": slug}).scalar_one()
+        birthday_runs.record(
+            conn,
+            str(program_id),
+            [birthday_runs.DayResult(day, "succeeded")],
+            run_id,
+            utc(2026, 11, 26, 10, 30),
+            utc(2026, 11, 26, 10, 31),
+        )

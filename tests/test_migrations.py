@@ -4,6 +4,7 @@
 import threading
 
 import pytest
+from alembic import command
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
@@ -59,7 +60,7 @@ def test_a_database_made_by_the_old_runner_is_adopted_in_place(empty_db_url):
             {"pass": pass_id, "p": program_id},
         )
 
-    assert migrate(engine) == ["0005", "0006", "0007"]
+    assert migrate(engine) == ["0005", "0006", "0007", "0008"]
     assert version(engine) == HEAD
     with engine.connect() as conn:
         amy = conn.execute(text("SELECT email, birth_month, birth_day, birth_date_set_at FROM users")).one()
@@ -79,8 +80,65 @@ def test_a_database_made_by_the_old_runner_is_adopted_in_place(empty_db_url):
 def test_a_database_the_old_runner_left_part_way_gets_the_rest(empty_db_url):
     engine = make_engine(empty_db_url)
     legacy_runner_migrate(engine, upto="002")
-    assert migrate(engine) == ["0003", "0004", "0005", "0006", "0007"]
+    assert migrate(engine) == ["0003", "0004", "0005", "0006", "0007", "0008"]
     assert version(engine) == HEAD
+    engine.dispose()
+
+
+def test_0008_keeps_each_programs_switch_on_moment_and_its_alerts(empty_db_url):
+    engine = make_engine(empty_db_url)
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "0007")
+        ids = {
+            slug: conn.execute(
+                text(
+                    "INSERT INTO programs (slug, name, birthday_bot_enabled, created_at) "
+                    "VALUES (:s, :s, :on, '2026-01-05 10:00:00') RETURNING id"
+                ),
+                {"s": slug, "on": slug != "off"},
+            ).scalar_one()
+            for slug in ("seen", "unseen", "off")
+        }
+        # The daemon saw `seen` switched on (0007's table); `unseen` was enabled while it was down.
+        conn.execute(
+            text("INSERT INTO birthday_enabled_since (program_id, since) VALUES (:p, '2026-11-20 08:00:00')"),
+            {"p": ids["seen"]},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO birthday_runs (program_id, run_date, status, error) VALUES (:p, '2026-11-21', 'failed', 'x')"
+            ),
+            {"p": ids["seen"]},
+        )
+        for day in ("2026-11-21", "2026-11-22"):
+            conn.execute(
+                text(
+                    "INSERT INTO birthday_late_alerts (program_id, run_date, alerted_at) "
+                    "VALUES (:p, :d, '2026-11-22 12:00:00')"
+                ),
+                {"p": ids["seen"], "d": day},
+            )
+
+    assert migrate(engine) == ["0008"]
+    with engine.connect() as conn:
+        since = dict(conn.execute(text("SELECT slug, birthday_enabled_since FROM programs")).all())
+        alerts = conn.execute(
+            text("SELECT run_date, status, noticed_at, alerted_at FROM birthday_alerts ORDER BY run_date")
+        ).all()
+        tables = set(inspect(conn).get_table_names())
+    assert {slug: value and str(value)[:19] for slug, value in since.items()} == {
+        "seen": "2026-11-20 08:00:00",  # the daemon's sighting: exact while it was running
+        "unseen": "2026-01-05 10:00:00",  # never seen: since it was created, the earliest it can have been
+        "off": None,
+    }
+    assert [(str(d)[:10], status, str(n)[:19], str(a)[:19]) for d, status, n, a in alerts] == [
+        ("2026-11-21", "FAILURE", "2026-11-22 12:00:00", "2026-11-22 12:00:00"),
+        ("2026-11-22", "NOT_RUN", "2026-11-22 12:00:00", "2026-11-22 12:00:00"),
+    ]
+    assert not {"birthday_enabled_since", "birthday_late_alerts"} & tables
+    with engine.begin() as conn:  # and the trigger now keeps it
+        conn.execute(text("UPDATE programs SET birthday_bot_enabled = true WHERE slug = 'off'"))
+        assert conn.execute(text("SELECT birthday_enabled_since FROM programs WHERE slug = 'off'")).scalar() is not None
     engine.dispose()
 
 

@@ -8,6 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from loyalty_pipeline.db import db_time
+from loyalty_pipeline.programs import save_program
 from tests.factories import load_csv
 
 # The front end's own statement, verbatim.
@@ -239,3 +240,61 @@ def test_the_pipeline_merge_keeps_its_own_timestamps(engine, program, tmp_path):
     with engine.connect() as conn:
         if engine.dialect.name == "sqlite":  # the declaration never outlives the merge's transaction
             assert conn.execute(text("SELECT count(*) FROM loyalty_own_timestamps")).scalar_one() == 0
+
+
+# --- programs.birthday_enabled_since: when the bot was switched on, whoever switches it ----------------
+
+
+def enabled_since(engine, slug) -> str | None:
+    with engine.connect() as conn:
+        value = conn.execute(text("SELECT birthday_enabled_since FROM programs WHERE slug = :s"), {"s": slug}).scalar()
+    return None if value is None else str(value)[:19]
+
+
+def test_the_database_records_when_the_front_end_switches_a_bot_on(engine):
+    sql(engine, "INSERT INTO programs (slug, name, birthday_bot_enabled) VALUES ('on', 'On', true)")
+    sql(engine, "INSERT INTO programs (slug, name) VALUES ('off', 'Off')")
+    switched_on_at = enabled_since(engine, "on")
+    assert switched_on_at is not None and switched_on_at > "2020-01-01 00:00:00"
+    assert enabled_since(engine, "off") is None
+
+    sql(
+        engine, "UPDATE programs SET birthday_enabled_since = :t WHERE slug = 'on'", t=LONG_AGO
+    )  # stamped by the statement
+    sql(engine, "UPDATE programs SET name = 'Still on', birthday_reward_points = 5 WHERE slug = 'on'")
+    assert enabled_since(engine, "on") == "2020-01-01 00:00:00"  # other changes leave it
+
+    sql(engine, "UPDATE programs SET birthday_bot_enabled = false WHERE slug = 'on'")
+    assert enabled_since(engine, "on") is None  # off: no longer enabled since anything
+    sql(engine, "UPDATE programs SET birthday_bot_enabled = true WHERE slug IN ('on', 'off')")
+    assert enabled_since(engine, "on") > "2020-01-01 00:00:00"
+    assert enabled_since(engine, "off") is not None
+
+
+def test_a_writer_with_its_own_clock_stamps_the_switch_on_itself(engine):
+    moment = datetime(2026, 11, 24, 8, tzinfo=timezone.utc)
+    sql(
+        engine,
+        "INSERT INTO programs (slug, name, birthday_bot_enabled, birthday_enabled_since) VALUES ('a', 'A', true, :t)",
+        t=moment,
+    )
+    sql(engine, "INSERT INTO programs (slug, name, birthday_enabled_since) VALUES ('b', 'B', :t)", t=moment)
+    assert (enabled_since(engine, "a"), enabled_since(engine, "b")) == ("2026-11-24 08:00:00", None)
+    sql(
+        engine,
+        "UPDATE programs SET birthday_bot_enabled = true, birthday_enabled_since = :t WHERE slug = 'b'",
+        t=moment,
+    )
+    assert enabled_since(engine, "b") == "2026-11-24 08:00:00"
+
+
+def test_save_program_stamps_only_the_statement_that_switches_the_bot_on(engine):
+    first, later = datetime(2026, 11, 1, tzinfo=timezone.utc), datetime(2026, 11, 20, tzinfo=timezone.utc)
+    with engine.begin() as conn:
+        save_program(conn, "joes-pizza", "Joe's", birthday_bot_enabled=True, enabled_since=first)
+        save_program(conn, "joes-pizza", "Joe's", birthday_reward_points=9, enabled_since=later)  # already on
+    assert enabled_since(engine, "joes-pizza") == "2026-11-01 00:00:00"
+    with engine.begin() as conn:
+        save_program(conn, "joes-pizza", "Joe's", birthday_bot_enabled=False)
+        save_program(conn, "joes-pizza", "Joe's", birthday_bot_enabled=True, enabled_since=later)
+    assert enabled_since(engine, "joes-pizza") == "2026-11-20 00:00:00"

@@ -654,7 +654,14 @@ def test_the_daemon_catches_up_the_days_it_missed(other_databases, tmp_path):
     migrate(app)
     born = {day_x + timedelta(days=n): f"born{n}@example.com" for n in range(5)}
     with app.begin() as conn:
-        program = save_program(conn, "daily-deli", "Daily Deli", birthday_bot_enabled=True, birthday_reward_points=7)
+        program = save_program(  # switched on the morning of day X (the test's clock, not the database's)
+            conn,
+            "daily-deli",
+            "Daily Deli",
+            birthday_bot_enabled=True,
+            birthday_reward_points=7,
+            enabled_since=datetime.combine(day_x, datetime.min.time(), tzinfo=timezone.utc).replace(hour=8),
+        )
         for day, email in born.items():
             user = conn.execute(
                 text(
@@ -708,12 +715,17 @@ def test_the_daemon_catches_up_the_days_it_missed(other_databases, tmp_path):
     )
     try:
 
-        def enabled_seen():
+        def catchup_ticked():
             daemon.check_alive()
-            with app.connect() as conn:
-                return conn.execute(text("SELECT count(*) FROM birthday_enabled_since")).scalar_one() == 1
+            with dagster_db.connect() as conn:
+                return conn.execute(
+                    text(
+                        "SELECT count(*) FROM job_ticks t JOIN jobs j ON j.job_origin_id = t.job_origin_id "
+                        "WHERE j.job_body LIKE '%birthday_catchup_sensor%' AND t.status <> 'STARTED'"
+                    )
+                ).scalar_one()
 
-        wait_for("the catch-up sensor's first tick", enabled_seen, 120, interval=2, on_timeout=daemon.tail)
+        wait_for("the catch-up sensor's first tick", catchup_ticked, 120, interval=2, on_timeout=daemon.tail)
     finally:
         daemon.stop()
     assert catchup_runs() == []  # nothing was missed on day X

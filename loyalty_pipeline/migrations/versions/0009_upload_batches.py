@@ -26,7 +26,7 @@ from __future__ import annotations
 from loyalty_pipeline.migrations import execute
 
 revision = "0009"
-down_revision = "0007"  # TODO: "0008" once issue 18 lands
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
