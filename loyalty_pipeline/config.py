@@ -45,7 +45,7 @@ DATABASE_URL = Variable(
 UPLOADS_DIR = Variable(
     "LOYALTY_UPLOADS_DIR",
     (DEFAULT_HOME / "uploads").as_posix(),
-    "uploads live at `<dir>/<program_slug>/<file>` (`.csv`, `.tsv`, `.txt`, `.xlsx`)",
+    "uploads live at `<dir>/<program_slug>/<file>` (`.csv`, `.tsv`, `.txt`, `.xlsx`, `.xls`, `.ods`, `.vcf`)",
 )
 REPORTS_DIR = Variable(
     "LOYALTY_REPORTS_DIR",

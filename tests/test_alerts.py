@@ -160,7 +160,7 @@ def test_a_birthday_run_is_alerted_once_per_failure(db_url, tmp_path, http_recei
         save_program(conn, "broken", "Broken", birthday_bot_enabled=True, birthday_message="")
     engine.dispose()
     receiver = http_receiver(200)
-    settings = Settings(database_url=db_url, alert_webhook_url=receiver.url, storage_dir=tmp_path / "storage")
+    settings = Settings(database_url=db_url, alert_webhook_url=receiver.url)
     resources = {**build_resources(settings), "clock": Clock(frozen_now="2026-11-26T10:00:00+00:00")}
     with instance_for_test() as instance:
         defs = birthday_definitions(resources, sensors=[run_failure_alert_sensor])
