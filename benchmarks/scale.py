@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO))
 from sqlalchemy import text  # noqa: E402
 
 # Throw-away databases on the server of LOYALTY_BENCH_POSTGRES_URL, made as `make bench` makes them.
-from benchmarks.run import create_database, drop_database  # noqa: E402
+from benchmarks.harness import create_database, drop_database  # noqa: E402
 from tests.dagster_processes import (  # noqa: E402
     Deployment,
     environment,
