@@ -209,16 +209,21 @@ def write_csv(path: Path, text_or_bytes) -> Path:
     return path
 
 
+def folder_settings(database_url: str, folder: Path) -> Settings:
+    """Settings on `database_url`, with every folder (uploads, reports, storage) under `folder`."""
+    return Settings(
+        database_url=database_url,
+        uploads_dir=folder / "uploads",
+        timezone="UTC",
+        reports_dir=folder / "reports",
+        storage_dir=folder / "storage",
+    )
+
+
 def sqlite_world(tmp_path: Path) -> tuple[Settings, Engine]:
     """A migrated SQLite application database with the program joes-pizza, and settings that keep
     every folder under tmp_path; the caller disposes of the engine."""
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'loyalty.db'}",
-        uploads_dir=tmp_path / "uploads",
-        timezone="UTC",
-        reports_dir=tmp_path / "reports",
-        storage_dir=tmp_path / "storage",
-    )
+    settings = folder_settings(f"sqlite:///{tmp_path / 'loyalty.db'}", tmp_path)
     engine = make_engine(settings.database_url)
     migrate(engine)
     with engine.begin() as conn:
@@ -232,13 +237,20 @@ INGESTION = [raw_upload, validated_users, users_and_passes]
 def run_upload(instance, settings: Settings, key: str, content):
     """Write `content` as the upload `key` and materialize the ingestion assets for it."""
     write_csv(settings.uploads_dir / key, content)
-    instance.add_dynamic_partitions("uploads", [key])
+    return materialize_upload(instance, settings, key)
+
+
+def materialize_upload(instance, settings: Settings, key: str, frozen_now: str = "2026-11-26T10:00:00+00:00"):
+    """The ingestion assets for the upload `key` already in the uploads folder (its partition is
+    added if the instance does not have it yet: a rerun of the same upload is the same call)."""
+    if not instance.has_dynamic_partition("uploads", key):
+        instance.add_dynamic_partitions("uploads", [key])
     return materialize(
         INGESTION,
         partition_key=key,
         instance=instance,
         raise_on_error=False,
-        resources=build_resources(settings, frozen_now="2026-11-26T10:00:00+00:00"),
+        resources=build_resources(settings, frozen_now=frozen_now),
     )
 
 
