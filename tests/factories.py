@@ -37,6 +37,26 @@ def make_program(engine: Engine, slug: str = "joes-pizza", **settings) -> Progra
         return save_program(conn, slug, **values)
 
 
+def program_record(slug: str = "joes-pizza", **fields) -> Program:
+    """A Program with no database behind it (for code that takes programs as values): enabled, 50
+    points like make_program's, every other field a plain value unless given."""
+    values = dict(
+        id=slug,
+        slug=slug,
+        name=slug,
+        birthday_bot_enabled=True,
+        birthday_reward_points=50,
+        birthday_message="Happy birthday!",
+        default_phone_region="US",
+        date_order="MDY",
+        timezone=None,
+        birthday_min_notice_days=0,
+        birthday_max_delay_days=30,
+        birthday_send_hour=9,
+    )
+    return Program(**{**values, **fields})
+
+
 def insert_user(
     conn: Connection,
     *,

@@ -29,14 +29,13 @@ from loyalty_pipeline import birthday_runs
 from loyalty_pipeline.dagster_internals import IN_MEMORY_EVENT_LOG
 from loyalty_pipeline.db import migrate
 from loyalty_pipeline.definitions import build_resources
-from loyalty_pipeline.programs import Program
 from loyalty_pipeline.rewards import award_birthdays
 from loyalty_pipeline.run_results import failure_reason
 from loyalty_pipeline.runs import run_birthdays
 from schedules.catchup import birthday_catchup_sensor
 from schedules.late_alerts import birthday_late_sensor
 from schedules.schedules import birthday_schedule
-from tests.factories import balance, count, make_program, member, rewarded_passes, set_birthday, utc
+from tests.factories import balance, count, make_program, member, program_record, rewarded_passes, set_birthday, utc
 
 FROZEN_NOW = "2026-11-26T10:00:00+00:00"
 MESSAGE = "Happy birthday {first_name}! {program_name} added {points} points."
@@ -408,7 +407,9 @@ def _batch(request) -> list[str]:
 def test_schedule_batches_follow_time_zones_not_programs():
     zones = ["Pacific/Honolulu", "America/New_York", "Europe/Paris", "Asia/Tokyo"]
     programs = [
-        birthday_runs.ProgramState(_program(f"p{n:04d}", zones[n % 4]), ZoneInfo(zones[n % 4]), None, None)
+        birthday_runs.ProgramState(
+            program_record(f"p{n:04d}", timezone=zones[n % 4]), ZoneInfo(zones[n % 4]), None, None
+        )
         for n in range(2000)
     ]
     snap = birthday_runs.Snapshot(programs, {})
@@ -425,24 +426,6 @@ def test_schedule_batches_follow_time_zones_not_programs():
     ]  # Paris + Tokyo: 1,000 in batches of 500
     in_flight = {date(2026, 11, 26): None}
     assert birthday_runs.due_today(snap, at_nine_in_paris, in_flight) == {date(2026, 11, 25): due[date(2026, 11, 25)]}
-
-
-def _program(slug, zone, **overrides):
-    values = dict(
-        id=slug,
-        slug=slug,
-        name=slug,
-        birthday_bot_enabled=True,
-        birthday_reward_points=50,
-        birthday_message="Happy birthday!",
-        default_phone_region="US",
-        date_order="MDY",
-        timezone=zone,
-        birthday_min_notice_days=0,
-        birthday_max_delay_days=30,
-        birthday_send_hour=9,
-    )
-    return Program(**{**values, **overrides})
 
 
 # --- catch-up ------------------------------------------------------------------------------------------
