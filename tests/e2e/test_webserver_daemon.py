@@ -207,10 +207,6 @@ PARTITION_KEYS = """query($a: AssetKeyInput!) { assetNodeOrError(assetKey: $a) {
   ... on AssetNode { partitionKeysByDimension(endIdx: 0) { name partitionKeys } } } }"""
 
 
-def _sensor_selector(name: str) -> dict:
-    return selector(sensorName=name)
-
-
 def _rewards(app) -> set[tuple]:
     with app.connect() as conn:
         rows = conn.execute(
@@ -326,7 +322,7 @@ def test_webserver_and_daemon_end_to_end(deployment):
 
     # The failure alert's cursor starts at its first tick: let it tick before anything can fail.
     def ticked(name):
-        return lambda: gql(SENSOR, {"s": _sensor_selector(name)})["sensorOrError"]["sensorState"]["ticks"]
+        return lambda: gql(SENSOR, {"s": selector(sensorName=name)})["sensorOrError"]["sensorState"]["ticks"]
 
     wait_for(
         "the first tick of run_failure_alert_sensor",
@@ -343,7 +339,7 @@ def test_webserver_and_daemon_end_to_end(deployment):
         path.parent.mkdir(parents=True)
         path.write_text("email,first_name,birth_date\n" + "".join(f"{e},{n},{b}\n" for e, n, b in rows))
         os.utime(path, (settled, settled))
-    started_sensor = gql(START_SENSOR, {"s": _sensor_selector("upload_sensor")})["startSensor"]
+    started_sensor = gql(START_SENSOR, {"s": selector(sensorName="upload_sensor")})["startSensor"]
     assert started_sensor.get("sensorState", {}).get("status") == "RUNNING", started_sensor
 
     expected_keys = {f"{slug}/customers.csv" for slug in (*PROGRAMS, GHOST)}
