@@ -16,7 +16,10 @@ Benchmark-only dependencies: the `bench` extra of pyproject.toml.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+
+from benchmarks.harness import sqlalchemy_url
 
 # The benchmark files' headers (benchmarks/generate_csv.py, "messy") -> the pipeline's field names.
 COLUMNS = {
@@ -104,3 +107,18 @@ def pandas_upsert(path: Path, url: str) -> dict:
         conn.exec_driver_sql("DROP TABLE pandas_stage")
     engine.dispose()
     return {"rows": len(frame)}
+
+
+# --- as benchmark children (benchmarks/harness.py runs them in a fresh interpreter) ---------------
+
+
+def child_dlt(task: dict) -> dict:
+    started = time.perf_counter()
+    result = dlt_merge(Path(task["path"]), task["db_url"], Path(task["pipelines_dir"]))
+    return {"seconds": time.perf_counter() - started, **result}
+
+
+def child_pandas(task: dict) -> dict:
+    started = time.perf_counter()
+    result = pandas_upsert(Path(task["path"]), sqlalchemy_url(task["db_url"]))
+    return {"seconds": time.perf_counter() - started, **result}

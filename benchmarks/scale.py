@@ -26,15 +26,10 @@ import argparse
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
@@ -44,14 +39,20 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from sqlalchemy import text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 
 # Throw-away databases on the server of LOYALTY_BENCH_POSTGRES_URL, made as `make bench` makes them.
-from benchmarks.run import create_database, drop_database  # noqa: E402
+from benchmarks.harness import create_database, drop_database  # noqa: E402
+from tests.dagster_processes import (  # noqa: E402
+    Deployment,
+    environment,
+    launch_backfill,
+    production_home,
+    selector,
+    wait_for,
+    wait_for_runs,
+)
 
 RESULTS = REPO / "benchmarks" / "scale_results.json"
-BIN = Path(sys.executable).parent
-LOCATION, REPOSITORY = "loyalty_pipeline.definitions", "__repository__"
 ZONES = [
     "Pacific/Pago_Pago",
     "Pacific/Honolulu",
@@ -157,28 +158,6 @@ def seed(app_url: str, n: int, now: datetime, default_timezone: str = "UTC") -> 
     return {"seconds": round(time.perf_counter() - started, 2), "birthday_runs_rows": history}
 
 
-def dagster_env(home: Path, dagster_url: str, app_url: str, now: datetime) -> dict:
-    url = make_url(dagster_url)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOYALTY_", "DAGSTER_"))}
-    env.update(
-        {
-            "DAGSTER_HOME": str(home),
-            "DAGSTER_PG_HOST": url.host or "127.0.0.1",
-            "DAGSTER_PG_PORT": str(url.port or 5432),
-            "DAGSTER_PG_USERNAME": url.username or "postgres",
-            "DAGSTER_PG_PASSWORD": url.password or "",
-            "DAGSTER_PG_DB": url.database,
-            "LOYALTY_DATABASE_URL": app_url,
-            "LOYALTY_TIMEZONE": "UTC",
-            "LOYALTY_UPLOADS_DIR": str(home.parent / "uploads"),
-            "LOYALTY_FROZEN_NOW": now.isoformat(),
-            "LOYALTY_NOTIFICATION_LOG": str(home.parent / "notifications.jsonl"),
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    return env
-
-
 def timed(fn):
     started = time.perf_counter()
     value = fn()
@@ -270,37 +249,6 @@ def _outage(engine, now: datetime, measure) -> dict:
 # --- the production processes ---------------------------------------------------------------------
 
 
-class Process:
-    def __init__(self, name: str, args: list[str], env: dict, log_dir: Path):
-        self.name, self.log = name, log_dir / f"{name}.log"
-        self._handle = self.log.open("wb")
-        self.popen = subprocess.Popen(
-            args,
-            cwd=REPO,
-            env=env,
-            stdout=self._handle,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-
-    def stop(self):
-        for sig, grace in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
-            try:
-                os.killpg(self.popen.pid, sig)
-                self.popen.wait(timeout=grace)
-                break
-            except ProcessLookupError:
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        try:
-            os.killpg(self.popen.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self._handle.close()
-
-
 def rss_bytes(pid: int) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -332,29 +280,6 @@ class PeakMemory:
         self._thread.join()
 
 
-def gql(base: str, query: str, variables: dict | None = None) -> dict:
-    body = json.dumps({"query": query, "variables": variables or {}}).encode()
-    request = urllib.request.Request(f"{base}/graphql", data=body, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=600) as response:
-            payload = json.load(response)
-    except urllib.error.HTTPError as exc:  # Dagster answers a PythonError with HTTP 500 and a JSON body
-        raise RuntimeError(f"GraphQL HTTP {exc.code}: {exc.read().decode()[:3000]}") from None
-    if payload.get("errors"):
-        raise RuntimeError(payload["errors"])
-    return payload["data"]
-
-
-def wait_for(probe, timeout: float, interval: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout} s")
-
-
 SCHEDULE_DRY_RUN = """mutation($s: ScheduleSelector!, $t: Float) { scheduleDryRun(selectorData: $s, timestamp: $t) {
   __typename ... on DryRunInstigationTick { evaluationResult { runRequests { runKey } skipReason error { message } } }
   ... on PythonError { message } } }"""
@@ -363,12 +288,6 @@ SENSOR_DRY_RUN = """mutation($s: SensorSelector!, $c: String) { sensorDryRun(sel
   ... on PythonError { message } } }"""
 SENSOR_TICKS = """query($s: SensorSelector!) { sensorOrError(sensorSelector: $s) { __typename
   ... on Sensor { sensorState { ticks(limit: 10) { status timestamp endTimestamp } } } } }"""
-LAUNCH_BACKFILL = """mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) { __typename
-  ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message }
-  ... on InvalidSubsetError { message } } }"""
-RUNS = """query($f: RunsFilter) { runsOrError(filter: $f) { ... on Runs { results { runId status } } } }"""
-RUN_TIMES = """query($f: RunsFilter) { runsOrError(filter: $f) { ... on Runs {
-  results { runId status startTime endTime } } } }"""
 CANCEL_BACKFILL = """mutation($id: String!) { cancelPartitionBackfill(backfillId: $id) { __typename } }"""
 TERMINATE = """mutation($id: String!) { terminateRun(runId: $id) { __typename } }"""
 PARTITION_HEALTH = """query($a: AssetKeyInput!) { assetNodeOrError(assetKey: $a) { ... on AssetNode { id
@@ -380,36 +299,18 @@ ASSET_PAGE = """query($a: AssetKeyInput!) { assetNodeOrError(assetKey: $a) { ...
 SCHEDULE_TICKS = """query($s: ScheduleSelector!) { scheduleOrError(scheduleSelector: $s) { __typename
   ... on Schedule { scheduleState { ticks(limit: 5) { status timestamp endTimestamp runIds
   error { message } } } } } }"""
-WORKSPACE = """{ workspaceOrError { ... on Workspace { locationEntries { loadStatus } } } }"""
 
 
 def through_processes(env: dict, work: Path, now: datetime, schedule_tick: bool) -> dict:
     from assets.partitions import birthday_partitions
 
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    workspace = str(REPO / "workspace.yaml")
-    web = Process(
-        "webserver", [str(BIN / "dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", str(port)], env, work
-    )
-    daemon = Process("daemon", [str(BIN / "dagster-daemon"), "run", "-w", workspace], env, work)
     out = {}
-    try:
-
-        def loaded():
-            try:
-                entries = gql(base, WORKSPACE)["workspaceOrError"]["locationEntries"]
-            except OSError:
-                return False
-            return entries and all(e["loadStatus"] == "LOADED" for e in entries)
-
-        wait_for(loaded, 180)
-        selector = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY}
-        seconds, data = timed(
-            lambda: gql(
-                base, SCHEDULE_DRY_RUN, {"s": {**selector, "scheduleName": "birthday_schedule"}, "t": now.timestamp()}
-            )
-        )
+    # The 10,000-program figures take minutes per query on the former shape: a generous GraphQL timeout.
+    with Deployment(env, work, graphql_timeout=600) as deployment:
+        gql = deployment.gql
+        deployment.wait_until_loaded(180)
+        schedule = selector(scheduleName="birthday_schedule")
+        seconds, data = timed(lambda: gql(SCHEDULE_DRY_RUN, {"s": schedule, "t": now.timestamp()}))
         evaluation = data["scheduleDryRun"].get("evaluationResult") or {}
         out["schedule_tick_grpc"] = {
             "seconds": seconds,
@@ -417,18 +318,24 @@ def through_processes(env: dict, work: Path, now: datetime, schedule_tick: bool)
             "error": (evaluation.get("error") or {}).get("message"),
         }
         for sensor in ("birthday_catchup_sensor", "birthday_late_sensor"):
-            variables = {"s": {**selector, "sensorName": sensor}, "c": None}
-            seconds, data = timed(lambda variables=variables: gql(base, SENSOR_DRY_RUN, variables))
+            variables = {"s": selector(sensorName=sensor), "c": None}
+            seconds, data = timed(lambda variables=variables: gql(SENSOR_DRY_RUN, variables))
             evaluation = data["sensorDryRun"].get("evaluationResult") or {}
             out[f"{sensor}_grpc"] = {"seconds": seconds, "error": (evaluation.get("error") or {}).get("message")}
 
         def daemon_ticks(sensor):
-            state = gql(base, SENSOR_TICKS, {"s": {**selector, "sensorName": sensor}})["sensorOrError"]["sensorState"]
+            state = gql(SENSOR_TICKS, {"s": selector(sensorName=sensor)})["sensorOrError"]["sensorState"]
             done = [t for t in state["ticks"] if t["endTimestamp"]]
             return done or None
 
         for sensor in ("birthday_catchup_sensor", "birthday_late_sensor"):
-            ticks = wait_for(lambda sensor=sensor: daemon_ticks(sensor), 180, interval=3)
+            ticks = wait_for(
+                f"a daemon tick of {sensor}",
+                lambda sensor=sensor: daemon_ticks(sensor),
+                180,
+                interval=3,
+                watch=deployment,
+            )
             out[f"{sensor}_daemon_tick"] = {
                 "seconds": round(max(t["endTimestamp"] - t["timestamp"] for t in ticks), 3),
                 "status": ticks[0]["status"],
@@ -437,50 +344,47 @@ def through_processes(env: dict, work: Path, now: datetime, schedule_tick: bool)
         if schedule_tick:  # the real tick at the next quarter hour (the clock is pinned, so it decides as at `now`)
 
             def schedule_ticked():
-                state = gql(base, SCHEDULE_TICKS, {"s": {**selector, "scheduleName": "birthday_schedule"}})
+                state = gql(SCHEDULE_TICKS, {"s": schedule})
                 done = [t for t in state["scheduleOrError"]["scheduleState"]["ticks"] if t["endTimestamp"]]
                 return done or None
 
             log("waiting for birthday_schedule's next tick under the daemon (up to 16 minutes)")
-            tick = wait_for(schedule_ticked, 16 * 60, interval=5)[0]
+            tick = wait_for("birthday_schedule's daemon tick", schedule_ticked, 16 * 60, interval=5, watch=deployment)
+            tick = tick[0]
             out["schedule_tick_daemon"] = {
                 "seconds": round(tick["endTimestamp"] - tick["timestamp"], 3),
                 "status": tick["status"],
                 "runs": len(tick["runIds"]),
                 "error": (tick.get("error") or {}).get("message"),
             }
-
-            def finished():
-                runs = gql(base, RUN_TIMES, {"f": {"runIds": tick["runIds"]}})["runsOrError"]["results"]
-                return runs if runs and all(r["status"] in ("SUCCESS", "FAILURE", "CANCELED") for r in runs) else None
-
             if tick["runIds"]:  # from the tick to the batch rewarded (programs without members: orchestration only)
-                runs = wait_for(finished, 900, interval=2)
+                runs = wait_for_runs(
+                    gql, "the schedule's runs to finish", 900, run_ids=tick["runIds"], watch=deployment
+                )
                 done = max(r["endTime"] for r in runs) - tick["timestamp"]
                 out["schedule_batch_done_after_tick_seconds"] = round(done, 1)
                 out["schedule_batch_status"] = sorted({r["status"] for r in runs})
 
         days = [(now.date() - timedelta(days=d)).isoformat() for d in range(BACKFILL_DAYS, 0, -1)]
-        params = {
-            "partitionNames": days,
-            "title": "scale benchmark",
-            "assetSelection": [{"path": ["birthday_log"]}, {"path": ["birthday_notifications"]}],
-        }
-        with PeakMemory(web.popen.pid) as memory:
+        with PeakMemory(deployment.webserver.pid) as memory:
             started = time.perf_counter()
-            launched = gql(base, LAUNCH_BACKFILL, {"p": params})["launchPartitionBackfill"]
+            backfill_id = launch_backfill(gql, days, ["birthday_log", "birthday_notifications"], "scale benchmark")
             launch_seconds = time.perf_counter() - started
-            if launched["__typename"] != "LaunchBackfillSuccess":
-                raise RuntimeError(launched)
-            backfill_id = launched["backfillId"]
-            backfill_tag = {"f": {"tags": [{"key": "dagster/backfill", "value": backfill_id}]}}
-            runs = wait_for(lambda: gql(base, RUNS, backfill_tag)["runsOrError"]["results"], 600, interval=0.5)
+            runs = wait_for_runs(
+                gql,
+                "the backfill daemon to create the backfill's run",
+                600,
+                tags={"dagster/backfill": backfill_id},
+                finished=False,
+                interval=0.5,
+                watch=deployment,
+            )
             planned_seconds = time.perf_counter() - started
-            health_seconds, _ = timed(lambda: gql(base, PARTITION_HEALTH, {"a": {"path": ["birthday_log"]}}))
-            page_seconds, _ = timed(lambda: gql(base, ASSET_PAGE, {"a": {"path": ["birthday_log"]}}))
-        gql(base, CANCEL_BACKFILL, {"id": backfill_id})
+            health_seconds, _ = timed(lambda: gql(PARTITION_HEALTH, {"a": {"path": ["birthday_log"]}}))
+            page_seconds, _ = timed(lambda: gql(ASSET_PAGE, {"a": {"path": ["birthday_log"]}}))
+        gql(CANCEL_BACKFILL, {"id": backfill_id})
         for run in runs:
-            gql(base, TERMINATE, {"id": run["runId"]})
+            gql(TERMINATE, {"id": run["runId"]})
         out["ui_backfill_30_days"] = {
             "launch_seconds": round(launch_seconds, 3),
             "until_runs_created_seconds": round(planned_seconds, 3),
@@ -490,16 +394,7 @@ def through_processes(env: dict, work: Path, now: datetime, schedule_tick: bool)
         out["partitions_tab_seconds"] = health_seconds
         out["asset_page_seconds"] = page_seconds
         out["partitions"] = len(birthday_partitions.get_partition_keys())
-    finally:
-        daemon.stop()
-        web.stop()
     return out
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def run_size(n: int, keep: bool, skip_processes: bool, schedule_tick: bool) -> dict:
@@ -507,13 +402,13 @@ def run_size(n: int, keep: bool, skip_processes: bool, schedule_tick: bool) -> d
     names = {"app": f"loyalty_scale_{n}_{suffix}_app", "dagster": f"loyalty_scale_{n}_{suffix}_dagster"}
     urls = {kind: create_database(name) for kind, name in names.items()}
     work = Path(tempfile.mkdtemp(prefix=f"loyalty-scale-{n}-"))
-    home = work / "dagster_home"
-    home.mkdir()
+    home = production_home(work / "dagster_home")
     (work / "uploads").mkdir()
-    shutil.copyfile(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
     # 10:00 UTC today: programs from Pago Pago to Auckland are at every hour of their day.
     now = datetime.now(timezone.utc).replace(hour=10, minute=0, second=0, microsecond=0)
-    env = dagster_env(home, urls["dagster"], urls["app"], now)
+    env = environment(
+        dagster_home=home, app_url=urls["app"], work=work, dagster_postgres=urls["dagster"], frozen_now=now
+    )
     result = {"programs": n, "now": now.isoformat()}
     try:
         log(f"N={n}: seeding")

@@ -14,23 +14,29 @@ from __future__ import annotations
 
 import argparse
 import html
-import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
+sys.path.insert(0, str(REPO))
+
+from tests.dagster_processes import (  # noqa: E402
+    BIN,
+    DagsterProcessError,
+    GraphQL,
+    environment,
+    free_port,
+    start_dev,
+    wait_until_loaded,
+)
+
 WINDOW = (1600, 1000)
 PARTITION_WINDOW = (1600, 1300)
 VIRTUAL_TIME_BUDGET_MS = 20000
@@ -75,25 +81,6 @@ class ScreenshotError(Exception):
     pass
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def graphql(base_url: str, query: str, variables: dict | None = None) -> dict:
-    body = json.dumps({"query": query, "variables": variables or {}}).encode()
-    request = urllib.request.Request(f"{base_url}/graphql", data=body, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            payload = json.load(response)
-    except urllib.error.HTTPError as exc:
-        raise ScreenshotError(f"GraphQL HTTP {exc.code}: {exc.read().decode()[:1000]}") from None
-    if payload.get("errors"):
-        raise ScreenshotError(f"GraphQL errors: {payload['errors']}")
-    return payload["data"]
-
-
 WORKSPACE = """{ workspaceOrError { __typename ... on PythonError { message }
   ... on Workspace { locationEntries { name loadStatus locationOrLoadError { __typename
     ... on PythonError { message } ... on RepositoryLocation { repositories { assetNodes { assetKey { path } } } } } } } } }"""
@@ -101,41 +88,20 @@ MATERIALIZATIONS = """{ assetNodeOrError(assetKey: {path: ["birthday_log"]}) { _
   ... on AssetNode { assetMaterializations(limit: 20) { partition metadataEntries { label } } } } }"""
 
 
-def wait_for_location(base_url: str, server: subprocess.Popen, log: Path, timeout: float = 180) -> list[str]:
+def location_assets(gql: GraphQL, server) -> list[str]:
     """Asset names of the loaded code location; fails on a load error or a server that died."""
-    deadline = time.monotonic() + timeout
-    last = "no answer yet"
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise ScreenshotError(f"dagster dev exited with {server.returncode}:\n{_tail(log)}")
-        try:
-            data = graphql(base_url, WORKSPACE)["workspaceOrError"]
-        except (urllib.error.URLError, ConnectionError, TimeoutError, ScreenshotError) as exc:
-            last = str(exc)
-            time.sleep(1)
-            continue
-        if data["__typename"] != "Workspace":
-            raise ScreenshotError(f"workspace error: {data}")
-        entries = data["locationEntries"]
-        if entries and all(e["loadStatus"] == "LOADED" for e in entries):
-            for entry in entries:
-                location = entry["locationOrLoadError"]
-                if location is None or location["__typename"] != "RepositoryLocation":
-                    raise ScreenshotError(f"code location {entry['name']} failed to load: {location}")
-            return sorted(
-                "/".join(node["assetKey"]["path"])
-                for entry in entries
-                for repo in entry["locationOrLoadError"]["repositories"]
-                for node in repo["assetNodes"]
-            )
-        last = str(entries)
-        time.sleep(1)
-    raise ScreenshotError(f"the code location did not load within {timeout:.0f}s ({last})\n{_tail(log)}")
+    entries = wait_until_loaded(gql, 180, query=WORKSPACE, watch=[server])
+    return sorted(
+        "/".join(node["assetKey"]["path"])
+        for entry in entries
+        for repo in entry["locationOrLoadError"]["repositories"]
+        for node in repo["assetNodes"]
+    )
 
 
-def birthday_partition(base_url: str) -> str:
+def birthday_partition(gql: GraphQL) -> str:
     """The demo's rewarded birthday partition (today's, every program), as recorded by Dagster."""
-    node = graphql(base_url, MATERIALIZATIONS)["assetNodeOrError"]
+    node = gql(MATERIALIZATIONS)["assetNodeOrError"]
     if node["__typename"] != "AssetNode":
         raise ScreenshotError(f"birthday_log is not in the asset graph: {node}")
     for event in node["assetMaterializations"]:
@@ -200,46 +166,15 @@ def _progress(step: str) -> None:
     print(f"[{time.monotonic() - _STARTED:5.1f}s] {step}", file=sys.stderr, flush=True)
 
 
-def _tail(path: Path, lines: int = 40) -> str:
-    if not path.exists():
-        return ""
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
-def stop(process: subprocess.Popen) -> None:
-    """dagster dev shuts its webserver and daemon down on Ctrl-C; then make sure of the whole group."""
-    for sig, grace in ((signal.SIGINT, 30), (signal.SIGTERM, 10), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            continue
-        try:
-            os.killpg(process.pid, 0)
-        except ProcessLookupError:
-            return
-
-
 def run(out: Path, chromium_binary: str, keep: bool) -> list[Path]:
     work = Path(tempfile.mkdtemp(prefix="loyalty-screenshots-"))
     home = work / ".loyalty"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOYALTY_", "DAGSTER_"))}
-    env.update(
-        {
-            "DAGSTER_HOME": str(home / "dagster_home"),
-            "LOYALTY_DATABASE_URL": f"sqlite:///{home / 'loyalty.db'}",
-            "LOYALTY_UPLOADS_DIR": str(home / "uploads"),
-            "LOYALTY_NOTIFICATION_LOG": str(home / "notifications.jsonl"),
-            "PYTHONUNBUFFERED": "1",
-        }
+    env = environment(
+        dagster_home=home / "dagster_home", app_url=f"sqlite:///{home / 'loyalty.db'}", work=home, timezone=None
     )
     (home / "dagster_home").mkdir(parents=True)
     (home / "dagster_home" / "dagster.yaml").write_text(INSTANCE_YAML)
     server = None
-    log = work / "dagster-dev.log"
     try:
         demo = subprocess.run(
             [str(BIN / "loyalty"), "demo"],
@@ -255,21 +190,13 @@ def run(out: Path, chromium_binary: str, keep: bool) -> list[Path]:
                 f"loyalty demo failed ({demo.returncode}):\n{demo.stdout[-3000:]}\n{demo.stderr[-3000:]}"
             )
         _progress("loyalty demo done")
-        port = _free_port()
+        port = free_port()
         base_url = f"http://127.0.0.1:{port}"
-        with log.open("wb") as handle:
-            server = subprocess.Popen(
-                [str(BIN / "dagster"), "dev", "-w", str(REPO / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
-                cwd=work,
-                env=env,
-                stdout=handle,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        assets = wait_for_location(base_url, server, log)
+        server = start_dev(env, work, port, cwd=work)
+        gql = GraphQL(base_url)
+        assets = location_assets(gql, server)
         _progress("dagster dev is serving the code location")
-        partition = birthday_partition(base_url)
+        partition = birthday_partition(gql)
         out.mkdir(parents=True, exist_ok=True)
         groups = ",".join(f"global@global:{group}" for group in ("ingestion", "birthdays"))
         graph_url = f"{base_url}/asset-groups?" + urllib.parse.urlencode({"expanded": groups})
@@ -311,7 +238,7 @@ def run(out: Path, chromium_binary: str, keep: bool) -> list[Path]:
         return shots
     finally:
         if server is not None:
-            stop(server)
+            server.stop()
             _progress("dagster dev stopped")
         if keep:
             print(f"kept {work}", file=sys.stderr)
@@ -335,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         shots = run(args.out.resolve(), args.chromium, args.keep)
-    except (ScreenshotError, subprocess.TimeoutExpired) as exc:
+    except (ScreenshotError, DagsterProcessError, subprocess.TimeoutExpired) as exc:
         print(f"screenshots: FAILED - {exc}", file=sys.stderr)
         return 1
     for shot in shots:

@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from loyalty_pipeline.config import Settings
 from loyalty_pipeline.db import make_engine, migrate
 from loyalty_pipeline.programs import save_program
-from tests.factories import HttpReceiver, answers, write_csv  # noqa: F401 (write_csv: kept importable from here)
+from tests.factories import HttpReceiver, answers, folder_settings, write_csv  # noqa: F401 (write_csv: kept importable from here)
 
 POSTGRES_URL = os.environ.get("LOYALTY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 APP_TABLES = ("notifications", "birthday_logs", "upload_issues", "uploads", "passes_master", "users", "programs")
@@ -150,12 +150,7 @@ def program(engine):
 @pytest.fixture
 def settings(db_url, tmp_path) -> Settings:
     """Settings on the test database, with every folder under tmp_path."""
-    return Settings(
-        database_url=db_url,
-        uploads_dir=tmp_path / "uploads",
-        timezone="UTC",
-        reports_dir=tmp_path / "reports",
-    )
+    return folder_settings(db_url, tmp_path)
 
 
 @pytest.fixture

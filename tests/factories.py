@@ -38,8 +38,9 @@ def make_program(engine: Engine, slug: str = "joes-pizza", **settings) -> Progra
         return save_program(conn, slug, **values)
 
 
-def program_record(slug: str, **overrides) -> Program:
-    """A Program as read from the table, without a database (rules that only read its settings)."""
+def program_record(slug: str = "joes-pizza", **fields) -> Program:
+    """A Program with no database behind it (for code that takes programs as values): enabled, 50
+    points like make_program's, every other field a plain value unless given."""
     values = dict(
         id=slug,
         slug=slug,
@@ -54,7 +55,7 @@ def program_record(slug: str, **overrides) -> Program:
         birthday_max_delay_days=30,
         birthday_send_hour=9,
     )
-    return Program(**{**values, **overrides})
+    return Program(**{**values, **fields})
 
 
 def birthday_definitions(resources: dict, **more) -> Definitions:
@@ -251,15 +252,20 @@ def write_csv(path: Path, text_or_bytes) -> Path:
     return path
 
 
+def folder_settings(database_url: str, folder: Path) -> Settings:
+    """Settings on `database_url`, with every folder (uploads, reports) under `folder`."""
+    return Settings(
+        database_url=database_url,
+        uploads_dir=folder / "uploads",
+        timezone="UTC",
+        reports_dir=folder / "reports",
+    )
+
+
 def sqlite_world(tmp_path: Path) -> tuple[Settings, Engine]:
     """A migrated SQLite application database with the program joes-pizza, and settings that keep
     every folder under tmp_path; the caller disposes of the engine."""
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'loyalty.db'}",
-        uploads_dir=tmp_path / "uploads",
-        timezone="UTC",
-        reports_dir=tmp_path / "reports",
-    )
+    settings = folder_settings(f"sqlite:///{tmp_path / 'loyalty.db'}", tmp_path)
     engine = make_engine(settings.database_url)
     migrate(engine)
     with engine.begin() as conn:

@@ -388,7 +388,9 @@ def _batch(request) -> list[str]:
 def test_schedule_batches_follow_time_zones_not_programs():
     zones = ["Pacific/Honolulu", "America/New_York", "Europe/Paris", "Asia/Tokyo"]
     programs = [
-        birthday_runs.ProgramState(_program(f"p{n:04d}", zones[n % 4]), ZoneInfo(zones[n % 4]), None, None)
+        birthday_runs.ProgramState(
+            program_record(f"p{n:04d}", timezone=zones[n % 4]), ZoneInfo(zones[n % 4]), None, None
+        )
         for n in range(2000)
     ]
     snap = birthday_runs.Snapshot(programs, {})
@@ -405,10 +407,6 @@ def test_schedule_batches_follow_time_zones_not_programs():
     ]  # Paris + Tokyo: 1,000 in batches of 500
     in_flight = {date(2026, 11, 26): None}
     assert birthday_runs.due_today(snap, at_nine_in_paris, in_flight) == {date(2026, 11, 25): due[date(2026, 11, 25)]}
-
-
-def _program(slug, zone, **overrides):
-    return program_record(slug, timezone=zone, **overrides)
 
 
 # --- catch-up ------------------------------------------------------------------------------------------

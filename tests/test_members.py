@@ -8,6 +8,11 @@ from sqlalchemy import text
 from tests.factories import load_csv, make_program
 
 
+def add_member(loyalty, email, *options):
+    """`loyalty members add --program joes-pizza --email EMAIL OPTIONS...`"""
+    return loyalty("members", "add", "--program", "joes-pizza", "--email", email, *options)
+
+
 def rows(engine, sql):
     with engine.connect() as conn:
         return [tuple(r) for r in conn.execute(text(sql))]
@@ -15,19 +20,8 @@ def rows(engine, sql):
 
 def test_a_new_customer_is_merged_like_a_csv_row_and_recorded(loyalty, engine):
     make_program(engine, "joes-pizza", date_order="DMY", default_phone_region="GB")
-    code, out, _ = loyalty(
-        "members",
-        "add",
-        "--program",
-        "joes-pizza",
-        "--email",
-        " Amy@Example.COM ",
-        "--first-name",
-        "Amy",
-        "--birth-date",
-        "14/03/1990",
-        "--phone",
-        "020 7946 0958",
+    code, out, _ = add_member(
+        loyalty, " Amy@Example.COM ", "--first-name", "Amy", "--birth-date", "14/03/1990", "--phone", "020 7946 0958"
     )
     assert code == 0 and out.startswith("created: amy@example.com in joes-pizza (new pass")
     assert rows(engine, "SELECT email, first_name, birth_date, birth_month, birth_day, phone_number FROM users") == [
@@ -49,19 +43,7 @@ def test_a_new_customer_is_merged_like_a_csv_row_and_recorded(loyalty, engine):
 def test_a_manual_entry_follows_the_merge_rules(loyalty, engine, tmp_path):
     program = make_program(engine, "joes-pizza")
     load_csv(engine, program, tmp_path, "email,first_name,last_name,dob\namy@example.com,Amy,Lee,03/14/1990\n")
-    code, out, _ = loyalty(
-        "members",
-        "add",
-        "--program",
-        "joes-pizza",
-        "--email",
-        "amy@example.com",
-        "--birth-date",
-        "04/01",
-        "--phone",
-        "123",
-        "--json",
-    )
+    code, out, _ = add_member(loyalty, "amy@example.com", "--birth-date", "04/01", "--phone", "123", "--json")
     result = json.loads(out)
     assert code == 0 and result["outcome"] == "updated" and result["passes_created"] == 0
     # Blanks never erase; a year-less birthday replaces the day (one warning); a bad phone is a warning.
@@ -77,9 +59,7 @@ def test_a_manual_entry_follows_the_merge_rules(loyalty, engine, tmp_path):
 
 def test_a_rejected_entry_exits_2_with_the_reason_and_changes_no_user(loyalty, engine):
     make_program(engine, "joes-pizza")
-    code, _, err = loyalty(
-        "members", "add", "--program", "joes-pizza", "--email", "amy@@example", "--first-name", "Amy"
-    )
+    code, _, err = add_member(loyalty, "amy@@example", "--first-name", "Amy")
     assert code == 2 and "email is not a valid address" in err
     assert rows(engine, "SELECT count(*) FROM users") == [(0,)]
     assert rows(engine, "SELECT rows_rejected FROM uploads") == [(1,)]
@@ -94,7 +74,7 @@ def test_an_unknown_program_is_refused(loyalty, engine):
 
 def test_show_lists_the_person_their_passes_and_rewards(loyalty, engine):
     program = make_program(engine, "joes-pizza")
-    loyalty("members", "add", "--program", "joes-pizza", "--email", "amy@example.com", "--birth-date", "03/14/1990")
+    add_member(loyalty, "amy@example.com", "--birth-date", "03/14/1990")
     with engine.begin() as conn:
         pass_id = conn.execute(text("SELECT id FROM passes_master")).scalar_one()
         conn.execute(text("UPDATE passes_master SET points_balance = 50"))
@@ -120,8 +100,6 @@ def test_show_lists_the_person_their_passes_and_rewards(loyalty, engine):
 
 def test_a_year_less_iso_birthday_is_taken_as_the_birth_date_value(loyalty, engine):
     make_program(engine, "joes-pizza")
-    code, out, err = loyalty(
-        "members", "add", "--program", "joes-pizza", "--email", "amy@example.com", "--birth-date", "--03-14"
-    )
+    code, out, err = add_member(loyalty, "amy@example.com", "--birth-date", "--03-14")
     assert (code, err) == (0, "") and out.startswith("created: amy@example.com")
     assert rows(engine, "SELECT birth_date, birth_month, birth_day FROM users") == [(None, 3, 14)]

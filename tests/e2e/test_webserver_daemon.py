@@ -6,20 +6,14 @@ Dagster's storage and the application each get a fresh Postgres database; upload
 home and the notification log live in a temporary folder. Every process the test starts is in its
 own process group and is stopped (SIGTERM, then SIGKILL) when the test ends, pass or fail.
 
-Timing: upload_sensor and the other sensors tick at most every 30 s and the backfill daemon loops
+Timing: upload_sensor ticks every 15 s, the other sensors at most every 30 s, and the backfill daemon loops
 every 30 s (fixed in Dagster), so the whole test takes about two to three minutes."""
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import signal
-import socket
 import subprocess
-import sys
 import time
-import urllib.error
 import urllib.request
 import uuid
 from datetime import date, datetime, timedelta, timezone
@@ -32,16 +26,28 @@ from sqlalchemy.engine import make_url
 from loyalty_pipeline.db import make_engine, migrate
 from loyalty_pipeline.programs import save_program
 from tests.conftest import POSTGRES_URL, _admin_engine
+from tests.dagster_processes import (
+    BIN,
+    LOCATION,
+    REPO,
+    Deployment,
+    environment,
+    find_runs,
+    free_port,
+    launch_backfill,
+    production_home,
+    selector,
+    start_daemon,
+    wait_for,
+    wait_for_backfill,
+    wait_for_runs,
+)
 from tests.factories import HttpReceiver, answers
-
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-LOCATION = "loyalty_pipeline.definitions"
-REPOSITORY = "__repository__"
 
 # What the code location must list at the least (the test also compares with `defs` itself).
 EXPECTED_ASSETS = {"raw_upload", "validated_users", "users", "passes", "birthday_log", "birthday_notifications"}
 EXPECTED_CHECKS = {
+    "raw_upload:files_ingested",
     "validated_users:unique_emails",
     "validated_users:reject_rate",
     "birthday_log:no_pass_twice_a_year",
@@ -87,111 +93,9 @@ EXPECTED_REWARDS = {
     ("ann@example.com", "beta-books", D[0], 20),
     ("fay@example.com", "beta-books", D[5], 20),
 }
-GHOST = "ghost-program"  # an upload folder with no program row: its run fails and raises an alert
-
-
-# ---------------------------------------------------------------------------------------------
-# helpers
-
-
-class Timeout(AssertionError):
-    pass
-
-
-def wait_for(what: str, probe, timeout: float, interval: float = 1.0, on_timeout=lambda: ""):
-    """Call `probe` until it returns something truthy; fail with `what` and the last value after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while True:
-        try:
-            last = probe()
-        except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
-            last = f"{type(exc).__name__}: {exc}"
-        else:
-            if last and not isinstance(last, str):
-                return last
-        if time.monotonic() > deadline:
-            raise Timeout(f"timed out after {timeout:.0f}s waiting for {what}; last seen: {last!r}\n{on_timeout()}")
-        time.sleep(interval)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class GraphQL:
-    def __init__(self, base_url: str):
-        self.url = f"{base_url}/graphql"
-
-    def __call__(self, query: str, variables: dict | None = None) -> dict:
-        body = json.dumps({"query": query, "variables": variables or {}}).encode()
-        request = urllib.request.Request(self.url, data=body, headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                payload = json.load(response)
-        except urllib.error.HTTPError as exc:  # Dagster answers a PythonError with HTTP 500 and a JSON body
-            raise AssertionError(f"GraphQL HTTP {exc.code}: {exc.read().decode()[:2000]}") from None
-        if payload.get("errors"):
-            raise AssertionError(f"GraphQL errors: {payload['errors']}")
-        return payload["data"]
-
-
-class Process:
-    """A command in its own process group with its output in a log file; stop() ends the group."""
-
-    def __init__(self, name: str, args: list[str], env: dict, log_dir: Path):
-        self.name = name
-        self.log = log_dir / f"{name}.log"
-        self._handle = self.log.open("wb")
-        self.popen = subprocess.Popen(
-            args,
-            cwd=REPO,
-            env=env,
-            stdout=self._handle,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-
-    def tail(self, lines: int = 40) -> str:
-        text_ = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return f"--- last lines of {self.name} ({self.log}) ---\n" + "\n".join(text_.splitlines()[-lines:])
-
-    def check_alive(self):
-        if self.popen.poll() is not None:
-            raise AssertionError(f"{self.name} exited with {self.popen.returncode}\n{self.tail()}")
-
-    def stop(self):
-        pgid = self.popen.pid  # start_new_session: the group id is the leader's pid
-        for sig, grace in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
-            try:
-                os.killpg(pgid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                self.popen.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                continue
-            if not _group_alive(pgid):
-                break
-        if _group_alive(pgid):  # the leader exited but children (code server, run workers) remain
-            try:
-                os.killpg(pgid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self._handle.close()
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
+GHOST = "ghost-program"  # an upload folder with no program row: its file waits, no run
+BROKEN = "beta-books/broken.csv"  # no email column: fails alone inside the sensor's batch
+ALONE_BAD = "alpha-cafe/bad.csv"  # dropped later, alone: its run fails and raises the run-failure alert
 
 
 # ---------------------------------------------------------------------------------------------
@@ -241,10 +145,8 @@ def _fresh_databases():
 def deployment(databases, tmp_path_factory):
     """The app database with two programs, then the webserver and the daemon on deploy/dagster.yaml."""
     root = tmp_path_factory.mktemp("e2e")
-    home, uploads = root / "dagster_home", root / "uploads"
-    home.mkdir()
-    uploads.mkdir()
-    shutil.copyfile(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    production_home(root / "dagster_home")
+    (root / "uploads").mkdir()
 
     app_url = databases["app"].render_as_string(hide_password=False)
     app = make_engine(app_url)
@@ -255,65 +157,35 @@ def deployment(databases, tmp_path_factory):
                 conn, slug, slug.replace("-", " ").title(), birthday_bot_enabled=True, birthday_reward_points=points
             )
 
-    port = _free_port()
-    base_url = f"http://127.0.0.1:{port}"
+    port = free_port()
     receiver = HttpReceiver(answers(204))  # LOYALTY_ALERT_WEBHOOK_URL for the daemon
     env = _environment(databases, root, FROZEN_NOW)
-    env.update({"LOYALTY_ALERT_WEBHOOK_URL": receiver.url, "LOYALTY_UI_URL": base_url})
-    workspace = str(REPO / "workspace.yaml")
-    processes = []
+    env.update({"LOYALTY_ALERT_WEBHOOK_URL": receiver.url, "LOYALTY_UI_URL": f"http://127.0.0.1:{port}"})
     try:
-        processes.append(
-            Process(
-                "dagster-webserver",
-                [str(BIN / "dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", str(port)],
-                env,
-                root,
-            )
-        )
-        processes.append(Process("dagster-daemon", [str(BIN / "dagster-daemon"), "run", "-w", workspace], env, root))
-        yield {
-            "gql": GraphQL(base_url),
-            "base_url": base_url,
-            "uploads": uploads,
-            "app": app,
-            "root": root,
-            "receiver": receiver,
-            "processes": processes,
-        }
+        with Deployment(env, root, port=port) as processes:
+            yield {
+                "gql": processes.gql,
+                "base_url": processes.base_url,
+                "uploads": root / "uploads",
+                "app": app,
+                "root": root,
+                "receiver": receiver,
+                "processes": processes,
+            }
     finally:
-        for process in reversed(processes):
-            process.stop()
         receiver.stop()
         app.dispose()
 
 
 def _environment(databases, root: Path, frozen_now: datetime) -> dict:
-    """The processes' environment: deploy/dagster.yaml in DAGSTER_HOME on the Dagster database,
-    the application database, and a pinned clock."""
-    dagster_db = databases["dagster"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOYALTY_", "DAGSTER_"))}
-    env.update(
-        {
-            "DAGSTER_HOME": str(root / "dagster_home"),
-            "DAGSTER_PG_HOST": dagster_db.host or "127.0.0.1",
-            "DAGSTER_PG_PORT": str(dagster_db.port or 5432),
-            "DAGSTER_PG_USERNAME": dagster_db.username or "postgres",
-            "DAGSTER_PG_PASSWORD": dagster_db.password or "",
-            "DAGSTER_PG_DB": dagster_db.database,
-            "LOYALTY_DATABASE_URL": databases["app"].render_as_string(hide_password=False),
-            "LOYALTY_UPLOADS_DIR": str(root / "uploads"),
-            "LOYALTY_TIMEZONE": "UTC",
-            "LOYALTY_FROZEN_NOW": frozen_now.isoformat(),
-            "LOYALTY_NOTIFICATION_LOG": str(root / "notifications.jsonl"),
-            "PYTHONUNBUFFERED": "1",
-        }
+    """deploy/dagster.yaml in DAGSTER_HOME on the Dagster database, the application database, and a pinned clock."""
+    return environment(
+        dagster_home=root / "dagster_home",
+        app_url=databases["app"].render_as_string(hide_password=False),
+        work=root,
+        dagster_postgres=databases["dagster"],
+        frozen_now=frozen_now,
     )
-    return env
-
-
-def _logs(deployment) -> str:
-    return "\n".join(p.tail() for p in deployment["processes"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -334,27 +206,8 @@ SENSOR = """query($s: SensorSelector!) { sensorOrError(sensorSelector: $s) { __t
   ... on Sensor { sensorState { status ticks(limit: 5) { status timestamp } } } ... on PythonError { message } } }"""
 START_SENSOR = """mutation($s: SensorSelector!) { startSensor(sensorSelector: $s) { __typename
   ... on Sensor { sensorState { status } } ... on PythonError { message } } }"""
-RUNS = """query($f: RunsFilter) { runsOrError(filter: $f) { __typename
-  ... on Runs { results { runId jobName status tags { key value } } } ... on PythonError { message } } }"""
 PARTITION_KEYS = """query($a: AssetKeyInput!) { assetNodeOrError(assetKey: $a) { __typename
   ... on AssetNode { partitionKeysByDimension(endIdx: 0) { name partitionKeys } } } }"""
-LAUNCH_BACKFILL = """mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) { __typename
-  ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message }
-  ... on InvalidSubsetError { message } ... on UnauthorizedError { message } } }"""
-BACKFILL = """query($id: String!) { partitionBackfillOrError(backfillId: $id) { __typename
-  ... on PartitionBackfill { status numPartitions error { message } } ... on PythonError { message } } }"""
-TERMINAL_RUN = {"SUCCESS", "FAILURE", "CANCELED"}
-TERMINAL_BACKFILL = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
-
-
-def _sensor_selector(name: str) -> dict:
-    return {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "sensorName": name}
-
-
-def _runs(gql, tags: dict) -> list[dict]:
-    data = gql(RUNS, {"f": {"tags": [{"key": k, "value": v} for k, v in tags.items()]}})["runsOrError"]
-    assert data["__typename"] == "Runs", data
-    return [{**run, "tags": {t["key"]: t["value"] for t in run["tags"]}} for run in data["results"]]
 
 
 def _rewards(app) -> set[tuple]:
@@ -384,33 +237,21 @@ def _snapshot(app) -> dict:
 def _launch_backfill(deployment, title: str, programs: list[str] | None = None) -> str:
     """As the UI does it: the asset page's Materialize, the days, and in the launchpad optionally
     `programs: [slug]` (no config: every enabled program)."""
-    params = {
-        "partitionNames": [day.isoformat() for day in BACKFILL_DAYS],
-        "assetSelection": [{"path": ["birthday_log"]}, {"path": ["birthday_notifications"]}],
-        "title": title,
-    }
-    if programs:
-        params["runConfigData"] = json.dumps({"ops": {"birthday_log": {"config": {"programs": programs}}}})
-    data = deployment["gql"](LAUNCH_BACKFILL, {"p": params})["launchPartitionBackfill"]
-    assert data["__typename"] == "LaunchBackfillSuccess", f"backfill not launched: {data}"
-    return data["backfillId"]
+    return launch_backfill(
+        deployment["gql"],
+        [day.isoformat() for day in BACKFILL_DAYS],
+        ["birthday_log", "birthday_notifications"],
+        title,
+        {"ops": {"birthday_log": {"config": {"programs": programs}}}} if programs else None,
+    )
 
 
 def _wait_backfill(deployment, backfill_id: str, timeout: float = 150) -> dict:
-    gql = deployment["gql"]
-
-    def done():
-        for process in deployment["processes"]:
-            process.check_alive()
-        backfill = gql(BACKFILL, {"id": backfill_id})["partitionBackfillOrError"]
-        return backfill if backfill.get("status") in TERMINAL_BACKFILL else f"status {backfill.get('status')}"
-
-    backfill = wait_for(
-        f"backfill {backfill_id} to finish", done, timeout, interval=2, on_timeout=lambda: _logs(deployment)
-    )
-    assert backfill["status"] == "COMPLETED_SUCCESS", f"backfill {backfill_id}: {backfill}\n{_logs(deployment)}"
+    gql, processes = deployment["gql"], deployment["processes"]
+    backfill = wait_for_backfill(gql, backfill_id, timeout, watch=processes)
+    assert backfill["status"] == "COMPLETED_SUCCESS", f"backfill {backfill_id}: {backfill}\n{processes.logs()}"
     assert backfill["numPartitions"] == len(BACKFILL_DAYS)
-    runs = _runs(gql, {"dagster/backfill": backfill_id})
+    runs = find_runs(gql, tags={"dagster/backfill": backfill_id})
     assert all(run["status"] == "SUCCESS" for run in runs), runs
     return {"backfill": backfill, "runs": runs}
 
@@ -425,15 +266,7 @@ def test_webserver_and_daemon_end_to_end(deployment):
     timings = {}
 
     # 0. Both processes are up: the webserver serves GraphQL, the daemon heartbeats, on Postgres storage.
-    def location_loaded():
-        for process in deployment["processes"]:
-            process.check_alive()
-        entries = gql(WORKSPACE)["workspaceOrError"]["locationEntries"]
-        return entries if entries and all(e["loadStatus"] == "LOADED" for e in entries) else str(entries)
-
-    entries = wait_for(
-        "the webserver to load the code location", location_loaded, 120, on_timeout=lambda: _logs(deployment)
-    )
+    entries = deployment["processes"].wait_until_loaded(120, query=WORKSPACE)
     instance = gql(INSTANCE)["instance"]
     assert "PostgresRunStorage" in instance["info"] and "PostgresEventLogStorage" in instance["info"]
     assert "PostgresScheduleStorage" in instance["info"], instance["info"]
@@ -451,7 +284,7 @@ def test_webserver_and_daemon_end_to_end(deployment):
         daemons_healthy,
         90,
         interval=2,
-        on_timeout=lambda: _logs(deployment),
+        watch=deployment["processes"],
     )
     timings["up"] = time.monotonic() - started
 
@@ -492,51 +325,64 @@ def test_webserver_and_daemon_end_to_end(deployment):
 
     # The failure alert's cursor starts at its first tick: let it tick before anything can fail.
     def ticked(name):
-        return lambda: gql(SENSOR, {"s": _sensor_selector(name)})["sensorOrError"]["sensorState"]["ticks"]
+        return lambda: gql(SENSOR, {"s": selector(sensorName=name)})["sensorOrError"]["sensorState"]["ticks"]
 
     wait_for(
         "the first tick of run_failure_alert_sensor",
         ticked("run_failure_alert_sensor"),
         90,
         interval=2,
-        on_timeout=lambda: _logs(deployment),
+        watch=deployment["processes"],
     )
 
-    # 2. Drop CSVs (two programs, plus one for a program that does not exist), turn upload_sensor on.
+    # 2. Drop CSVs (two programs, a broken file, one for a program that does not exist), turn upload_sensor on.
     settled = time.time() - 60  # upload_sensor waits until a file is 5 s old: make it older
-    for slug, rows in {**CSV_ROWS, GHOST: [("zed@example.com", "Zed", "")]}.items():
-        path = uploads / slug / "customers.csv"
-        path.parent.mkdir(parents=True)
-        path.write_text("email,first_name,birth_date\n" + "".join(f"{e},{n},{b}\n" for e, n, b in rows))
+
+    def drop(key: str, content: str) -> None:
+        path = uploads / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
         os.utime(path, (settled, settled))
-    started_sensor = gql(START_SENSOR, {"s": _sensor_selector("upload_sensor")})["startSensor"]
+
+    for slug, rows in {**CSV_ROWS, GHOST: [("zed@example.com", "Zed", "")]}.items():
+        drop(f"{slug}/customers.csv", "email,first_name,birth_date\n" + "".join(f"{e},{n},{b}\n" for e, n, b in rows))
+    drop(BROKEN, "first_name\nNo Email\n")
+    started_sensor = gql(START_SENSOR, {"s": selector(sensorName="upload_sensor")})["startSensor"]
     assert started_sensor.get("sensorState", {}).get("status") == "RUNNING", started_sensor
 
-    expected_keys = {f"{slug}/customers.csv" for slug in (*PROGRAMS, GHOST)}
+    batch = {f"{slug}/customers.csv" for slug in PROGRAMS} | {BROKEN}
 
-    def ingestion_finished():
-        runs = _runs(gql, {"dagster/sensor_name": "upload_sensor"})
-        keys = {run["tags"].get("dagster/partition") for run in runs}
-        done = keys == expected_keys and all(run["status"] in TERMINAL_RUN for run in runs)
-        return runs if done else f"{[(r['tags'].get('dagster/partition'), r['status']) for r in runs]}"
+    def statuses() -> dict:
+        with app.connect() as conn:
+            return dict(conn.execute(text("SELECT key, status FROM uploads")).all())
 
-    runs = wait_for(
-        "upload_sensor's three ingestion runs to finish",
-        ingestion_finished,
+    wait_for(
+        "the sensor's batch of three files to be ingested",
+        lambda: set(statuses()) == batch and not {"queued", "running"} & set(statuses().values()) or str(statuses()),
         120,
         interval=2,
-        on_timeout=lambda: _logs(deployment),
+        watch=deployment["processes"],
+    )
+    runs = wait_for_runs(
+        gql,
+        "the batch's run to finish",
+        60,
+        tags={"dagster/sensor_name": "upload_sensor"},
+        watch=deployment["processes"],
     )
     timings["ingestion"] = time.monotonic() - started
-    status = {run["tags"]["dagster/partition"]: run["status"] for run in runs}
-    assert status == {
-        "alpha-cafe/customers.csv": "SUCCESS",
-        "beta-books/customers.csv": "SUCCESS",
-        f"{GHOST}/customers.csv": "FAILURE",
-    }, status
-    assert all(run["jobName"] == "ingest_upload_job" for run in runs)
-    upload_keys = gql(PARTITION_KEYS, {"a": {"path": ["raw_upload"]}})["assetNodeOrError"]
-    assert set(upload_keys["partitionKeysByDimension"][0]["partitionKeys"]) == expected_keys, upload_keys
+    (run,) = runs  # one run for the three files, on today's arrival partition
+    assert (run["jobName"], run["status"], run["tags"]["dagster/partition"]) == (
+        "ingest_upload_job",
+        "SUCCESS",
+        TODAY.isoformat(),
+    ), run
+    assert statuses() == {**{k: "succeeded" for k in batch - {BROKEN}}, BROKEN: "failed"}
+    with app.connect() as conn:
+        error = conn.execute(text("SELECT error FROM uploads WHERE key = :k"), {"k": BROKEN}).scalar_one()
+    assert "no email column" in error, error
+    upload_days = gql(PARTITION_KEYS, {"a": {"path": ["raw_upload"]}})["assetNodeOrError"]
+    assert upload_days["partitionKeysByDimension"][0]["partitionKeys"][-1] >= TODAY.isoformat(), upload_days
     with app.connect() as conn:
         users = {row[0] for row in conn.execute(text("SELECT email FROM users"))}
         passes = dict(
@@ -546,10 +392,20 @@ def test_webserver_and_daemon_end_to_end(deployment):
                 )
             ).all()
         )
-        uploads_done = {row[0] for row in conn.execute(text("SELECT key FROM uploads"))}
     assert users == {e for rows in CSV_ROWS.values() for e, _, _ in rows}, users
     assert passes == {slug: len(rows) for slug, rows in CSV_ROWS.items()}, passes
-    assert uploads_done == {f"{slug}/customers.csv" for slug in PROGRAMS}
+    assert f"{GHOST}/customers.csv" not in statuses(), "a file waits while its program does not exist"
+
+    # A bad file alone makes a run of its own that fails (step 5 checks its alert).
+    drop(ALONE_BAD, "first_name\nBad\n")
+    runs = wait_for_runs(
+        gql,
+        "the lone bad file's run to finish",
+        120,
+        tags={"dagster/sensor_name": "upload_sensor"},
+        until=lambda found: len(found) == 2,
+        watch=deployment["processes"],
+    )
 
     # 3. Backfill birthday_log (and its notifications, i.e. birthday_job's assets) over 7 days x 2 programs.
     # The customers above joined "today" (the frozen clock); a backfill rewards only passes that existed on
@@ -615,21 +471,21 @@ def test_webserver_and_daemon_end_to_end(deployment):
     assert (deployment["root"] / "notifications.jsonl").read_text().splitlines() == sent_lines
 
     # 5. The failed ingestion run raised a JSON alert through run_failure_alert_sensor.
-    (ghost_run,) = [r for r in runs if r["status"] == "FAILURE"]
+    (failed_run,) = [r for r in runs if r["status"] == "FAILURE"]  # the lone bad file's run
     receiver = deployment["receiver"]
     wait_for(
         "the failure alert of the ghost-program run",
         lambda: receiver.requests,
         90,
         interval=2,
-        on_timeout=lambda: _logs(deployment),
+        watch=deployment["processes"],
     )
     (alert,) = [request.json() for request in receiver.requests]
-    assert alert["run_id"] == ghost_run["runId"]
-    assert alert["partition"] == f"{GHOST}/customers.csv" and alert["program"] == GHOST
-    assert alert["failed_assets"] == ["validated_users"]
-    assert f"'{GHOST}' does not exist" in alert["error"], alert
-    assert alert["run_url"] == f"{deployment['base_url']}/runs/{ghost_run['runId']}"
+    assert alert["run_id"] == failed_run["runId"]
+    assert alert["partition"] == TODAY.isoformat() and alert["program"] == "alpha-cafe"
+    assert alert["failed_assets"] == ["passes", "raw_upload", "users", "validated_users"]  # the one ingestion step
+    assert ALONE_BAD in alert["error"] and "no email column" in alert["error"], alert
+    assert alert["run_url"] == f"{deployment['base_url']}/runs/{failed_run['runId']}"
     with urllib.request.urlopen(alert["run_url"], timeout=30) as page:
         assert page.status == 200, "the alert's link opens the run page in the UI"
 
@@ -646,9 +502,8 @@ def test_the_daemon_catches_up_the_days_it_missed(other_databases, tmp_path):
     on X+4 (a pinned clock), it requests X+1..X+3 by itself, once each, and they are rewarded."""
     day_x = TODAY - timedelta(days=9)
     root = tmp_path
-    (root / "dagster_home").mkdir()
+    production_home(root / "dagster_home")
     (root / "uploads").mkdir()
-    shutil.copyfile(REPO / "deploy" / "dagster.yaml", root / "dagster_home" / "dagster.yaml")
     app = make_engine(other_databases["app"].render_as_string(hide_password=False))
     dagster_db = make_engine(other_databases["dagster"].render_as_string(hide_password=False))
     migrate(app)
@@ -710,13 +565,9 @@ def test_the_daemon_catches_up_the_days_it_missed(other_databases, tmp_path):
     assert cli.returncode == 0, cli.stdout + cli.stderr
     assert rewarded() == {day_x: 1}
 
-    daemon = Process(
-        "dagster-daemon-day-x", [str(BIN / "dagster-daemon"), "run", "-w", str(REPO / "workspace.yaml")], env, root
-    )
-    try:
+    with start_daemon(env, root, "dagster-daemon-day-x") as daemon:
 
         def catchup_ticked():
-            daemon.check_alive()
             with dagster_db.connect() as conn:
                 return conn.execute(
                     text(
@@ -725,34 +576,24 @@ def test_the_daemon_catches_up_the_days_it_missed(other_databases, tmp_path):
                     )
                 ).scalar_one()
 
-        wait_for("the catch-up sensor's first tick", catchup_ticked, 120, interval=2, on_timeout=daemon.tail)
-    finally:
-        daemon.stop()
+        wait_for("the catch-up sensor's first tick", catchup_ticked, 120, interval=2, watch=[daemon])
     assert catchup_runs() == []  # nothing was missed on day X
 
     back = morning_x + timedelta(days=4, minutes=30)  # four days later, 10:30
-    daemon = Process(
-        "dagster-daemon-back",
-        [str(BIN / "dagster-daemon"), "run", "-w", str(REPO / "workspace.yaml")],
-        _environment(other_databases, root, back),
-        root,
-    )
     missed = [day_x + timedelta(days=n) for n in (1, 2, 3)]
-    try:
+    with start_daemon(_environment(other_databases, root, back), root, "dagster-daemon-back") as daemon:
 
         def caught_up():
-            daemon.check_alive()
             with app.connect() as conn:
                 done = (
                     conn.execute(text("SELECT run_date FROM birthday_runs WHERE status = 'succeeded'")).scalars().all()
                 )
             return set(missed) <= set(done) or f"succeeded days: {sorted(done)}"
 
-        wait_for("the missed days to be rewarded by catch-up", caught_up, 240, interval=3, on_timeout=daemon.tail)
+        wait_for("the missed days to be rewarded by catch-up", caught_up, 240, interval=3, watch=[daemon])
         assert catchup_runs() == [day.isoformat() for day in missed]  # one run per missed day
 
         def ticked_again():  # a later tick of the sensor, after the runs finished
-            daemon.check_alive()
             with dagster_db.connect() as conn:
                 return (
                     conn.execute(
@@ -764,9 +605,7 @@ def test_the_daemon_catches_up_the_days_it_missed(other_databases, tmp_path):
                     >= 2
                 )
 
-        wait_for("another tick of birthday_catchup_sensor", ticked_again, 120, interval=3, on_timeout=daemon.tail)
-    finally:
-        daemon.stop()
+        wait_for("another tick of birthday_catchup_sensor", ticked_again, 120, interval=3, watch=[daemon])
     assert catchup_runs() == [day.isoformat() for day in missed]  # once each
     counts = rewarded()
     assert {day: counts.get(day) for day in [day_x, *missed]} == {day: 1 for day in [day_x, *missed]}

@@ -21,18 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from loyalty_pipeline.db import make_engine
 from loyalty_pipeline.programs import get_program
 from tests.conftest import _admin_engine
-from tests.reliability import jobs
-from tests.reliability.helpers import (
-    backends,
-    diff,
-    ingestion_violations,
-    record,
-    reward_violations,
-    snapshot,
-    terminate,
-    validate_file,
-    with_application_name,
-)
+from tests.reliability import helpers, jobs
 
 WORKER = Path(__file__).with_name("crash_worker.py")
 SIGKILL_SEEDS = [24, 37, 42]  # odd: a random delay; even: just after a random transaction began
@@ -73,7 +62,7 @@ def references(pg_db, tmp_path_factory) -> dict[str, Reference]:
         started = time.perf_counter()
         _run(engine, reference)
         reference.seconds = time.perf_counter() - started
-        reference.snapshot = snapshot(engine)
+        reference.snapshot = helpers.snapshot(engine)
         if mode == "ingest":
             with engine.connect() as conn:
                 for upload in payload:
@@ -83,10 +72,14 @@ def references(pg_db, tmp_path_factory) -> dict[str, Reference]:
                         (
                             f"{program.slug}/{path.name}",
                             program,
-                            validate_file(path, program, label=f"{program.slug}/{path.name}"),
+                            helpers.validate_file(path, program, label=f"{program.slug}/{path.name}"),
                         )
                     )
-        assert (ingestion_violations(engine, reference.loads) if mode == "ingest" else reward_violations(engine)) == []
+        assert (
+            helpers.ingestion_violations(engine, reference.loads)
+            if mode == "ingest"
+            else helpers.reward_violations(engine)
+        ) == []
         assert reference.snapshot["users"] and (mode == "ingest" or reference.snapshot["birthday_logs"])
         engine.dispose()
         out[mode] = reference
@@ -101,15 +94,16 @@ def admin():
 
 
 @pytest.fixture
-def scratch(pg_db):
-    """The suite's database, emptied and seeded for `mode` (the reference runs used it before)."""
+def scratch(pg_db, references):
+    """The suite's database, emptied and seeded for `mode` (the reference runs used it before):
+    that mode's clean run, and the database's URL."""
 
-    def fresh(mode: str) -> str:
+    def fresh(mode: str) -> tuple[Reference, str]:
         url = pg_db("reliability")
         engine = make_engine(url)
         _seed(engine, mode)
         engine.dispose()
-        return url
+        return references[mode], url
 
     return fresh
 
@@ -119,15 +113,25 @@ def _nothing_half_written(engine, reference: Reference) -> list[str]:
         # Program ids differ between databases: re-read them here.
         with engine.connect() as conn:
             loads = [(key, get_program(conn, program.slug), validated) for key, program, validated in reference.loads]
-        return ingestion_violations(engine, loads)
-    return reward_violations(engine)
+        return helpers.ingestion_violations(engine, loads)
+    return helpers.reward_violations(engine)
+
+
+def _assert_recovers(url: str, reference: Reference) -> None:
+    """Right after the crash nothing is half-written; rerun, the database is exactly one clean run's."""
+    engine = make_engine(url)
+    try:
+        assert _nothing_half_written(engine, reference) == []
+    finally:
+        engine.dispose()
+    assert _rerun_and_compare(url, reference) == []
 
 
 def _rerun_and_compare(url: str, reference: Reference) -> list[str]:
     engine = make_engine(url)
     try:
         _run(engine, reference)
-        return diff(reference.snapshot, snapshot(engine))
+        return helpers.diff(reference.snapshot, helpers.snapshot(engine))
     finally:
         engine.dispose()
 
@@ -140,10 +144,8 @@ def _read_lines(stream, sink: queue.Queue) -> None:
 
 @pytest.mark.parametrize("seed", SIGKILL_SEEDS)
 @pytest.mark.parametrize("mode", MODES)
-def test_sigkill_at_a_random_point_then_rerun_equals_one_clean_run(mode, seed, references, scratch, tmp_path):
-    reference = references[mode]
-    url = scratch(mode)
-    engine = make_engine(url)
+def test_sigkill_at_a_random_point_then_rerun_equals_one_clean_run(mode, seed, scratch, tmp_path):
+    reference, url = scratch(mode)
     plan = jobs.dump_plan(tmp_path / "plan.json", mode, reference.payload)
     worker = subprocess.Popen(
         [sys.executable, str(WORKER), str(plan), url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -179,10 +181,8 @@ def test_sigkill_at_a_random_point_then_rerun_equals_one_clean_run(mode, seed, r
     transaction_markers = [m for m in markers if m in ("BEGIN", "COMMIT", "ROLLBACK")]
     mid_transaction = bool(transaction_markers) and transaction_markers[-1] == "BEGIN"
 
-    assert _nothing_half_written(engine, reference) == []
-    engine.dispose()
-    assert _rerun_and_compare(url, reference) == []
-    record(kills_survived=1, kills_mid_transaction=int(mid_transaction))
+    _assert_recovers(url, reference)
+    helpers.record(kills_survived=1, kills_mid_transaction=int(mid_transaction))
     print(
         f"{mode} seed {seed}: killed after {sum(m.startswith('ITERATION') for m in markers)} full runs, "
         f"{transaction_markers.count('COMMIT')} commits, mid-transaction={mid_transaction}"
@@ -191,12 +191,10 @@ def test_sigkill_at_a_random_point_then_rerun_equals_one_clean_run(mode, seed, r
 
 @pytest.mark.parametrize("seed", TERMINATE_SEEDS)
 @pytest.mark.parametrize("mode", MODES)
-def test_backend_terminated_mid_transaction_then_rerun_equals_one_clean_run(mode, seed, references, scratch, admin):
-    reference = references[mode]
-    url = scratch(mode)
-    seed_engine = make_engine(url)
+def test_backend_terminated_mid_transaction_then_rerun_equals_one_clean_run(mode, seed, scratch, admin):
+    reference, url = scratch(mode)
     application = f"reliability-victim-{mode}-{seed}"
-    victim = make_engine(with_application_name(url, application))
+    victim = make_engine(helpers.with_application_name(url, application))
     errors: list[BaseException] = []
 
     def work():
@@ -212,8 +210,8 @@ def test_backend_terminated_mid_transaction_then_rerun_equals_one_clean_run(mode
     terminated: set[int] = set()  # a terminated backend stays listed until it has exited
     deadline = time.monotonic() + 60
     while thread.is_alive() and time.monotonic() < deadline:
-        for pid, _state, in_transaction, _xid, _wait in backends(admin, application):
-            if in_transaction and pid not in terminated and terminate(admin, pid):
+        for pid, _state, in_transaction, _xid, _wait in helpers.backends(admin, application):
+            if in_transaction and pid not in terminated and helpers.terminate(admin, pid):
                 terminated.add(pid)
         thread.join(0.002)
     assert not thread.is_alive(), "the job survived 60 s of terminated backends"
@@ -221,7 +219,5 @@ def test_backend_terminated_mid_transaction_then_rerun_equals_one_clean_run(mode
     assert len(errors) == 1 and isinstance(errors[0], DBAPIError), repr(errors)
     assert any(word in str(errors[0]) for word in ("terminat", "closed", "lost"))
 
-    assert _nothing_half_written(seed_engine, reference) == []
-    seed_engine.dispose()
-    assert _rerun_and_compare(url, reference) == []
-    record(backends_terminated=len(terminated))
+    _assert_recovers(url, reference)
+    helpers.record(backends_terminated=len(terminated))

@@ -17,14 +17,13 @@ from assets.birthdays import batch_config, birthday_log, birthday_notifications
 from assets.ingestion import ingest_uploads
 from assets.resources import DATABASE_RETRY
 from loyalty_pipeline import cli
-from loyalty_pipeline.config import Settings
 from loyalty_pipeline.dagster_internals import RETRY_DELAY_FUNCTION, retry_delay_module
 from loyalty_pipeline.db import make_engine
 from loyalty_pipeline.definitions import build_resources
 from loyalty_pipeline.programs import get_program, save_program
 from loyalty_pipeline.run_results import failure_reason
 from tests.conftest import _admin_engine
-from tests.factories import ingest_run
+from tests.factories import folder_settings, ingest_run
 from tests.reliability import jobs
 from tests.reliability.helpers import (
     NOW,
@@ -50,19 +49,17 @@ CONTENT = (
 )
 
 
-def _settings(tmp_path, database_url: str) -> Settings:
-    return Settings(
-        database_url=database_url,
-        uploads_dir=tmp_path / "uploads",
-        timezone="UTC",
-        reports_dir=tmp_path / "reports",
-    )
-
-
-def _upload(settings: Settings) -> None:
+def _uploaded(tmp_path, database_url: str):
+    """Settings on `database_url` with the upload KEY in their uploads folder."""
+    settings = folder_settings(database_url, tmp_path)
     path = settings.uploads_dir / KEY
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(CONTENT)
+    return settings
+
+
+def _ingest(instance, settings):
+    return ingest_run(instance, settings, [KEY], resources=build_resources(settings, frozen_now=NOW.isoformat()))
 
 
 def _events(result, kind: str) -> list:
@@ -82,34 +79,31 @@ def _count(engine, table: str) -> int:
         return conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
 
 
-@pytest.fixture
-def fast_retries(monkeypatch):
-    """Dagster's retry delays (5 s, 15 s, 35 s) shortened to 0.1 s; `hooks` run when Dagster
-    schedules a retry - the moment a test brings the database back."""
-    hooks: list = []
-
-    def calculate_delay(attempt_num, backoff, jitter, base_delay):
-        for hook in hooks:
-            hook(attempt_num)
-        return 0.1
-
-    monkeypatch.setattr(retry_delay_module(), RETRY_DELAY_FUNCTION, calculate_delay)
-    return hooks
-
-
-@pytest.fixture
-def retry_observer(monkeypatch):
-    """Dagster's real retry delays, plus `hooks` that run when Dagster schedules a retry."""
+def _retry_hooks(monkeypatch, delay: float | None) -> list:
+    """`hooks` that run when Dagster schedules a retry (the moment a test brings the database
+    back), with the retry delay shortened to `delay` s or, with None, Dagster's own."""
     hooks: list = []
     real = getattr(retry_delay_module(), RETRY_DELAY_FUNCTION)
 
     def calculate_delay(attempt_num, backoff, jitter, base_delay):
         for hook in hooks:
             hook(attempt_num)
-        return real(attempt_num, backoff, jitter, base_delay)
+        return real(attempt_num, backoff, jitter, base_delay) if delay is None else delay
 
     monkeypatch.setattr(retry_delay_module(), RETRY_DELAY_FUNCTION, calculate_delay)
     return hooks
+
+
+@pytest.fixture
+def fast_retries(monkeypatch):
+    """Dagster's retry delays (5 s, 15 s, 35 s) shortened to 0.1 s, and the retry hooks."""
+    return _retry_hooks(monkeypatch, 0.1)
+
+
+@pytest.fixture
+def retry_observer(monkeypatch):
+    """Dagster's real retry delays, and the retry hooks."""
+    return _retry_hooks(monkeypatch, None)
 
 
 @pytest.fixture
@@ -153,15 +147,12 @@ def test_database_unreachable_at_start_then_back_the_real_retry_policy_succeeds(
     PostgreSQL refuses connections until a second after the first attempt failed."""
     url, engine = program_db
     proxy = FlakyProxy()
-    settings = _settings(tmp_path, proxy.url(url))
-    _upload(settings)
+    settings = _uploaded(tmp_path, proxy.url(url))
     timer = threading.Timer(1.0, proxy.up)
     retry_observer.append(lambda attempt: timer.start() if attempt == 1 else None)
     try:
         with instance_for_test() as instance:
-            result = ingest_run(
-                instance, settings, [KEY], resources=build_resources(settings, frozen_now=NOW.isoformat())
-            )
+            result = _ingest(instance, settings)
     finally:
         timer.cancel()
         proxy.down()
@@ -186,11 +177,10 @@ def run_with_database_down(pg_db, tmp_path_factory):
     with engine.begin() as conn:
         save_program(conn, "joes-pizza", "Joe's Pizza")
     proxy = FlakyProxy()  # never up during the run
-    settings = _settings(tmp_path_factory.mktemp("down"), proxy.url(url))
-    _upload(settings)
+    settings = _uploaded(tmp_path_factory.mktemp("down"), proxy.url(url))
     with pytest.MonkeyPatch.context() as patch, instance_for_test() as instance:
-        patch.setattr(retry_delay_module(), RETRY_DELAY_FUNCTION, lambda *args, **kwargs: 0.1)
-        result = ingest_run(instance, settings, [KEY], resources=build_resources(settings, frozen_now=NOW.isoformat()))
+        _retry_hooks(patch, 0.1)
+        result = _ingest(instance, settings)
         yield result, engine, proxy, settings, instance
     proxy.down()
     engine.dispose()
@@ -212,7 +202,7 @@ def test_database_down_for_the_whole_run_fails_once_clearly_writes_nothing_and_s
     assert not (settings.reports_dir / f"{KEY}.issues.csv").exists()
 
     proxy.up()  # the database is back: the operator's retry of the run succeeds
-    again = ingest_run(instance, settings, [KEY], resources=build_resources(settings, frozen_now=NOW.isoformat()))
+    again = _ingest(instance, settings)
     assert again.success and _count(engine, "users") == 200
 
 
@@ -222,10 +212,23 @@ def test_the_cli_failure_reason_for_a_database_outage_names_the_problem(run_with
     assert "Connection refused" in reason and "sqlalche.me" not in reason
 
 
+def _run_losing_its_connection(engine, url: str, tmp_path, hooks: list, application: str, run) -> tuple:
+    """`run(settings)` on `url` under `application`, blocked inside its transaction (an EXCLUSIVE
+    lock on passes_master lets it read and write everything before its first passes_master write);
+    its backend is terminated while it waits, and the lock released when Dagster schedules the
+    retry. The run's result, and what was observed: the terminated pid, the snapshot at the retry."""
+    settings = folder_settings(with_application_name(url, application), tmp_path)
+    admin = _admin_engine()
+    observed: dict = {}
+    watcher = _lock_passes_and_terminate_the_waiter(engine, admin, application, hooks, observed)
+    result = run(settings)
+    watcher.join(5)
+    admin.dispose()
+    assert "terminated" in observed, "the run never waited inside its transaction"
+    return result, observed
+
+
 def _lock_passes_and_terminate_the_waiter(engine, admin, application: str, hooks: list, observed: dict):
-    """Block the run inside its transaction (an EXCLUSIVE lock on passes_master lets it read and
-    write everything before its first passes_master write), terminate its backend while it waits,
-    and release the lock when Dagster schedules the retry."""
     blocker = engine.connect()
     lock = blocker.begin()
     blocker.execute(text("LOCK TABLE passes_master IN EXCLUSIVE MODE"))
@@ -260,23 +263,17 @@ def test_connection_lost_mid_transaction_in_users_and_passes_then_the_retry_succ
     url, engine = program_db
     with engine.connect() as conn:
         program = get_program(conn, "joes-pizza")
-    settings = _settings(tmp_path, "unused")
-    _upload(settings)
+    settings = _uploaded(tmp_path, "unused")
     ingest_file(engine, program, settings.uploads_dir / KEY)  # the clean single run, for reference
     reference = snapshot(engine)
     with engine.begin() as conn:
         conn.execute(text("TRUNCATE uploads, upload_issues, passes_master, users CASCADE"))
 
-    application = "reliability-run-ingest"
-    settings = _settings(tmp_path, with_application_name(url, application))
-    admin = _admin_engine()
-    observed: dict = {}
-    watcher = _lock_passes_and_terminate_the_waiter(engine, admin, application, fast_retries, observed)
-    with instance_for_test() as instance:
-        result = ingest_run(instance, settings, [KEY], resources=build_resources(settings, frozen_now=NOW.isoformat()))
-    watcher.join(5)
-    admin.dispose()
-    assert "terminated" in observed, "the run never waited inside its transaction"
+    def run(settings):
+        with instance_for_test() as instance:
+            return _ingest(instance, settings)
+
+    result, observed = _run_losing_its_connection(engine, url, tmp_path, fast_retries, "reliability-run-ingest", run)
     assert result.success
     assert [e.step_key for e in _events(result, "STEP_UP_FOR_RETRY")] == ["ingest_uploads"]
     assert all(not rows for rows in observed["at_retry"].values())  # the lost attempt left nothing
@@ -295,23 +292,19 @@ def test_connection_lost_mid_transaction_in_birthday_log_then_the_retry_succeeds
                                         JOIN programs pr ON pr.id = p.program_id
                                         WHERE pr.slug = 'alpha-pizza' AND u.birth_month = 11 AND u.birth_day = 5""")
         ).scalar_one()
-    application = "reliability-run-birthday"
-    settings = _settings(tmp_path, with_application_name(url, application))
-    admin = _admin_engine()
-    observed: dict = {}
-    watcher = _lock_passes_and_terminate_the_waiter(engine, admin, application, fast_retries, observed)
-    with instance_for_test() as instance:
-        result = materialize(
-            [birthday_log],
-            partition_key=day,
-            run_config=batch_config(["alpha-pizza"]),
-            instance=instance,
-            raise_on_error=False,
-            resources=build_resources(settings, frozen_now=jobs.REWARD_NOW),
-        )
-    watcher.join(5)
-    admin.dispose()
-    assert "terminated" in observed, "the run never waited inside its transaction"
+
+    def run(settings):
+        with instance_for_test() as instance:
+            return materialize(
+                [birthday_log],
+                partition_key=day,
+                run_config=batch_config(["alpha-pizza"]),
+                instance=instance,
+                raise_on_error=False,
+                resources=build_resources(settings, frozen_now=jobs.REWARD_NOW),
+            )
+
+    result, observed = _run_losing_its_connection(engine, url, tmp_path, fast_retries, "reliability-run-birthday", run)
     assert result.success, [e.message for e in result.all_events if e.is_step_failure]
     assert [e.step_key for e in _events(result, "STEP_UP_FOR_RETRY")] == ["birthday_log"]
     between = observed["at_retry"]
