@@ -14,23 +14,17 @@ PostgreSQL database on LOYALTY_BENCH_POSTGRES_URL, or --database-url sqlite:///.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import resource
-import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.xlsx_case import ADMIN_URL, FULL_ROWS, SEED, TODAY, _admin  # noqa: E402
+from benchmarks.xlsx_case import FULL_ROWS, SEED, bench_program, case_parser, ingest_file, run_child, summary  # noqa: E402
 
 XLS_ROWS_PER_FILE = 50_000  # under the format's 65,536 rows per sheet
 RESULT_MARK = "WORKBOOK_CASE_RESULT "
@@ -99,61 +93,16 @@ def write_vcf(csv_path: Path, path: Path) -> int:
 
 def child(task: dict) -> dict:
     """Read, validate and load each file in turn; timings per stage and this process's peak RSS."""
-    from loyalty_pipeline.csv_reader import read_upload
-    from loyalty_pipeline.db import make_engine, migrate
-    from loyalty_pipeline.ingest import load_upload
-    from loyalty_pipeline.programs import save_program
-    from loyalty_pipeline.validation import validate_upload
-
-    engine = make_engine(task["db_url"])
-    migrate(engine)
-    with engine.begin() as conn:
-        program = save_program(conn, "bench-pizza", "Bench Pizza", date_order="MDY", default_phone_region="US")
+    engine, program = bench_program(task["db_url"])
     totals = {"rows": 0, "accepted": 0, "users_created": 0, "read": 0.0, "validate": 0.0, "load": 0.0}
     for name in task["files"]:
-        path = Path(name)
-        key = f"bench-pizza/{path.name}"
-        started = time.perf_counter()
-        raw = read_upload(path, file_label=key)
-        read = time.perf_counter()
-        validated = validate_upload(raw, date_order="MDY", phone_region="US", today=TODAY)
-        checked = time.perf_counter()
-        result = load_upload(
-            engine,
-            key=key,
-            file_name=path.name,
-            sha256=raw.sha256,
-            program=program,
-            validated=validated,
-            now=datetime(2026, 6, 15, 12, tzinfo=UTC),
-        )
-        loaded = time.perf_counter()
-        del raw, validated
-        totals["rows"] += result.rows_read
-        totals["accepted"] += result.rows_accepted
-        totals["users_created"] += result.users_created
-        totals["read"] += read - started
-        totals["validate"] += checked - read
-        totals["load"] += loaded - checked
+        for stat, value in ingest_file(engine, program, Path(name)).items():
+            totals[stat] += value
     engine.dispose()
-    seconds = totals["read"] + totals["validate"] + totals["load"]
-    return {
-        "files": len(task["files"]),
-        "rows": totals["rows"],
-        "accepted": totals["accepted"],
-        "users_created": totals["users_created"],
-        "read_seconds": round(totals["read"], 3),
-        "validate_seconds": round(totals["validate"], 3),
-        "load_seconds": round(totals["load"], 3),
-        "seconds": round(seconds, 3),
-        "rows_per_s": round(totals["rows"] / seconds),
-        "read_rows_per_s": round(totals["rows"] / totals["read"]),
-        "maxrss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-    }
+    return {"files": len(task["files"]), **summary(totals)}
 
 
 def run_case(kind: str, scale: float, work: Path, database_url: str | None = None) -> dict:
-    from sqlalchemy import text
     from sqlalchemy.engine import make_url
 
     from benchmarks.generate_csv import generate_csv
@@ -165,30 +114,8 @@ def run_case(kind: str, scale: float, work: Path, database_url: str | None = Non
     if kind == "vcf":
         write_vcf(csv_path, files[0])
     generation = time.perf_counter() - started
-    database = None
-    if database_url is None:
-        database = f"loyalty_bench_{kind}_{uuid.uuid4().hex[:8]}"
-        with _admin(ADMIN_URL).connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{database}"'))
-        database_url = make_url(ADMIN_URL).set(database=database).render_as_string(hide_password=False)
-    try:
-        task = {"files": [str(path) for path in files], "db_url": database_url}
-        proc = subprocess.run(
-            [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(task)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=False,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )
-        lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_MARK)]
-        if proc.returncode != 0 or not lines:
-            raise RuntimeError(f"{kind} case failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
-        result = json.loads(lines[-1][len(RESULT_MARK) :])
-    finally:
-        if database:
-            with _admin(ADMIN_URL).connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{database}"'))
+    task = {"files": [str(path) for path in files]}
+    result, database_url = run_child(Path(__file__), task, RESULT_MARK, database_url, kind)
     return {
         **result,
         "kind": kind,
@@ -209,11 +136,8 @@ def closing_note(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = case_parser(__doc__)
     parser.add_argument("--kind", choices=("xls", "vcf", "both"), default="both")
-    parser.add_argument("--scale", type=float, default=1.0, help="1.0 = 200,000 rows")
-    parser.add_argument("--database-url", help="load into this database instead of a new PostgreSQL one")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         print(RESULT_MARK + json.dumps(child(json.loads(args.child))), flush=True)
