@@ -72,27 +72,34 @@ def write_workbook(csv_path: Path, xlsx_path: Path) -> int:
     return frame.height
 
 
-def child(task: dict) -> dict:
-    """Read, validate and load the workbook; timings per stage and this process's peak RSS."""
-    from loyalty_pipeline.csv_reader import read_upload
+def bench_program(db_url: str):
+    """A migrated database at db_url with the benchmark's program: (engine, program)."""
     from loyalty_pipeline.db import make_engine, migrate
-    from loyalty_pipeline.ingest import load_upload
     from loyalty_pipeline.programs import save_program
-    from loyalty_pipeline.validation import validate_upload
 
-    engine = make_engine(task["db_url"])
+    engine = make_engine(db_url)
     migrate(engine)
     with engine.begin() as conn:
         program = save_program(conn, "bench-pizza", "Bench Pizza", date_order="MDY", default_phone_region="US")
-    path = Path(task["xlsx"])
+    return engine, program
+
+
+def ingest_file(engine, program, path: Path) -> dict:
+    """read_upload, validate_upload and load_upload of one file, as the ingestion assets run them:
+    rows, accepted, users_created and the seconds of each stage."""
+    from loyalty_pipeline.csv_reader import read_upload
+    from loyalty_pipeline.ingest import load_upload
+    from loyalty_pipeline.validation import validate_upload
+
+    key = f"bench-pizza/{path.name}"
     started = time.perf_counter()
-    raw = read_upload(path, file_label=f"bench-pizza/{path.name}")
+    raw = read_upload(path, file_label=key)
     read = time.perf_counter()
     validated = validate_upload(raw, date_order="MDY", phone_region="US", today=TODAY)
     checked = time.perf_counter()
     result = load_upload(
         engine,
-        key=f"bench-pizza/{path.name}",
+        key=key,
         file_name=path.name,
         sha256=raw.sha256,
         program=program,
@@ -100,21 +107,46 @@ def child(task: dict) -> dict:
         now=datetime(2026, 6, 15, 12, tzinfo=UTC),
     )
     loaded = time.perf_counter()
+    return {
+        "rows": raw.rows_read,
+        "accepted": result.rows_accepted,
+        "users_created": result.users_created,
+        "read": read - started,
+        "validate": checked - read,
+        "load": loaded - checked,
+    }
+
+
+def child(task: dict) -> dict:
+    """Read, validate and load the workbook; timings per stage and this process's peak RSS."""
+    from loyalty_pipeline.csv_reader import read_upload
+
+    engine, program = bench_program(task["db_url"])
+    done = ingest_file(engine, program, Path(task["xlsx"]))
     csv_started = time.perf_counter()
     read_upload(Path(task["csv"]))
     csv_read = time.perf_counter() - csv_started
     engine.dispose()
     return {
-        "rows": raw.rows_read,
-        "accepted": result.rows_accepted,
-        "users_created": result.users_created,
-        "read_seconds": round(read - started, 3),
-        "validate_seconds": round(checked - read, 3),
-        "load_seconds": round(loaded - checked, 3),
-        "seconds": round(loaded - started, 3),
-        "rows_per_s": round(raw.rows_read / (loaded - started)),
-        "read_rows_per_s": round(raw.rows_read / (read - started)),
+        **summary(done),
         "same_rows_as_csv_read_seconds": round(csv_read, 3),
+    }
+
+
+def summary(done: dict) -> dict:
+    """ingest_file's counts and stage seconds (one file's or summed) as a case reports them, with
+    rows/s and this process's peak RSS."""
+    seconds = done["read"] + done["validate"] + done["load"]
+    return {
+        "rows": done["rows"],
+        "accepted": done["accepted"],
+        "users_created": done["users_created"],
+        "read_seconds": round(done["read"], 3),
+        "validate_seconds": round(done["validate"], 3),
+        "load_seconds": round(done["load"], 3),
+        "seconds": round(seconds, 3),
+        "rows_per_s": round(done["rows"] / seconds),
+        "read_rows_per_s": round(done["rows"] / done["read"]),
         "maxrss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
     }
 
@@ -126,8 +158,39 @@ def _admin(url: str):
     return create_engine(make_url(url).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
 
 
-def run_case(scale: float, work: Path, database_url: str | None = None) -> dict:
+def run_child(script: Path, task: dict, mark: str, database_url: str | None, label: str) -> tuple[dict, str]:
+    """`script --child <task + db_url>` in a fresh interpreter (its own peak RSS) against
+    database_url, or a throwaway PostgreSQL database on ADMIN_URL dropped afterwards; returns the
+    child's result (its line marked `mark`) and the database URL used."""
     from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    database = None
+    if database_url is None:
+        database = f"loyalty_bench_{label}_{uuid.uuid4().hex[:8]}"
+        with _admin(ADMIN_URL).connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{database}"'))
+        database_url = make_url(ADMIN_URL).set(database=database).render_as_string(hide_password=False)
+    try:
+        proc = subprocess.run(
+            [sys.executable, str(script.resolve()), "--child", json.dumps({**task, "db_url": database_url})],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        lines = [line for line in proc.stdout.splitlines() if line.startswith(mark)]
+        if proc.returncode != 0 or not lines:
+            raise RuntimeError(f"{label} case failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+        return json.loads(lines[-1][len(mark) :]), database_url
+    finally:
+        if database:
+            with _admin(ADMIN_URL).connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{database}"'))
+
+
+def run_case(scale: float, work: Path, database_url: str | None = None) -> dict:
     from sqlalchemy.engine import make_url
 
     from benchmarks.generate_csv import generate_csv
@@ -139,30 +202,8 @@ def run_case(scale: float, work: Path, database_url: str | None = None) -> dict:
     started = time.perf_counter()
     written = write_workbook(csv_path, xlsx_path)
     generation = time.perf_counter() - started
-    database = None
-    if database_url is None:
-        database = f"loyalty_bench_xlsx_{uuid.uuid4().hex[:8]}"
-        with _admin(ADMIN_URL).connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{database}"'))
-        database_url = make_url(ADMIN_URL).set(database=database).render_as_string(hide_password=False)
-    try:
-        task = {"xlsx": str(xlsx_path), "csv": str(csv_path), "db_url": database_url}
-        proc = subprocess.run(
-            [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(task)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=False,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )
-        lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_MARK)]
-        if proc.returncode != 0 or not lines:
-            raise RuntimeError(f"xlsx case failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
-        result = json.loads(lines[-1][len(RESULT_MARK) :])
-    finally:
-        if database:
-            with _admin(ADMIN_URL).connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{database}"'))
+    task = {"xlsx": str(xlsx_path), "csv": str(csv_path)}
+    result, database_url = run_child(Path(__file__), task, RESULT_MARK, database_url, "xlsx")
     return {
         **result,
         "workbook_rows": written,
@@ -182,12 +223,17 @@ def closing_note(result: dict) -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def case_parser(doc: str) -> argparse.ArgumentParser:
+    """A case's command line: --scale, --database-url, and --child (the child process's task)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--scale", type=float, default=1.0, help="1.0 = 200,000 rows")
     parser.add_argument("--database-url", help="load into this database instead of a new PostgreSQL one")
     parser.add_argument("--child", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = case_parser(__doc__).parse_args(argv)
     if args.child:
         print(RESULT_MARK + json.dumps(child(json.loads(args.child))), flush=True)
         return 0

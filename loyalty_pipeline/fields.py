@@ -21,6 +21,8 @@ import polars as pl
 
 # What validated users are made of; "full_name" below only feeds first_name / last_name.
 FIELDS = ("email", "first_name", "last_name", "birth_date", "phone_number")
+# The row's own country: not stored, it only steers phone parsing (validation.py, regions.py).
+COUNTRY = "country"
 # A birthday split over columns (Thunderbird): joined into birth_date by assemble().
 BIRTH_PARTS = ("birth_year", "birth_month", "birth_day")
 
@@ -403,6 +405,37 @@ HEADERS: dict[str, tuple[str, ...]] = {
         "*_telephone",
         "*_mobile",
     ),
+    # The customer's country (an ISO code or a name in the file's language): a national phone
+    # number is read in it, else in the program's default_phone_region. Outlook's home country in
+    # its languages (as Exchange's Outlook CSV import names them), then the platforms' columns.
+    "country": (
+        "Country",
+        "Country Code",
+        "Home Country/Region",
+        "Home Country",
+        "Land/Region privat",
+        "Pays/Région (domicile)",
+        "Paese (ab.)",
+        "Land/regio (thuis)",
+        "País/Região de Residência",
+        "País da Residência/Região",
+        "住宅地址 国家/地区",
+        "住家 - 國家/地區",
+        "国 (自宅)/地域",
+        "집 주소 국가/지역",
+        "Страна или регион (дом. адрес)",
+        "Χώρα/Περιοχή οικίας",
+        "Adres domowy - kraj/region",
+        "Land",
+        "Pays",
+        "País",
+        "Paese",
+        "Default Address Country Code",
+        "Address {n} - Country",
+        "billing_country",
+        "shipping_country",
+        "_address_country_id",
+    ),
 }
 
 # Cells where exports put spreadsheet conventions: Square and Shopify write "'+14155550134" and
@@ -490,7 +523,7 @@ class _Aliases:
 
 _MAIN = _Aliases([name for name in HEADERS if name not in BIRTH_PARTS])
 _PARTS = _Aliases(BIRTH_PARTS)
-for _name in FIELDS:  # the canonical names themselves (email, first_name, ...) are accepted too
+for _name in (*FIELDS, COUNTRY):  # the canonical names themselves (email, first_name, ...) are accepted too
     _MAIN.exact.setdefault(header_key(_name), (_name, -1))
 # Beside a first-name column these are surnames (German, Dutch), not full names.
 _SURNAME_BESIDE_FIRST_NAME = frozenset(header_key(name) for name in ("Name", "Naam"))
@@ -704,7 +737,8 @@ def _split_birthday(values: dict[str, pl.Expr]) -> pl.Expr:
 def assemble(frame: pl.DataFrame, match: ColumnMatch) -> pl.DataFrame:
     """line + FIELDS from a reader's frame of line + c<index> text columns: the first non-empty
     source per row, export conventions removed, a full name split at its first space, a split
-    birthday joined; plus `<field>@<k>`, each candidate of an email or phone with several columns."""
+    birthday joined; plus `country` when a column feeds it, and `<field>@<k>`, each candidate of an
+    email or phone with several columns."""
     values: dict[str, pl.Expr] = {}
     candidates: list[pl.Expr] = []
     for name, indexes in match.sources.items():
@@ -728,6 +762,7 @@ def assemble(frame: pl.DataFrame, match: ColumnMatch) -> pl.DataFrame:
     rows = frame.select(
         "line",
         *(values.get(name, pl.lit(None, dtype=pl.Utf8)).cast(pl.Utf8).alias(name) for name in FIELDS),
+        *([values[COUNTRY].cast(pl.Utf8).alias(COUNTRY)] if COUNTRY in values else []),
         *candidates,
     )
     return _join_continuations(rows) if match.continuation_rows else rows

@@ -363,3 +363,26 @@ def normalize_phone_column(values: pl.Series, region: str) -> pl.DataFrame:
             pl.concat_str([pl.lit("invalid phone_number '"), pl.col("text"), pl.lit(f"' for region {region}")])
         ),
     )
+
+
+def normalize_phone_column_in_regions(
+    values: pl.Series, regions: pl.Series | None, default_region: str
+) -> pl.DataFrame:
+    """normalize_phone_column with each row's own region (the row's country; null: default_region).
+    The rows are grouped by region and each group goes through the column path, so each distinct
+    (phone, region) pair is parsed once; a file without a country column is one group."""
+    default_region = _check_region(default_region)
+    if regions is None:
+        return normalize_phone_column(values, default_region)
+    frame = pl.DataFrame({"value": values.cast(pl.Utf8), "region": regions.cast(pl.Utf8)})
+    has_phone = frame["value"].str.strip_chars(_PY_WHITESPACE).fill_null("") != ""
+    # A row without a phone needs no region: it stays in the default group (fewer groups to parse).
+    frame = frame.with_columns(region=pl.when(has_phone).then(pl.col("region")).fill_null(default_region))
+    if frame["region"].n_unique() == 1:
+        return normalize_phone_column(values, frame["region"][0])
+    frame = frame.with_row_index("_row")
+    parts = [
+        group.select("_row").hstack(normalize_phone_column(group["value"], region))
+        for (region,), group in frame.partition_by("region", as_dict=True).items()
+    ]
+    return pl.concat(parts).sort("_row").drop("_row")

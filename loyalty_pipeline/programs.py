@@ -13,7 +13,7 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
 
 from loyalty_pipeline.db import db_time
-from loyalty_pipeline.fields import FIELDS
+from loyalty_pipeline.fields import COUNTRY, FIELDS
 from loyalty_pipeline.names import check_slug
 
 _COLUMNS = (
@@ -88,11 +88,11 @@ def csv_column_mapping(program: Program) -> dict[str, list[str]] | None:
                 f"program {program.slug!r}: csv_columns[{name!r}] must be a header name "
                 "or a non-empty list of header names"
             )
-        if name not in (*FIELDS, "full_name"):
+        if name not in (*FIELDS, "full_name", COUNTRY):
             raise InvalidProgramConfig(
                 f"program {program.slug!r}: csv_columns maps an unknown field {name!r} (to "
                 + ", ".join(repr(" ".join(h.split())[:80]) for h in headers[:5])
-                + f"); the fields are {', '.join(FIELDS)}, full_name"
+                + f"); the fields are {', '.join(FIELDS)}, full_name, {COUNTRY}"
             )
         mapping[name] = headers
     return mapping or None

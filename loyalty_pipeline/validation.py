@@ -11,8 +11,9 @@ import polars as pl
 
 from loyalty_pipeline.csv_reader import ISSUE_SCHEMA, RawCsv
 from loyalty_pipeline.dates import parse_birth_date_column
-from loyalty_pipeline.fields import FIELDS, candidate_column
-from loyalty_pipeline.phones import normalize_phone_column
+from loyalty_pipeline.fields import COUNTRY, FIELDS, candidate_column
+from loyalty_pipeline.phones import normalize_phone_column_in_regions
+from loyalty_pipeline.regions import region_column
 
 MAX_EMAIL_LENGTH = 254
 MAX_CELL_LENGTH = 1000
@@ -204,14 +205,19 @@ def _names(parsed: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     return cleaned, pl.concat(warnings)
 
 
-def _phones(accepted: pl.DataFrame, region: str, headers: list[str]) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+def _phones(
+    accepted: pl.DataFrame, region: str, regions: pl.Series | None, headers: list[str]
+) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
     """phone_number + phone_warning per row: the first candidate column with a valid number (each
-    distinct value parsed once, all columns together), else the first non-empty one's warning."""
+    distinct (value, region) pair parsed once, all columns together), else the first non-empty
+    one's warning. `regions` is each row's own region (its country), null for the default one."""
     columns = _candidates(accepted, "phone_number")
     if not columns:
-        return normalize_phone_column(accepted["phone_number"], region), pl.DataFrame(schema=ISSUE_SCHEMA), {}
+        parsed = normalize_phone_column_in_regions(accepted["phone_number"], regions, region)
+        return parsed, pl.DataFrame(schema=ISSUE_SCHEMA), {}
     stacked = pl.concat([accepted[c] for c in columns])
-    parsed = normalize_phone_column(stacked, region)
+    stacked_regions = pl.concat([regions] * len(columns)) if regions is not None else None
+    parsed = normalize_phone_column_in_regions(stacked, stacked_regions, region)
     height = accepted.height
     numbers = {c: parsed["phone_number"].slice(k * height, height) for k, c in enumerate(columns)}
     warnings = {c: parsed["phone_warning"].slice(k * height, height) for k, c in enumerate(columns)}
@@ -231,6 +237,28 @@ def _phones(accepted: pl.DataFrame, region: str, headers: list[str]) -> tuple[pl
         ),
     )
     return chosen, skipped, _value_sources(frame, "phone_number", headers)
+
+
+def _row_regions(accepted: pl.DataFrame, default_region: str) -> tuple[pl.Series | None, pl.DataFrame]:
+    """Each row's phone region from its country cell (each distinct value mapped once), and a
+    warning where a national phone was read in the default region because the country is unknown."""
+    if COUNTRY not in accepted.columns:
+        return None, pl.DataFrame(schema=ISSUE_SCHEMA)
+    regions = region_column(accepted[COUNTRY])
+    phone = pl.col("phone_number").str.strip_chars()
+    unknown = accepted.with_columns(_region=regions).filter(
+        pl.col(COUNTRY).is_not_null() & pl.col("_region").is_null() & phone.is_not_null() & ~phone.str.starts_with("+")
+    )
+    warnings = unknown.select(
+        "line",
+        pl.lit(COUNTRY).alias("column"),
+        pl.col(COUNTRY).str.slice(0, ISSUE_VALUE_LENGTH).alias("value"),
+        pl.lit("warning").alias("severity"),
+        pl.lit(
+            f"country is not one we know, so the phone was read in region {default_region} (default_phone_region)"
+        ).alias("reason"),
+    )
+    return regions, warnings
 
 
 def _rejects(rows: pl.DataFrame) -> pl.DataFrame:
@@ -274,7 +302,8 @@ def validate_upload(raw: RawCsv, *, date_order: str, phone_region: str, today: d
         email_skipped = email_skipped.join(accepted.select("line"), on="line", how="semi")
 
     births = parse_birth_date_column(accepted["birth_date"], date_order, today)
-    phones, phone_skipped, phone_sources = _phones(accepted, phone_region, raw.sources.get("phone_number", []))
+    regions, country_warnings = _row_regions(accepted, phone_region)
+    phones, phone_skipped, phone_sources = _phones(accepted, phone_region, regions, raw.sources.get("phone_number", []))
     if phone_sources:
         value_sources["phone_number"] = phone_sources
     parsed = pl.concat(
@@ -314,6 +343,7 @@ def validate_upload(raw: RawCsv, *, date_order: str, phone_region: str, today: d
             raw.warnings,
             email_skipped,
             phone_skipped,
+            country_warnings,
             name_warnings,
             rejects,
             _warning(parsed, "birth_date", "birth_date_warning"),

@@ -250,6 +250,46 @@ CASES = {
         ],
         [(3, "birth_date", "warning", "placeholder '0/0/00'")],
     ),
+    # The row's own country steers a national phone (issue 19, point 12); without one, the program's region.
+    "shopify-chile.csv": (  # a Chilean shop: Default Address Country Code
+        {"date_order": "DMY", "default_phone_region": "CL"},
+        [
+            ("ana.soto@example.cl", "Ana", "Soto", None, "+56961234568"),  # no country: the program's CL
+            ("diego.rojas@example.cl", "Diego", "Rojas", None, "+56961234567"),
+            ("priya.nair@example.in", "Priya", "Nair", None, "+919876543210"),  # IN: an Indian number
+            ("tomas.vale@example.com", "Tomas", "Vale", None, None),
+        ],
+        [
+            (5, "country", "warning", "country is not one we know, so the phone was read in region CL"),
+            (5, "phone_number", "warning", "invalid phone_number '98765 43211' for region CL"),
+        ],
+    ),
+    "google-countries.csv": (  # Address 1 - Country, a name
+        US,
+        [
+            ("jake.miller@example.com", "Jake", "Miller", None, "+13125550123"),
+            ("meera.iyer@example.in", "Meera", "Iyer", None, "+919876543212"),  # India
+            ("oliver.hughes@example.co.uk", "Oliver", "Hughes", None, "+442079460018"),  # United Kingdom
+        ],
+        [],
+    ),
+    "outlook-de-countries.csv": (  # German Outlook: Land/Region privat, a German name
+        {"date_order": "DMY", "default_phone_region": "DE"},
+        [
+            ("arjun.rao@example.in", "Arjun", "Rao", None, "+919876543210"),  # Indien
+            ("jonas.weber@example.de", "Jonas", "Weber", None, "+4915123456789"),
+            ("lena.huber@example.at", "Lena", "Huber", "1990-03-14", "+436641234567"),  # Österreich, not +49 664...
+        ],
+        [],
+    ),
+    "magento-countries.csv": (  # _address_country_id, on the customer row or its address row
+        US,
+        [
+            ("nora.blake@example.co.uk", "Nora", "Blake", None, "+442079460019"),  # GB on the continuation row
+            ("sanjay.das@example.in", "Sanjay", "Das", None, "+919876543214"),
+        ],
+        [],
+    ),
     "apple-contacts.vcf": (  # line = the card's number
         US,
         [

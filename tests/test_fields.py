@@ -314,3 +314,31 @@ def test_a_csv_columns_value_that_cannot_be_used_says_why(stored, reason):
 
 def _program(csv_columns):
     return program_record("shop", csv_columns=csv_columns)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Default Address Country Code",  # Shopify
+        "Address 1 - Country",  # Google
+        "Address 2 - Country",
+        "Home Country/Region",  # Outlook, then its languages
+        "Land/Region privat",
+        "Pays/Région (domicile)",
+        "住宅地址 国家/地区",
+        "国 (自宅)/地域",
+        "Страна или регион (дом. адрес)",
+        "_address_country_id",  # Magento
+        "billing_country",  # WooCommerce
+        "Country",  # Thunderbird, a vCard's ADR
+    ],
+)
+def test_the_rows_country_is_a_field_of_the_table(header):
+    match = match_header(["Email", header])
+    assert match.sources == {"email": [0], "country": [1]}
+
+
+def test_outlooks_home_country_is_taken_before_its_business_and_other_ones():
+    header = ["E-mail Address", "Business Country/Region", "Home Country/Region", "Other Country/Region"]
+    assert match_header(header).sources["country"] == [2]
+    assert match_header(header).ignored == ["Business Country/Region", "Other Country/Region"]
