@@ -105,6 +105,20 @@ def outage_databases():
     yield from _fresh_databases()
 
 
+@pytest.fixture
+def engines(outage_databases, tmp_path):
+    """The migrated application database and Dagster's, with the production instance config in
+    tmp_path/dagster_home (the processes' environment points there)."""
+    for folder in ("dagster_home", "uploads"):
+        (tmp_path / folder).mkdir()
+    shutil.copyfile(REPO / "deploy" / "dagster.yaml", tmp_path / "dagster_home" / "dagster.yaml")
+    opened = {kind: make_engine(url.render_as_string(hide_password=False)) for kind, url in outage_databases.items()}
+    migrate(opened["app"])
+    yield opened
+    for engine in opened.values():
+        engine.dispose()
+
+
 def _seed(app) -> None:
     """The programs, customers and the daemon's history up to LAST_DONE; then, during the outage,
     new-shop is created and broken-bar is broken by SQL."""
@@ -240,14 +254,10 @@ def _until_every_sensor_ticked_again(daemon, dagster_db, before: dict, timeout: 
     wait_for("a tick of every sensor", ticked, timeout, interval=3, on_timeout=daemon.tail)
 
 
-def test_after_a_three_day_outage_every_due_day_once_lost_days_recorded_failures_alerted(outage_databases, tmp_path):
-    root = tmp_path
-    (root / "dagster_home").mkdir()
-    (root / "uploads").mkdir()
-    shutil.copyfile(REPO / "deploy" / "dagster.yaml", root / "dagster_home" / "dagster.yaml")
-    app = make_engine(outage_databases["app"].render_as_string(hide_password=False))
-    dagster_db = make_engine(outage_databases["dagster"].render_as_string(hide_password=False))
-    migrate(app)
+def test_after_a_three_day_outage_every_due_day_once_lost_days_recorded_failures_alerted(
+    outage_databases, engines, tmp_path
+):
+    root, app, dagster_db = tmp_path, engines["app"], engines["dagster"]
     _seed(app)
     receiver = HttpReceiver(answers(200))
     expected_results = len(PROGRAMS) - 1  # (closed-shop has none)
@@ -349,5 +359,3 @@ def test_after_a_three_day_outage_every_due_day_once_lost_days_recorded_failures
             assert _state(app, dagster_db, receiver, root) == after_back, name
     finally:
         receiver.stop()
-        app.dispose()
-        dagster_db.dispose()
