@@ -76,7 +76,6 @@ class Snapshot:
 
     programs: list[ProgramState]
     results: dict[tuple[str, date], str]  # (program id, day) -> status
-    errors: dict[tuple[str, date], tuple[str | None, str | None]] = field(default_factory=dict)  # -> (error, run id)
     # slug -> why its time zone is unusable: it is scheduled on the default zone's clock, so its run
     # fails with that reason and alerts, instead of the program silently never running.
     unusable: dict[str, str] = field(default_factory=dict)
@@ -134,15 +133,14 @@ def snapshot(conn: Connection, now: datetime, default_timezone: str, history_day
                 program, zone, _as_instant(enabled_since), _as_date(last_before) if last_before is not None else None
             )
         )
-    results, errors = {}, {}
-    for program_id, run_date, status, error, run_id in conn.execute(
-        text("SELECT program_id, run_date, status, error, run_id FROM birthday_runs WHERE run_date >= :first"),
-        {"first": _day_param(conn, first)},
-    ):
-        key = (str(program_id), _as_date(run_date))
-        results[key] = status
-        errors[key] = (error, run_id)
-    return Snapshot(states, results, errors, unusable, first)
+    results = {
+        (str(program_id), _as_date(run_date)): status
+        for program_id, run_date, status in conn.execute(
+            text("SELECT program_id, run_date, status FROM birthday_runs WHERE run_date >= :first"),
+            {"first": _day_param(conn, first)},
+        )
+    }
+    return Snapshot(states, results, unusable, first)
 
 
 def batches(due: dict[date, list[str]], size: int = BATCH_SIZE) -> list[tuple[date, list[str]]]:
@@ -391,7 +389,8 @@ def late_days(
                     waiting.append((program.id, day))
                 continue
             reason = (
-                f"its run has been queued or running since {noticed.isoformat()}"
+                f"its run is still queued or running {late_hours} h after the day was found late "
+                f"({noticed.isoformat()})"
                 if flying
                 else "no run has rewarded it yet"
             )
