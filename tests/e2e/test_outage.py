@@ -41,7 +41,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import ProgrammingError
 
 from loyalty_pipeline.db import make_engine, migrate
-from tests.e2e.test_webserver_daemon import BIN, REPO, Process, _environment, _fresh_databases, wait_for
+from tests.dagster_processes import BIN, REPO, Process, wait_for
+from tests.e2e.test_webserver_daemon import _environment, _fresh_databases
 from tests.factories import HttpReceiver, answers
 
 BACK = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)  # the daemon comes back
@@ -251,7 +252,7 @@ def _until_every_sensor_ticked_again(daemon, dagster_db, before: dict, timeout: 
             return "the daemon has not created Dagster's tables yet"
         return all(now[s] > before[s] for s in SENSORS) or f"completed ticks: {now} (before: {before})"
 
-    wait_for("a tick of every sensor", ticked, timeout, interval=3, on_timeout=daemon.tail)
+    wait_for("a tick of every sensor", ticked, timeout, interval=3, watch=[daemon])
 
 
 def test_after_a_three_day_outage_every_due_day_once_lost_days_recorded_failures_alerted(
@@ -289,7 +290,7 @@ def test_after_a_three_day_outage_every_due_day_once_lost_days_recorded_failures
                 settled,
                 300,
                 interval=3,
-                on_timeout=daemon.tail,
+                watch=[daemon],
             )
             # One more tick of every sensor once everything has ended: nothing else is sent.
             _until_every_sensor_ticked_again(
