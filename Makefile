@@ -41,6 +41,7 @@ bench-quick: $(BENCH_STAMP)
 
 bench-scale: $(STAMP)
 	$(BIN)/python benchmarks/scale.py
+	$(BIN)/python benchmarks/upload_scale.py --burst 200 1000 --single 3 --idle 100000 1000000
 
 screenshots: $(STAMP)
 	$(BIN)/python scripts/screenshots.py
