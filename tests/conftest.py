@@ -179,3 +179,27 @@ def http_receiver():
     yield start
     for receiver in started:
         receiver.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """moto's S3 server on 127.0.0.1 for the session (tests.buckets)."""
+    from tests.buckets import MotoServer
+
+    server = MotoServer(tmp_path_factory.mktemp("moto") / "moto.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def bucket(s3_server):
+    """A fresh, empty bucket on the test S3 server; uploads go under its `uploads/` prefix."""
+    from tests.buckets import new_bucket
+
+    return new_bucket(s3_server)
+
+
+@pytest.fixture
+def bucket_settings(settings, bucket) -> Settings:
+    """`settings` with the uploads in `bucket` (LOYALTY_UPLOADS_URL and the S3 connection)."""
+    return bucket.settings(settings)
