@@ -68,7 +68,9 @@ class MotoServer:
     def enforce_auth(self, enforce: bool) -> None:
         """From now on, check every request's credentials against moto's IAM (or stop checking)."""
         body = b"0" if enforce else b"inf"
-        request = urllib.request.Request(f"{self.endpoint}/moto-api/reset-auth", data=body, method="POST")
+        request = urllib.request.Request(
+            f"{self.endpoint}/moto-api/reset-auth", data=body, method="POST", headers={"Content-Type": "text/plain"}
+        )
         with urllib.request.urlopen(request, timeout=10):
             pass
 
