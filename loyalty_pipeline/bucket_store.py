@@ -34,8 +34,11 @@ from loyalty_pipeline.upload_store import Scan, StoredFile, UploadFileMissing, U
 PAGE_KEYS = 1000
 PAGES_PER_TICK = 50
 # botocore's standard mode retries 5xx answers, throttling (SlowDown, 503) and timeouts with
-# exponential backoff and jitter; each attempt waits at most this long for the server.
-RETRY_ATTEMPTS = 5
+# exponential backoff and jitter, RETRY_ATTEMPTS attempts a call in all; each attempt waits at most
+# the timeouts below for the server. s3fs loops S3FS_RETRIES times around that on throttling and
+# resumes a download cut off mid-body (which botocore does not), so a call that is throttled for
+# good is tried RETRY_ATTEMPTS * S3FS_RETRIES times (~30 s) before its one-line error.
+RETRY_ATTEMPTS = 4
 S3FS_RETRIES = 2
 CONNECT_TIMEOUT_SECONDS = 10
 READ_TIMEOUT_SECONDS = 60
@@ -71,7 +74,7 @@ class BucketStore:
                 "endpoint_url": endpoint_url,
                 "client_kwargs": {"region_name": region} if region else {},
                 "config_kwargs": {
-                    "retries": {"max_attempts": RETRY_ATTEMPTS, "mode": "standard"},
+                    "retries": {"total_max_attempts": RETRY_ATTEMPTS, "mode": "standard"},
                     "connect_timeout": CONNECT_TIMEOUT_SECONDS,
                     "read_timeout": READ_TIMEOUT_SECONDS,
                     # Supabase Storage and MinIO answer on one host for every bucket (path style);
@@ -85,9 +88,7 @@ class BucketStore:
                 options |= {"key": access_key_id, "secret": secret_access_key}
         self.fs = fsspec.filesystem(self.protocol, **options)
         if self.s3:
-            # botocore retries each call; s3fs's own loop (5 by default) around it would multiply
-            # the attempts, so it only covers what botocore does not: a body cut off mid-read.
-            self.fs.retries = S3FS_RETRIES
+            self.fs.retries = S3FS_RETRIES  # s3fs's own default (5) would multiply botocore's attempts
 
     def describe(self) -> str:
         return self.url + (f" at {self.endpoint_url}" if self.endpoint_url else "")
@@ -118,7 +119,7 @@ class BucketStore:
                 raise UploadStoreError(
                     f"{self.describe()}: no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
                 ) from None
-            raise UploadStoreError(f"{self.describe()}: {type(exc).__name__}: {_first_line(exc)}") from None
+            raise UploadStoreError(f"{self.describe()}: {_reason(exc)} (after the retries)") from None
 
     def _bucket_exists(self) -> bool:
         try:
@@ -257,6 +258,16 @@ def _etag(info: dict) -> str | None:
 def _stored_from(key: str, size: int, etag: str | None, at) -> StoredFile:
     modified = at.timestamp() if isinstance(at, datetime) else float(at or 0)
     return StoredFile(key, int(size), f"{size}:{(etag or '').strip(chr(34))}", modified)
+
+
+def _reason(exc: BaseException) -> str:
+    """S3's error code and message (s3fs keeps the botocore error as the cause), else the type's."""
+    response = getattr(exc.__cause__, "response", None) or {}
+    code = response.get("Error", {}).get("Code")
+    message = _first_line(exc)
+    if isinstance(exc, OSError) and exc.strerror:
+        message = str(exc.strerror).strip().splitlines()[0]
+    return f"{code or type(exc).__name__}: {message}"
 
 
 def _first_line(exc: BaseException) -> str:

@@ -3,15 +3,18 @@ started by the test session itself (nothing to install or run beforehand), and b
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import boto3
@@ -122,3 +125,59 @@ def new_bucket(server: MotoServer, prefix: str = "uploads") -> Bucket:
     name = f"loyalty-{uuid.uuid4().hex[:16]}"
     server.client().create_bucket(Bucket=name)
     return Bucket(server, name, prefix)
+
+
+SLOW_DOWN = (
+    b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
+    b"<Message>Please reduce your request rate.</Message></Error>"
+)
+
+
+@dataclass
+class FlakyProxy:
+    """An endpoint in front of `server` on 127.0.0.1 that answers the first `failures` requests
+    with 503 SlowDown (S3's throttling), then forwards: what a retry has to get through."""
+
+    server: MotoServer
+    failures: int
+    seen: list[int] = field(default_factory=list)  # the status answered to each request
+
+    def __post_init__(self):
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _forward(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if len(proxy.seen) < proxy.failures:
+                    proxy.seen.append(503)
+                    self.send_response(503)
+                    self.send_header("Content-Length", str(len(SLOW_DOWN)))
+                    self.end_headers()
+                    self.wfile.write(SLOW_DOWN)
+                    return
+                upstream = http.client.HTTPConnection("127.0.0.1", proxy.server.port, timeout=30)
+                upstream.request(self.command, self.path, body=body, headers=dict(self.headers))
+                answer = upstream.getresponse()
+                payload = answer.read()
+                proxy.seen.append(answer.status)
+                self.send_response(answer.status)
+                for name, value in answer.getheaders():
+                    if name.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+                upstream.close()
+
+            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forward
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

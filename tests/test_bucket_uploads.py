@@ -5,13 +5,15 @@ what cannot work (a vanished object, refused credentials, no such bucket) says s
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import text
 
 from loyalty_pipeline import bucket_store
+from loyalty_pipeline.config import Settings
 from loyalty_pipeline.upload_store import UploadStoreError, configured_store
-from tests.buckets import REGION
+from tests.buckets import REGION, FlakyProxy
 from tests.factories import ingest_run
 from tests.test_cli import loyalty
 from tests.test_ingestion_assets import per_file, step_failure, upload_row
@@ -116,6 +118,31 @@ def test_a_bucket_that_does_not_exist_fails_the_sensor_in_one_line(instance, buc
     )
 
 
+def test_throttling_is_retried_and_what_retrying_cannot_fix_fails_in_one_line(bucket, monkeypatch):
+    bucket_settings = bucket.settings(Settings())  # no database: the store alone
+    bucket.put(KEY, "email\nann@x.com\n")
+    proxy = FlakyProxy(bucket.server, failures=2)
+    try:
+        store = configured_store(replace(bucket_settings, uploads_endpoint_url=proxy.endpoint))
+        assert [f.key for f in store.scan(None).files] == [KEY]
+        assert proxy.seen == [503, 503, 200], "two throttled answers, then the listing"
+        with store.local_copy(KEY) as local:
+            assert local.read_text() == "email\nann@x.com\n"
+
+        monkeypatch.setattr(bucket_store, "RETRY_ATTEMPTS", 2)
+        proxy.seen.clear()
+        proxy.failures = 100  # throttled for good
+        store = configured_store(replace(bucket_settings, uploads_endpoint_url=proxy.endpoint))
+        with pytest.raises(UploadStoreError) as failed:
+            store.scan(None)
+        assert proxy.seen == [503] * 2 * bucket_store.S3FS_RETRIES, "bounded: botocore's attempts, s3fs's loop"
+        assert str(failed.value) == (
+            f"{bucket.url} at {proxy.endpoint}: SlowDown: Please reduce your request rate. (after the retries)"
+        )
+    finally:
+        proxy.stop()
+
+
 def test_keys_outside_a_program_folder_or_with_unsafe_names_are_refused_with_the_reason(
     instance, bucket, bucket_settings, engine, program
 ):
@@ -142,7 +169,8 @@ def test_keys_outside_a_program_folder_or_with_unsafe_names_are_refused_with_the
     assert statuses(engine) == {}
 
 
-def test_the_listing_pages_after_the_last_key_seen_and_wraps_around(bucket, bucket_settings, monkeypatch):
+def test_the_listing_pages_after_the_last_key_seen_and_wraps_around(bucket, monkeypatch):
+    bucket_settings = bucket.settings(Settings())
     monkeypatch.setattr(bucket_store, "PAGE_KEYS", 3)
     monkeypatch.setattr(bucket_store, "PAGES_PER_TICK", 2)
     keys = [f"p{n:02}/f.csv" for n in range(10)]
