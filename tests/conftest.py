@@ -129,6 +129,16 @@ def loyalty(db_url, monkeypatch, capsys):
 
 
 @pytest.fixture
+def cli_env(db_url, tmp_path) -> dict:
+    """The environment of a `loyalty` command run in a subprocess on `db_url` (tests.test_cli.loyalty)."""
+    return {
+        "LOYALTY_DATABASE_URL": db_url,
+        "LOYALTY_UPLOADS_DIR": str(tmp_path / "uploads"),
+        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+    }
+
+
+@pytest.fixture
 def now() -> datetime:
     return datetime(2026, 11, 26, 10, 0, tzinfo=timezone.utc)
 

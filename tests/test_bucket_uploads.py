@@ -218,12 +218,3 @@ def test_loyalty_ingest_uploads_the_file_into_the_bucket_then_ingests_it(bucket,
     assert missing.stderr.strip() == (
         f"loyalty ingest: s3://nope at {bucket.server.endpoint}: bucket 'nope' does not exist"
     )
-
-
-@pytest.fixture
-def cli_env(db_url, tmp_path):
-    return {
-        "LOYALTY_DATABASE_URL": db_url,
-        "LOYALTY_UPLOADS_DIR": str(tmp_path / "uploads"),
-        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
-    }
