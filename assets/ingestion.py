@@ -32,6 +32,7 @@ from assets.partitions import upload_days
 from assets.resources import DATABASE_RETRY, Clock, LoyaltyDatabase, LoyaltySettings
 from loyalty_pipeline import uploads
 from loyalty_pipeline.upload_batch import FileOutcome, ingest_batch
+from loyalty_pipeline.upload_store import UploadStoreError
 
 USERS_SCHEMA = TableSchema(
     columns=[
@@ -203,19 +204,24 @@ def ingest_uploads(
             days = [date.fromisoformat(key) for key in context.partition_keys]
             keys = uploads.arrived_on(conn, days, upload_days.timezone)
     outcomes = []
-    for outcome in ingest_batch(
-        engine,
-        settings.store(),
-        keys,
-        reports_dir=settings.reports_path,
-        default_timezone=settings.timezone,
-        now=clock.now,
-        run_id=context.run.run_id,
-        skip_unchanged=config.skip_unchanged,
-    ):
-        if outcome.status == "failed":
-            context.log.error(outcome.error)
-        outcomes.append(outcome)
+    store = settings.store()
+    try:
+        for outcome in ingest_batch(
+            engine,
+            store,
+            keys,
+            reports_dir=settings.reports_path,
+            default_timezone=settings.timezone,
+            now=clock.now,
+            run_id=context.run.run_id,
+            skip_unchanged=config.skip_unchanged,
+        ):
+            if outcome.status == "failed":
+                context.log.error(outcome.error)
+            outcomes.append(outcome)
+    except UploadStoreError as exc:
+        # Credentials refused or the bucket gone: one line, and no file marked failed for it.
+        raise Failure(description=str(exc), allow_retries=False) from None
     outcomes.sort(key=lambda o: (_ORDER[o.status], o.key))
     failed = [o for o in outcomes if o.status == "failed"]
     context.log.info(f"{len(outcomes)} file(s): {len(failed)} failed")
@@ -236,7 +242,7 @@ def ingest_uploads(
             "per_file": files,
             "failures": failures,
             "nul_bytes_stripped": sum(o.nul_bytes_stripped for o in landed),
-            "store": settings.store().describe(),
+            "store": store.describe(),
         },
     )
     over_rate = [o for o in landed if o.reject_rate > settings.max_reject_rate]

@@ -16,7 +16,7 @@ from loyalty_pipeline.alerts import ATTEMPTS, AlertSender
 from loyalty_pipeline.clock import now_utc
 from loyalty_pipeline.db import is_transient, make_engine
 from loyalty_pipeline.notify import LogSender, WebhookSender
-from loyalty_pipeline.upload_store import FolderStore
+from loyalty_pipeline.upload_store import UploadStore, configured_store
 
 
 @lru_cache(maxsize=8)
@@ -53,6 +53,12 @@ def only_transient_errors_retry(what: str):
 
 class LoyaltySettings(ConfigurableResource):
     uploads_dir: str = Field(default=config.UPLOADS_DIR.default, description=config.UPLOADS_DIR.describe())
+    uploads_url: str | None = Field(default=None, description=config.UPLOADS_URL.describe())
+    uploads_endpoint_url: str | None = Field(default=None, description=config.UPLOADS_ENDPOINT_URL.describe())
+    uploads_region: str | None = Field(default=None, description=config.UPLOADS_REGION.describe())
+    # From the environment these two are EnvVars (definitions.build_resources): never shown in the UI.
+    uploads_access_key_id: str | None = Field(default=None, description=config.UPLOADS_ACCESS_KEY_ID.describe())
+    uploads_secret_access_key: str | None = Field(default=None, description=config.UPLOADS_SECRET_ACCESS_KEY.describe())
     reports_dir: str = Field(default=config.REPORTS_DIR.default, description=config.REPORTS_DIR.describe())
     timezone: str = Field(default=config.TIMEZONE.default, description=config.TIMEZONE.describe())
     max_reject_rate: float = Field(
@@ -63,13 +69,9 @@ class LoyaltySettings(ConfigurableResource):
         default=int(config.LATE_ALERT_HOURS.default), description=config.LATE_ALERT_HOURS.describe()
     )
 
-    @property
-    def uploads_path(self) -> Path:
-        return Path(self.uploads_dir)
-
-    def store(self) -> FolderStore:
-        """Where the uploaded files are."""
-        return FolderStore(self.uploads_path)
+    def store(self) -> UploadStore:
+        """Where the uploaded files are: the bucket of uploads_url when set, else the folder."""
+        return configured_store(self)
 
     @property
     def reports_path(self) -> Path:

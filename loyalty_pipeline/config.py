@@ -25,12 +25,20 @@ class Variable:
     name: str
     default: str | None
     meaning: str
+    # Other names of the same setting, read when `name` is unset (AWS's SDKs accept several).
+    also: tuple[str, ...] = ()
+
+    def source(self, environ: Mapping[str, str] | None = None) -> str | None:
+        """The first of the variable's names that is set."""
+        env = os.environ if environ is None else environ
+        return next((name for name in (self.name, *self.also) if env.get(name)), None)
 
     def read(self, environ: Mapping[str, str] | None = None) -> str | None:
-        return (os.environ if environ is None else environ).get(self.name) or self.default
+        name = self.source(environ)
+        return (os.environ if environ is None else environ)[name] if name else self.default
 
     def is_set(self, environ: Mapping[str, str] | None = None) -> bool:
-        return bool((os.environ if environ is None else environ).get(self.name))
+        return self.source(environ) is not None
 
     def describe(self) -> str:
         """The meaning with the variable's name, for a resource field's description in the UI."""
@@ -47,6 +55,32 @@ UPLOADS_DIR = Variable(
     (DEFAULT_HOME / "uploads").as_posix(),
     "uploads live at `<dir>/<program_slug>/<file>` (`.csv`, `.tsv`, `.txt`, `.xlsx`, `.xls`, `.ods`, `.vcf`)",
 )
+UPLOADS_URL = Variable(
+    "LOYALTY_UPLOADS_URL",
+    None,
+    "uploads in an object store instead: `s3://bucket/prefix` (AWS S3, Supabase Storage, MinIO; `gs://`, `az://` "
+    "with the `gcs`, `azure` extras), keys `<prefix>/<program_slug>/<file>`; when set it wins over "
+    "`LOYALTY_UPLOADS_DIR` (a local path or `file://` here is a folder)",
+)
+UPLOADS_ENDPOINT_URL = Variable(
+    "AWS_ENDPOINT_URL_S3",
+    None,
+    "the S3 endpoint of `LOYALTY_UPLOADS_URL` when not AWS's (Supabase: `https://<project>.supabase.co/storage/v1/s3`; "
+    "MinIO: its URL); path-style addressing then. `AWS_ENDPOINT_URL` is read when this is unset",
+    also=("AWS_ENDPOINT_URL",),
+)
+UPLOADS_REGION = Variable(
+    "AWS_REGION",
+    None,
+    "the bucket's region (`AWS_DEFAULT_REGION` is read when this is unset)",
+    also=("AWS_DEFAULT_REGION",),
+)
+UPLOADS_ACCESS_KEY_ID = Variable(
+    "AWS_ACCESS_KEY_ID",
+    None,
+    "access key of the bucket; without it and the secret, AWS's default chain applies (IAM role, ~/.aws) (secret)",
+)
+UPLOADS_SECRET_ACCESS_KEY = Variable("AWS_SECRET_ACCESS_KEY", None, "its secret (secret)")
 REPORTS_DIR = Variable(
     "LOYALTY_REPORTS_DIR",
     (DEFAULT_HOME / "reports").as_posix(),
@@ -99,6 +133,11 @@ DEBUG = Variable("LOYALTY_DEBUG", None, "when set, the CLI shows the traceback o
 VARIABLES: tuple[Variable, ...] = (
     DATABASE_URL,
     UPLOADS_DIR,
+    UPLOADS_URL,
+    UPLOADS_ENDPOINT_URL,
+    UPLOADS_REGION,
+    UPLOADS_ACCESS_KEY_ID,
+    UPLOADS_SECRET_ACCESS_KEY,
     REPORTS_DIR,
     TIMEZONE,
     BIRTHDAY_START_DATE,
@@ -129,6 +168,11 @@ class Settings:
 
     database_url: str = _from(DATABASE_URL)
     uploads_dir: Path = _from(UPLOADS_DIR, Path)
+    uploads_url: str | None = _from(UPLOADS_URL)
+    uploads_endpoint_url: str | None = _from(UPLOADS_ENDPOINT_URL)
+    uploads_region: str | None = _from(UPLOADS_REGION)
+    uploads_access_key_id: str | None = _from(UPLOADS_ACCESS_KEY_ID)
+    uploads_secret_access_key: str | None = _from(UPLOADS_SECRET_ACCESS_KEY)
     timezone: str = _from(TIMEZONE)
     reports_dir: Path = _from(REPORTS_DIR, Path)
     max_reject_rate: float = _from(MAX_REJECT_RATE, float)
@@ -165,7 +209,8 @@ def markdown_table() -> str:
     lines = ["| variable | default | meaning |", "|---|---|---|"]
     for variable in VARIABLES:
         default = f"`{variable.default}`" if variable.default is not None else "unset"
-        lines.append(f"| `{variable.name}` | {default} | {variable.meaning} |")
+        names = " or ".join(f"`{name}`" for name in (variable.name, *variable.also))
+        lines.append(f"| {names} | {default} | {variable.meaning} |")
     return "\n".join(lines)
 
 

@@ -27,7 +27,7 @@ def build_resources(settings: Settings | None = None, *, frozen_now: str | None 
     def value(field_name: str):
         variable = Settings.variable(field_name)
         if from_env and variable.is_set():
-            return EnvVar(variable.name)
+            return EnvVar(variable.source())
         raw = getattr(settings, field_name)
         return None if raw is None else str(raw)
 
@@ -35,6 +35,11 @@ def build_resources(settings: Settings | None = None, *, frozen_now: str | None 
         "database": LoyaltyDatabase(url=value("database_url")),
         "settings": LoyaltySettings(
             uploads_dir=value("uploads_dir"),
+            uploads_url=value("uploads_url"),
+            uploads_endpoint_url=value("uploads_endpoint_url"),
+            uploads_region=value("uploads_region"),
+            uploads_access_key_id=value("uploads_access_key_id"),
+            uploads_secret_access_key=value("uploads_secret_access_key"),
             reports_dir=value("reports_dir"),
             timezone=value("timezone"),
             max_reject_rate=settings.max_reject_rate,  # a number: EnvVar only carries strings

@@ -15,7 +15,7 @@ from loyalty_pipeline.db import make_engine
 from loyalty_pipeline.names import InvalidName, upload_key
 from loyalty_pipeline.programs import ProgramNotFound, get_program
 from loyalty_pipeline.run_results import birthday_outcomes, failure_reason
-from loyalty_pipeline.upload_store import FolderStore
+from loyalty_pipeline.upload_store import UploadStoreError, configured_store
 from loyalty_pipeline.uploads import MAX_FILES_PER_RUN
 
 # The CLI prints its own summary; the run's step logs stay in the instance for the UI.
@@ -31,8 +31,8 @@ class RunError(Exception):
 
 
 def ingest_file(instance, settings: Settings, file: Path, slug: str):
-    """Put `file` into the upload store as an upload of `slug` and run its ingestion; returns
-    (key, run result)."""
+    """Put `file` into the upload store (LOYALTY_UPLOADS_URL's bucket, or the folder) as an upload
+    of `slug` and run its ingestion; returns (key, run result)."""
     if not file.is_file():
         raise RunError(f"{file}: no such file")
     try:
@@ -44,7 +44,10 @@ def ingest_file(instance, settings: Settings, file: Path, slug: str):
             get_program(conn, slug)
         except ProgramNotFound as exc:
             raise RunError(str(exc)) from exc
-    FolderStore(settings.uploads_dir).put(file, key)
+    try:
+        configured_store(settings).put(file, key)  # the folder or the bucket the sensor watches
+    except UploadStoreError as exc:
+        raise RunError(str(exc)) from None
     return key, ingest_keys(instance, settings, [key], trigger="cli")[0]
 
 

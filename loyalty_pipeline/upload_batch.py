@@ -22,7 +22,7 @@ from loyalty_pipeline.ingest import IngestResult, load_upload
 from loyalty_pipeline.names import InvalidName, split_upload_key
 from loyalty_pipeline.programs import InvalidProgramConfig, csv_column_mapping, get_programs
 from loyalty_pipeline.reports import write_issue_report
-from loyalty_pipeline.upload_store import FolderStore, UploadFileMissing
+from loyalty_pipeline.upload_store import UploadFileMissing, UploadStore, UploadStoreError
 from loyalty_pipeline.validation import validate_upload
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def columns_fed(raw: RawCsv) -> str:
 
 def ingest_batch(
     engine: Engine,
-    store: FolderStore,
+    store: UploadStore,
     keys: Sequence[str],
     *,
     reports_dir: Path,
@@ -90,7 +90,10 @@ def ingest_batch(
     skip_unchanged: bool = False,
 ) -> Iterator[FileOutcome]:
     """Each file's outcome, in order. Only a transient database error (lost connection, deadlock)
-    escapes, for the step's retry policy: the files finished before it are not read again."""
+    escapes, for the step's retry policy, and an UploadStoreError (the store refused the run's
+    credentials, its bucket is gone): no file is failed for what is not its fault, the rest of the
+    batch stays `running` until the sensor requests it again (uploads.STALE_AFTER). The files
+    finished before either are not read again."""
     slugs = {}
     for key in keys:
         try:
@@ -133,7 +136,8 @@ def _ingest_one(engine, store, key, program, recorded, reports_dir, default_time
         if skip_unchanged and recorded and recorded.status == "succeeded" and recorded.change_marker == marker:
             return FileOutcome(key, "unchanged", sha256=recorded.sha256)
         columns = csv_column_mapping(program)
-        raw = read_upload(store.path(key), file_label=key, columns=columns)
+        with store.local_copy(key) as local:  # a bucket's object is streamed to a temporary file
+            raw = read_upload(local, file_label=key, columns=columns)
         sha = raw.sha256
         today = now().astimezone(program.zone(default_timezone)).date()
         validated = validate_upload(
@@ -167,6 +171,8 @@ def _ingest_one(engine, store, key, program, recorded, reports_dir, default_time
             first_warnings=issues.filter(pl.col("severity") == "warning").head(SAMPLE_ISSUES),
             issues_report=report,
         )
+    except UploadStoreError:
+        raise  # the store's fault, not the file's: the run fails with it (see ingest_batch)
     except (InvalidName, CsvFileError, UploadFileMissing) as exc:
         error = str(exc)
     except InvalidProgramConfig as exc:

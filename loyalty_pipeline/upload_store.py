@@ -1,4 +1,6 @@
-"""Where uploaded files live: `<root>/<program_slug>/<file>` in a folder.
+"""Where uploaded files live: `<root>/<program_slug>/<file>` in a folder (FolderStore here), or
+`<prefix>/<program_slug>/<file>` in an object store bucket (loyalty_pipeline.bucket_store). Both
+are an `UploadStore`; `open_store` picks one from LOYALTY_UPLOADS_URL or LOYALTY_UPLOADS_DIR.
 
 The upload sensor asks the store for the files that may have changed since its last look; the
 ingestion reads them through it. A look costs what changed, not every file ever uploaded: a
@@ -14,8 +16,11 @@ import os
 import shutil
 import time
 import zlib
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Protocol
 
 from loyalty_pipeline.names import UPLOAD_SUFFIXES, InvalidName, check_slug, upload_key, upload_path
 
@@ -43,10 +48,91 @@ class Scan:
 
 
 class UploadFileMissing(FileNotFoundError):
-    pass
+    """One upload is gone (deleted or renamed since it was listed): that file fails, not the run."""
+
+
+class UploadStoreError(Exception):
+    """The store itself cannot be used (credentials refused, bucket missing, endpoint unreachable
+    after the retries): one line that says which, for the sensor tick or the run to fail with."""
+
+
+class UploadStore(Protocol):
+    """What the sensor and the ingestion need from the place uploads live. Keys are always
+    `<program_slug>/<file>`, checked by loyalty_pipeline.names before anything is read."""
+
+    # Whether a file still being written can be listed: a folder shows a file while it is copied in
+    # (the sensor waits for it to settle); a bucket lists an object only once its upload completed.
+    lists_partial_files: bool
+
+    def describe(self) -> str:
+        """Where the store is, without credentials: for logs and run metadata."""
+
+    def stat(self, key: str) -> StoredFile:
+        """The upload as it is now; UploadFileMissing if it is gone."""
+
+    def sha256(self, key: str) -> str:
+        """The content's sha256, streamed; UploadFileMissing if it is gone."""
+
+    def local_copy(self, key: str) -> AbstractContextManager[Path]:
+        """A local file with the upload's content for the readers (which need a path), named as the
+        upload; removed afterwards if it was a copy."""
+
+    def put(self, local_file: Path, key: str) -> None:
+        """Store a local file as `key`, atomically: the sensor never sees half of it."""
+
+    def scan(self, state: dict | None, revisit: set[str] = frozenset()) -> Scan:
+        """The files to compare with `uploads` this tick, and the state for the next one."""
+
+
+def hash_blocks(handle: BinaryIO, block_size: int = 1 << 20) -> str:
+    """sha256 of a stream read block by block: never the whole file in memory."""
+    digest = hashlib.sha256()
+    for block in iter(lambda: handle.read(block_size), b""):
+        digest.update(block)
+    return digest.hexdigest()
+
+
+def open_store(
+    location: str | Path,
+    *,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    access_key_id: str | None = None,
+    secret_access_key: str | None = None,
+) -> UploadStore:
+    """A FolderStore for a local folder (a path or file://), a BucketStore for an fsspec URL
+    (s3://bucket/prefix; gs:// and az:// with the gcs and azure extras). The options are the S3
+    connection's; without credentials the AWS default chain applies (environment, IAM role)."""
+    text = str(location)
+    protocol, sep, rest = text.partition("://")
+    if not sep or protocol in ("file", "local"):
+        return FolderStore(rest if sep else text)
+    from loyalty_pipeline.bucket_store import BucketStore
+
+    return BucketStore(
+        text,
+        endpoint_url=endpoint_url,
+        region=region,
+        access_key_id=access_key_id,
+        secret_access_key=secret_access_key,
+    )
+
+
+def configured_store(settings) -> UploadStore:
+    """The store of a Settings or LoyaltySettings: LOYALTY_UPLOADS_URL when set, else the folder
+    LOYALTY_UPLOADS_DIR (both have the same field names)."""
+    return open_store(
+        settings.uploads_url or settings.uploads_dir,
+        endpoint_url=settings.uploads_endpoint_url,
+        region=settings.uploads_region,
+        access_key_id=settings.uploads_access_key_id,
+        secret_access_key=settings.uploads_secret_access_key,
+    )
 
 
 class FolderStore:
+    lists_partial_files = True
+
     def __init__(self, root: Path | str):
         self.root = Path(root)
 
@@ -68,14 +154,15 @@ class FolderStore:
         return _stored(key, info)
 
     def sha256(self, key: str) -> str:
-        digest = hashlib.sha256()
         try:
             with self.path(key).open("rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
+                return hash_blocks(handle)
         except FileNotFoundError as exc:
             raise UploadFileMissing(f"{key}: file not found in {self.describe()}") from exc
-        return digest.hexdigest()
+
+    @contextmanager
+    def local_copy(self, key: str) -> Iterator[Path]:
+        yield self.path(key)  # already local: the file itself
 
     def put(self, local_file: Path, key: str) -> None:
         """Copy a local file in as `key`, atomically: the sensor never sees half of it."""

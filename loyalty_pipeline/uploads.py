@@ -249,7 +249,8 @@ def batch_key(batch: Sequence[Request]) -> str:
     return f"uploads:{digest}"
 
 
-# A file modified this recently may still be being written: it is looked at again next tick.
+# A file modified this recently may still be being written: it is looked at again next tick (in a
+# folder; a bucket lists only complete objects, store.lists_partial_files).
 SETTLE_SECONDS = 5
 # The sensor hashes at most this much per tick (a first look at an existing folder after migrating
 # hashes every file once); what is left is looked at next tick.
@@ -271,7 +272,7 @@ def discover(conn: Connection, store, files: Sequence, *, wall_now: float, now: 
     found = Discovery([], [], set(), {}, {})
     settled = []
     for f in files:
-        if wall_now - f.modified < SETTLE_SECONDS:
+        if store.lists_partial_files and wall_now - f.modified < SETTLE_SECONDS:
             found.revisit.add(f.key.partition("/")[0])
         else:
             settled.append(f)

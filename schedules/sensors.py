@@ -32,7 +32,8 @@ def _cursor(scan_state: dict, revisit: set[str]) -> str:
     job=ingest_upload_job,
     minimum_interval_seconds=15,
     default_status=DefaultSensorStatus.STOPPED,
-    description="Watches LOYALTY_UPLOADS_DIR/<program_slug>/ for .csv, .tsv, .txt and .xlsx files; new or changed "
+    description="Watches LOYALTY_UPLOADS_DIR/<program_slug>/ (or the bucket of LOYALTY_UPLOADS_URL) for .csv, .tsv, "
+    ".txt and .xlsx files; new or changed "
     "complete files (the uploads table says which it has seen) become queued rows of `uploads` and batched "
     "ingestion runs of today's arrival partition. A file waits while it is being written or while its program "
     "does not exist; links and unsafe names are refused with the reason.",

@@ -129,6 +129,16 @@ def loyalty(db_url, monkeypatch, capsys):
 
 
 @pytest.fixture
+def cli_env(db_url, tmp_path) -> dict:
+    """The environment of a `loyalty` command run in a subprocess on `db_url` (tests.test_cli.loyalty)."""
+    return {
+        "LOYALTY_DATABASE_URL": db_url,
+        "LOYALTY_UPLOADS_DIR": str(tmp_path / "uploads"),
+        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+    }
+
+
+@pytest.fixture
 def now() -> datetime:
     return datetime(2026, 11, 26, 10, 0, tzinfo=timezone.utc)
 
@@ -174,3 +184,27 @@ def http_receiver():
     yield start
     for receiver in started:
         receiver.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """moto's S3 server on 127.0.0.1 for the session (tests.buckets)."""
+    from tests.buckets import MotoServer
+
+    server = MotoServer(tmp_path_factory.mktemp("moto") / "moto.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def bucket(s3_server):
+    """A fresh, empty bucket on the test S3 server; uploads go under its `uploads/` prefix."""
+    from tests.buckets import new_bucket
+
+    return new_bucket(s3_server)
+
+
+@pytest.fixture
+def bucket_settings(settings, bucket) -> Settings:
+    """`settings` with the uploads in `bucket` (LOYALTY_UPLOADS_URL and the S3 connection)."""
+    return bucket.settings(settings)

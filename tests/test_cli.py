@@ -27,15 +27,6 @@ def loyalty(*args, cwd: Path, env: dict | None = None, timeout=180):
     )
 
 
-@pytest.fixture
-def cli_env(db_url, tmp_path):
-    return {
-        "LOYALTY_DATABASE_URL": db_url,
-        "LOYALTY_UPLOADS_DIR": str(tmp_path / "uploads"),
-        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
-    }
-
-
 def test_init_db_is_idempotent(db_url, tmp_path, cli_env):
     first = loyalty("init-db", cwd=tmp_path, env=cli_env)
     second = loyalty("init-db", cwd=tmp_path, env=cli_env)

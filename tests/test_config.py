@@ -11,6 +11,7 @@ from dagster import EnvVar
 from loyalty_pipeline import config
 from loyalty_pipeline.config import Settings
 from loyalty_pipeline.definitions import build_resources
+from loyalty_pipeline.upload_store import configured_store
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -56,3 +57,23 @@ def test_resources_from_the_environment_show_the_variable_not_the_secret(monkeyp
     assert resources["notification_sender"].webhook_url == EnvVar("LOYALTY_WEBHOOK_URL")
     assert resources["settings"].reports_dir == config.REPORTS_DIR.default, "unset: the one default"
     assert resources["alert_webhook"].ui_url == config.UI_URL.default
+
+
+def test_the_bucket_connection_comes_from_the_aws_variables_as_env_vars(monkeypatch):
+    for variable in config.VARIABLES:
+        for name in (variable.name, *variable.also):
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LOYALTY_UPLOADS_URL", "s3://shop-files/uploads")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "https://example.supabase.co/storage/v1/s3")  # the generic name
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-2")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "key-id")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "very-secret")
+    settings = build_resources()["settings"]
+    assert settings.uploads_url == EnvVar("LOYALTY_UPLOADS_URL")
+    assert settings.uploads_endpoint_url == EnvVar("AWS_ENDPOINT_URL")
+    assert settings.uploads_region == EnvVar("AWS_DEFAULT_REGION")
+    assert settings.uploads_secret_access_key == EnvVar("AWS_SECRET_ACCESS_KEY"), "never the secret itself"
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "https://minio.internal:9000")  # the S3-specific name wins
+    assert Settings.from_env().uploads_endpoint_url == "https://minio.internal:9000"
+    store = configured_store(Settings.from_env())
+    assert store.describe() == "s3://shop-files/uploads at https://minio.internal:9000", "no credentials in it"
