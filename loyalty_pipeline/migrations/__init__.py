@@ -53,29 +53,3 @@ def sqlite_statements(script: str) -> list[str]:
     if _COMMENTS.sub("", script[start:]).strip():
         raise ValueError(f"SQL script ends with a statement that has no closing semicolon: {script[start:][:80]!r}")
     return statements
-
-
-# A v4-shaped uuid built from SQLite's random bytes, so ids look the same on both databases.
-_SQLITE_UUID = (
-    "(lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) || '-4' || "
-    "substr(lower(hex(randomblob(2))), 2) || '-' || substr('89ab', 1 + (abs(random()) % 4), 1) || "
-    "substr(lower(hex(randomblob(2))), 2) || '-' || lower(hex(randomblob(6))))"
-)
-DIALECT_WORDS = {
-    "postgresql": {"uuid": "uuid", "new_id": "gen_random_uuid()", "timestamptz": "timestamptz", "now": "now()"},
-    "sqlite": {"uuid": "text", "new_id": _SQLITE_UUID, "timestamptz": "timestamp", "now": "CURRENT_TIMESTAMP"},
-}
-
-
-def execute(*statements: str) -> None:
-    """Run statements written with DIALECT_WORDS placeholders, one at a time (trigger and
-    function bodies are single statements: nothing splits them)."""
-    words = DIALECT_WORDS[dialect()]
-    for statement in statements:
-        op.execute(statement.format(**words))
-
-
-def execute_for(*, postgresql: list[str] | tuple[str, ...] = (), sqlite: list[str] | tuple[str, ...] = ()) -> None:
-    """Run the statements written for the current dialect verbatim."""
-    for statement in {"postgresql": postgresql, "sqlite": sqlite}[dialect()]:
-        op.execute(statement)
