@@ -83,17 +83,26 @@ def postgres_url(_postgres_schema) -> str:
 def empty_db_url(request, tmp_path):
     """A database of each kind with no schema at all (PostgreSQL: created for this test, then dropped)."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
-        return
-    server = request.getfixturevalue("postgres_server_url")
-    name = f"loyalty_empty_{uuid.uuid4().hex[:12]}"
-    admin = _admin_engine()
+        return f"sqlite:///{tmp_path / 'empty.db'}"
+    return request.getfixturevalue("new_postgres_database")()
+
+
+@pytest.fixture
+def new_postgres_database(postgres_server_url):
+    """Makes empty PostgreSQL databases for this test, one a call (its URL); all dropped after it."""
+    admin, names = _admin_engine(), []
+
+    def new() -> str:
+        names.append(f"loyalty_empty_{uuid.uuid4().hex[:12]}")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{names[-1]}"'))
+        return make_url(postgres_server_url).set(database=names[-1]).render_as_string(hide_password=False)
+
+    yield new
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(server).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name})
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        for name in names:
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name})
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
     admin.dispose()
 
 

@@ -1,38 +1,55 @@
 """Alembic migrations of the application database (PostgreSQL and SQLite).
 
-Revisions live in versions/. Each writes its DDL out per dialect where the two differ; the few
-type and default spellings that differ everywhere are the `{placeholders}` of DIALECT_WORDS, filled
-from a fixed table (never from input)."""
+Revisions live in versions/ and stay the unit of migration; their SQL lives in the top-level sql/
+folder, written out per dialect (sql/postgresql/NNNN_*.sql, sql/sqlite/NNNN_*.sql: one file a
+revision, each readable and runnable by hand). A revision runs its file with run_sql() and keeps in
+Python only what SQL cannot say (0006's refusal that lists the rows a person must fix).
+
+sql/ is found through loyalty_pipeline/sql: a link to ../sql in a checkout (and so in an editable
+install), a copy of the files in a built wheel (pyproject's package-data)."""
 
 from __future__ import annotations
 
+import re
+import sqlite3
+from pathlib import Path
+
 from alembic import op
 
-# A v4-shaped uuid built from SQLite's random bytes, so ids look the same on both databases.
-_SQLITE_UUID = (
-    "(lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) || '-4' || "
-    "substr(lower(hex(randomblob(2))), 2) || '-' || substr('89ab', 1 + (abs(random()) % 4), 1) || "
-    "substr(lower(hex(randomblob(2))), 2) || '-' || lower(hex(randomblob(6))))"
-)
-DIALECT_WORDS = {
-    "postgresql": {"uuid": "uuid", "new_id": "gen_random_uuid()", "timestamptz": "timestamptz", "now": "now()"},
-    "sqlite": {"uuid": "text", "new_id": _SQLITE_UUID, "timestamptz": "timestamp", "now": "CURRENT_TIMESTAMP"},
-}
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+_COMMENTS = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
 
 
 def dialect() -> str:
     return op.get_bind().dialect.name
 
 
-def execute(*statements: str) -> None:
-    """Run statements written with DIALECT_WORDS placeholders, one at a time (trigger and
-    function bodies are single statements: nothing splits them)."""
-    words = DIALECT_WORDS[dialect()]
-    for statement in statements:
-        op.execute(statement.format(**words))
+def run_sql(name: str) -> None:
+    """Execute sql/<dialect>/<name>.sql on the migration's connection, in its transaction.
+
+    PostgreSQL takes the file whole, as psql or Supabase's SQL editor would: one query without
+    parameters, which psycopg sends as it is (function bodies between $$ are never cut, and no
+    `:name` or `%` is read as a parameter). SQLite's driver runs one statement a call, so the file
+    is cut by sqlite_statements (executescript would commit the migration's transaction)."""
+    conn = op.get_bind()
+    script = (SQL_DIR / conn.dialect.name / f"{name}.sql").read_text(encoding="utf-8")
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(script)
+        return
+    for statement in sqlite_statements(script):
+        conn.exec_driver_sql(statement)
 
 
-def execute_for(*, postgresql: list[str] | tuple[str, ...] = (), sqlite: list[str] | tuple[str, ...] = ()) -> None:
-    """Run the statements written for the current dialect verbatim."""
-    for statement in {"postgresql": postgresql, "sqlite": sqlite}[dialect()]:
-        op.execute(statement)
+def sqlite_statements(script: str) -> list[str]:
+    """The statements of a SQLite script, each with its closing semicolon, cut where SQLite's own
+    tokenizer (sqlite3.complete_statement) says one ends: never on a semicolon inside a trigger's
+    BEGIN ... END, a string, a quoted name or a comment. A comment before a statement stays with it;
+    after the last statement only comments may follow."""
+    statements, start = [], 0
+    for semicolon in re.finditer(";", script):
+        if sqlite3.complete_statement(script[start : semicolon.end()]):
+            statements.append(script[start : semicolon.end()].strip())
+            start = semicolon.end()
+    if _COMMENTS.sub("", script[start:]).strip():
+        raise ValueError(f"SQL script ends with a statement that has no closing semicolon: {script[start:][:80]!r}")
+    return statements

@@ -7,7 +7,9 @@ Create Date: ${create_date}
 
 from __future__ import annotations
 
-from loyalty_pipeline.migrations import execute, execute_for  # noqa: F401
+from pathlib import Path
+
+from loyalty_pipeline.migrations import run_sql
 
 revision = ${repr(up_revision)}
 down_revision = ${repr(down_revision)}
@@ -16,7 +18,8 @@ depends_on = ${repr(depends_on)}
 
 
 def upgrade() -> None:
-    ${upgrades if upgrades else "pass"}
+    # Runs sql/postgresql/<this file's name>.sql or sql/sqlite/<this file's name>.sql: write both.
+    run_sql(Path(__file__).stem)
 
 
 def downgrade() -> None:

@@ -1,7 +1,8 @@
 """Per-program birthday bot settings
 
 Per-program birthday bot settings. A NULL timezone means "the deployment's LOYALTY_TIMEZONE",
-which a column default cannot read. Was sql/002_birthday_bot.sql.
+which a column default cannot read. Its SQL:
+sql/{postgresql,sqlite}/0002_birthday_bot.sql (was the old runner's sql/002_birthday_bot.sql).
 
 Revision ID: 0002
 Revises: 0001
@@ -9,7 +10,7 @@ Revises: 0001
 
 from __future__ import annotations
 
-from loyalty_pipeline.migrations import execute
+from loyalty_pipeline.migrations import run_sql
 
 revision = "0002"
 down_revision = "0001"
@@ -18,15 +19,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    execute(
-        "ALTER TABLE programs ADD COLUMN timezone text",
-        "ALTER TABLE programs ADD COLUMN birthday_min_notice_days integer NOT NULL DEFAULT 0"
-        " CHECK (birthday_min_notice_days >= 0)",
-        "ALTER TABLE programs ADD COLUMN birthday_max_delay_days integer NOT NULL DEFAULT 30"
-        " CHECK (birthday_max_delay_days >= 0)",
-        "ALTER TABLE programs ADD COLUMN birthday_send_hour integer NOT NULL DEFAULT 9"
-        " CHECK (birthday_send_hour BETWEEN 0 AND 23)",
-    )
+    run_sql("0002_birthday_bot")
 
 
 def downgrade() -> None:

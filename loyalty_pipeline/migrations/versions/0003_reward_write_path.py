@@ -7,7 +7,8 @@ cascades from passes, users and programs), and pass_id, program_id and user_id a
 from that reward in the same statement. Checking them again as foreign keys cost three index
 probes and row locks per message (1.2 s of a 46k-message backfill run, most of it dirtying
 users' pages for a KEY SHARE lock); the reward itself stays checked. SQLite cannot drop a
-constraint without rebuilding the table, and keeps them. Was sql/003_reward_write_path.sql.
+constraint without rebuilding the table, and keeps them. Its SQL:
+sql/{postgresql,sqlite}/0003_reward_write_path.sql (was the old runner's sql/003_reward_write_path.sql).
 
 Revision ID: 0003
 Revises: 0002
@@ -15,7 +16,7 @@ Revises: 0002
 
 from __future__ import annotations
 
-from loyalty_pipeline.migrations import execute_for
+from loyalty_pipeline.migrations import run_sql
 
 revision = "0003"
 down_revision = "0002"
@@ -24,14 +25,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    execute_for(
-        postgresql=[
-            "ALTER TABLE notifications DROP CONSTRAINT IF EXISTS notifications_pass_id_fkey",
-            "ALTER TABLE notifications DROP CONSTRAINT IF EXISTS notifications_program_id_fkey",
-            "ALTER TABLE notifications DROP CONSTRAINT IF EXISTS notifications_user_id_fkey",
-            "ALTER TABLE notifications ALTER COLUMN birthday_log_id SET NOT NULL",
-        ],
-    )
+    run_sql("0003_reward_write_path")
 
 
 def downgrade() -> None:

@@ -5,7 +5,8 @@ bits) for the tables that take bulk inserts. PostgreSQL only. A random id lands 
 primary-key index, so a large upload dirtied - and after each checkpoint logged in full - nearly
 every leaf page of users' and passes' keys; time-ordered ids fill the index at one edge. Measured
 on the 1M-row upload: the passes insert 5.0 s -> 3.5 s. Ids stay defaults in the database, so other
-writers (the front end) need not change. Was sql/004_time_ordered_ids.sql.
+writers (the front end) need not change. Its SQL:
+sql/{postgresql,sqlite}/0004_time_ordered_ids.sql (was the old runner's sql/004_time_ordered_ids.sql).
 
 Revision ID: 0004
 Revises: 0003
@@ -13,7 +14,7 @@ Revises: 0003
 
 from __future__ import annotations
 
-from loyalty_pipeline.migrations import execute_for
+from loyalty_pipeline.migrations import run_sql
 
 revision = "0004"
 down_revision = "0003"
@@ -22,26 +23,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    execute_for(
-        postgresql=[
-            """
-            CREATE OR REPLACE FUNCTION loyalty_uuid_v7() RETURNS uuid LANGUAGE sql VOLATILE AS $$
-                SELECT encode(
-                    set_bit(set_bit(
-                        overlay(uuid_send(gen_random_uuid())
-                                placing substring(int8send(floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3)
-                                FROM 1 FOR 6),
-                        52, 1), 53, 1),
-                    'hex')::uuid
-            $$
-            """,
-            "ALTER TABLE users ALTER COLUMN id SET DEFAULT loyalty_uuid_v7()",
-            "ALTER TABLE passes_master ALTER COLUMN id SET DEFAULT loyalty_uuid_v7()",
-            "ALTER TABLE upload_issues ALTER COLUMN id SET DEFAULT loyalty_uuid_v7()",
-            "ALTER TABLE birthday_logs ALTER COLUMN id SET DEFAULT loyalty_uuid_v7()",
-            "ALTER TABLE notifications ALTER COLUMN id SET DEFAULT loyalty_uuid_v7()",
-        ],
-    )
+    run_sql("0004_time_ordered_ids")
 
 
 def downgrade() -> None:

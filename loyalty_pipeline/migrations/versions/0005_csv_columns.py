@@ -5,7 +5,7 @@ upload (email, first_name, ...) to the header the program's files use. NULL mean
 headers. Text rather than json/jsonb so both databases and the front end store it alike; the
 loyalty CLI and the pipeline validate it (loyalty_pipeline/programs.py). Takes the place of
 sql/005_csv_columns.sql of the hand-written runner (a database that applied that file is stamped
-at this revision when adopted).
+at this revision when adopted). Its SQL: sql/{postgresql,sqlite}/0005_csv_columns.sql.
 
 Revision ID: 0005
 Revises: 0004
@@ -13,7 +13,7 @@ Revises: 0004
 
 from __future__ import annotations
 
-from loyalty_pipeline.migrations import execute_for
+from loyalty_pipeline.migrations import run_sql
 
 revision = "0005"
 down_revision = "0004"
@@ -22,10 +22,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    execute_for(
-        postgresql=["ALTER TABLE programs ADD COLUMN IF NOT EXISTS csv_columns text"],
-        sqlite=["ALTER TABLE programs ADD COLUMN csv_columns text"],
-    )
+    run_sql("0005_csv_columns")
 
 
 def downgrade() -> None:

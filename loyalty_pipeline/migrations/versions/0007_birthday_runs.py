@@ -17,7 +17,7 @@ A database with history (every one at 0006, and those adopted from the hand-writ
 `succeeded` row per program and day that already has rewards in `birthday_logs`, so catch-up knows
 each program's last successful day (`eligible` is the rewarded count: earlier runs did not record
 it), and the programs enabled today count as enabled since they were created. Every statement is
-idempotent (IF NOT EXISTS, ON CONFLICT DO NOTHING).
+idempotent (IF NOT EXISTS, ON CONFLICT DO NOTHING). Its SQL: sql/{postgresql,sqlite}/0007_birthday_runs.sql.
 
 Revision ID: 0007
 Revises: 0006
@@ -25,7 +25,7 @@ Revises: 0006
 
 from __future__ import annotations
 
-from loyalty_pipeline.migrations import execute
+from loyalty_pipeline.migrations import run_sql
 
 revision = "0007"
 down_revision = "0006"
@@ -34,48 +34,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    execute(
-        """CREATE TABLE IF NOT EXISTS birthday_runs (
-            program_id {uuid} NOT NULL REFERENCES programs (id) ON DELETE CASCADE,
-            run_date date NOT NULL,
-            status text NOT NULL CHECK (status IN ('succeeded', 'skipped', 'failed')),
-            eligible integer NOT NULL DEFAULT 0,
-            rewarded integer NOT NULL DEFAULT 0,
-            points integer NOT NULL DEFAULT 0,
-            rewarded_by_run integer NOT NULL DEFAULT 0,
-            note text,
-            error text,
-            attempts integer NOT NULL DEFAULT 1,
-            run_id text,
-            started_at {timestamptz},
-            finished_at {timestamptz},
-            PRIMARY KEY (program_id, run_date)
-        )""",
-        "CREATE INDEX IF NOT EXISTS birthday_runs_date_idx ON birthday_runs (run_date, status)",
-        "CREATE INDEX IF NOT EXISTS birthday_runs_run_idx ON birthday_runs (run_id)",
-        """CREATE TABLE IF NOT EXISTS birthday_enabled_since (
-            program_id {uuid} PRIMARY KEY REFERENCES programs (id) ON DELETE CASCADE,
-            since {timestamptz} NOT NULL
-        )""",
-        """CREATE TABLE IF NOT EXISTS birthday_late_alerts (
-            program_id {uuid} NOT NULL REFERENCES programs (id) ON DELETE CASCADE,
-            run_date date NOT NULL,
-            alerted_at {timestamptz} NOT NULL DEFAULT {now},
-            PRIMARY KEY (program_id, run_date)
-        )""",
-        # (WHERE true: SQLite reads `ON` after a bare FROM as a join constraint, not as ON CONFLICT.)
-        """INSERT INTO birthday_runs (program_id, run_date, status, eligible, rewarded, points, note,
-                                      started_at, finished_at)
-           SELECT program_id, reward_date, 'succeeded', count(*), count(*), sum(points),
-                  'migrated from birthday_logs', min(created_at), max(created_at)
-           FROM birthday_logs
-           WHERE true
-           GROUP BY program_id, reward_date
-           ON CONFLICT (program_id, run_date) DO NOTHING""",
-        """INSERT INTO birthday_enabled_since (program_id, since)
-           SELECT id, created_at FROM programs WHERE birthday_bot_enabled
-           ON CONFLICT (program_id) DO NOTHING""",
-    )
+    run_sql("0007_birthday_runs")
 
 
 def downgrade() -> None:

@@ -17,40 +17,24 @@ Existing rows were ingested successfully (a failed file never had a row), so the
 with `ingested_sha256 = sha256`; their change marker is unknown, so the sensor hashes each file once
 and, finding the same sha256, records the marker without ingesting it again.
 
+Its SQL: sql/{postgresql,sqlite}/0009_upload_batches.sql.
+
 Revision ID: 0009
 Revises: 0008
 """
 
 from __future__ import annotations
 
-from loyalty_pipeline.migrations import execute
+from loyalty_pipeline.migrations import run_sql
 
 revision = "0009"
 down_revision = "0008"
 branch_labels = None
 depends_on = None
 
-UPLOAD_STATUSES = ("queued", "running", "succeeded", "failed")
-
 
 def upgrade() -> None:
-    statuses = ", ".join(f"'{s}'" for s in UPLOAD_STATUSES)
-    execute(
-        f"ALTER TABLE uploads ADD COLUMN status text NOT NULL DEFAULT 'succeeded' CHECK (status IN ({statuses}))",
-        "ALTER TABLE uploads ADD COLUMN error text",
-        "ALTER TABLE uploads ADD COLUMN ingested_sha256 text",
-        "ALTER TABLE uploads ADD COLUMN change_marker text",
-        "ALTER TABLE uploads ADD COLUMN run_id text",
-        "ALTER TABLE uploads ADD COLUMN arrived_at {timestamptz}",
-        "ALTER TABLE uploads ADD COLUMN started_at {timestamptz}",
-        "ALTER TABLE uploads ADD COLUMN finished_at {timestamptz}",
-        "UPDATE uploads SET ingested_sha256 = sha256, arrived_at = processed_at, finished_at = processed_at",
-        "CREATE INDEX uploads_arrived_idx ON uploads (arrived_at)",
-        "CREATE INDEX uploads_run_idx ON uploads (run_id)",
-        # The sensor looks for requests that never ran; there are few of them at any time.
-        "CREATE INDEX uploads_pending_idx ON uploads (status) WHERE status IN ('queued', 'running')",
-        "CREATE INDEX uploads_program_idx ON uploads (program_id, status)",
-    )
+    run_sql("0009_upload_batches")
 
 
 def downgrade() -> None:

@@ -1,0 +1,2 @@
+-- Revision 0003 (SQLite): nothing to do. PostgreSQL drops notifications' copied foreign keys;
+-- SQLite cannot drop a constraint without rebuilding the table, and keeps them.

@@ -1,0 +1,2 @@
+-- Revision 0004 (SQLite): nothing to do. Time-ordered ids are for PostgreSQL's bulk inserts;
+-- SQLite keeps the random v4-shaped ids of 0001.
