@@ -134,6 +134,14 @@ def _status_counts(outcomes: list[FileOutcome]) -> dict:
     return {f"files_{s}": sum(o.status == s for o in outcomes) for s in ("succeeded", "failed", "unchanged")}
 
 
+def _spec(key: str, *, description: str, deps: tuple | list = (), schema: TableSchema | None = None) -> AssetSpec:
+    """One of the four ingestion assets the `ingest_uploads` step materializes."""
+    metadata = {"dagster/column_schema": schema} if schema else None
+    return AssetSpec(
+        key, deps=list(deps), owners=OWNERS, group_name="ingestion", description=description, metadata=metadata
+    )
+
+
 @multi_asset(
     name="ingest_uploads",
     partitions_def=upload_days,
@@ -141,39 +149,31 @@ def _status_counts(outcomes: list[FileOutcome]) -> dict:
     group_name="ingestion",
     retry_policy=DATABASE_RETRY,
     specs=[
-        AssetSpec(
+        _spec(
             "raw_upload",
-            owners=OWNERS,
-            group_name="ingestion",
-            description="Uploaded customer files (LOYALTY_UPLOADS_DIR/<program>/<file>: .csv, .tsv, .txt or .xlsx) "
+            description="Uploaded customer files (<program>/<file> in LOYALTY_UPLOADS_URL or LOYALTY_UPLOADS_DIR) "
             "read as text: encoding and delimiter (or worksheet) detected, headers matched to fields, ragged "
             "records set aside. A partition is a day of arrival; each file's result is a row of `uploads`.",
         ),
-        AssetSpec(
+        _spec(
             "validated_users",
             deps=["raw_upload"],
-            owners=OWNERS,
-            group_name="ingestion",
+            schema=USERS_SCHEMA,
             description="Each file's rows checked by a pandera schema: one row per email, dates and phones "
             "normalised, rejects and warnings with reasons (upload_issues, and a CSV report per file).",
-            metadata={"dagster/column_schema": USERS_SCHEMA},
         ),
-        AssetSpec(
+        _spec(
             "users",
             deps=["validated_users"],
-            owners=OWNERS,
-            group_name="ingestion",
+            schema=USERS_SCHEMA,
             description="Customers, one per email, merged from every upload: a value in a new upload "
             "overwrites, a blank never erases.",
-            metadata={"dagster/column_schema": USERS_SCHEMA},
         ),
-        AssetSpec(
+        _spec(
             "passes",
             deps=["users"],
-            owners=OWNERS,
-            group_name="ingestion",
+            schema=PASSES_SCHEMA,
             description="passes_master: one pass per user and program; new ones start active with 0 points.",
-            metadata={"dagster/column_schema": PASSES_SCHEMA},
         ),
     ],
     check_specs=[
