@@ -255,6 +255,9 @@ SETTLE_SECONDS = 5
 # The sensor hashes at most this much per tick (a first look at an existing folder after migrating
 # hashes every file once); what is left is looked at next tick.
 HASH_BYTES_PER_TICK = 1 << 30
+# New versions a tick requests at most (25 runs): a burst of 10,000 files made a 100 s tick, most of
+# it the daemon creating 50 runs; the rest of a burst waits for the next tick, 15 s later.
+MAX_REQUESTS_PER_TICK = 5000
 
 
 @dataclass
@@ -290,7 +293,7 @@ def discover(conn: Connection, store, files: Sequence, *, wall_now: float, now: 
             if row.stale:
                 found.requests.append(Request(f.key, row.sha256, f.change_marker, f.size))
             continue
-        if hashed and hashed + f.size > HASH_BYTES_PER_TICK:
+        if (hashed and hashed + f.size > HASH_BYTES_PER_TICK) or len(found.requests) >= MAX_REQUESTS_PER_TICK:
             found.revisit.add(slug)
             continue
         try:

@@ -172,3 +172,15 @@ def test_the_obsolete_uploads_partitions_are_retired_in_chunks(instance, setting
     sensor = Sensor(instance, settings)
     [first] = sensor.tick().dynamic_partitions_requests
     assert first.partitions_def_name == "uploads" and len(first.partition_keys) == 2
+
+
+def test_a_burst_larger_than_a_tick_takes_is_finished_by_the_next_ticks(
+    instance, settings, engine, program, monkeypatch
+):
+    monkeypatch.setattr(uploads, "MAX_REQUESTS_PER_TICK", 3)
+    for n in range(7):
+        put(settings, f"joes-pizza/f{n}.csv")
+    sensor = Sensor(instance, settings)
+    taken = [sum(len(files) for files in sensor.requested()) for _ in range(4)]
+    assert taken == [3, 3, 1, 0]
+    assert set(statuses(engine).values()) == {"queued"} and len(statuses(engine)) == 7
