@@ -25,7 +25,11 @@ from typing import BinaryIO, Protocol
 from loyalty_pipeline.names import UPLOAD_SUFFIXES, InvalidName, check_slug, upload_key, upload_path
 
 # Every folder is listed at least once in this many ticks (a file rewritten in place is seen then).
-SWEEP_TICKS = 20
+SWEEP_TICKS = 40
+# A look at every folder (the first tick, or after the cursor was reset) is spread over ticks of this
+# many folders: at 1,000,000 files one pass in one tick took 52 s, close to the daemon's 60 s limit on
+# a sensor evaluation, and a tick over it would start the pass again forever.
+FULL_PASS_FOLDERS = 1000
 # A folder changed this shortly before the last look may have changed again within the same
 # timestamp granularity: list it once more.
 _MTIME_SLACK_NS = 2_000_000_000
@@ -173,16 +177,20 @@ class FolderStore:
         os.replace(partial, target)
 
     def scan(self, state: dict | None, revisit: set[str] = frozenset()) -> Scan:
-        """Files of the folders that changed since the scan that returned `state` (all of them
-        without one), of the folders in `revisit`, and of this tick's sweep slice."""
+        """Files of the folders that changed since the scan that returned `state`, of the folders in
+        `revisit`, and of this tick's sweep slice. Without a `since` (a first look) every folder is
+        listed, FULL_PASS_FOLDERS per tick in name order; the pass then counts as of its start."""
         state = state or {}
         since = state.get("since")
         tick = int(state.get("tick", 0))
-        started_ns = time.time_ns()
         files: list[StoredFile] = []
         problems: list[str] = []
         if not self.root.is_dir():
             return Scan(files, problems, {"since": None, "tick": tick}, full=True)
+        started_ns = time.time_ns() if since is not None or not state.get("pass_from") else state["pass_started"]
+        pass_from = state.get("pass_from") or ""
+        passed = 0
+        last = None
         with os.scandir(self.root) as entries:
             folders = sorted(entries, key=lambda e: e.name)
         for folder in folders:
@@ -198,10 +206,29 @@ class FolderStore:
             except InvalidName as exc:
                 problems.append(str(exc))
                 continue
-            changed = since is None or folder.stat(follow_symlinks=False).st_mtime_ns >= since - _MTIME_SLACK_NS
-            swept = zlib.crc32(folder.name.encode()) % SWEEP_TICKS == tick % SWEEP_TICKS
-            if changed or swept or folder.name in revisit:
+            if since is None:
+                listed = folder.name > pass_from and passed < FULL_PASS_FOLDERS
+                if listed:
+                    passed += 1
+                    last = folder.name
+            else:
+                changed = folder.stat(follow_symlinks=False).st_mtime_ns >= since - _MTIME_SLACK_NS
+                swept = zlib.crc32(folder.name.encode()) % SWEEP_TICKS == tick % SWEEP_TICKS
+                listed = changed or swept
+            if listed or folder.name in revisit:
                 self._list_folder(folder, files, problems)
+        if (
+            since is None
+            and passed == FULL_PASS_FOLDERS
+            and last != max((f.name for f in folders if not f.name.startswith(".")), default=last)
+        ):
+            # The pass goes on next tick after `last`; folders changed meanwhile are listed once it ends.
+            return Scan(
+                files,
+                problems,
+                {"since": None, "tick": tick, "pass_from": last, "pass_started": started_ns},
+                full=False,
+            )
         return Scan(files, problems, {"since": started_ns, "tick": tick + 1}, full=since is None)
 
     def _list_folder(self, folder: os.DirEntry, files: list[StoredFile], problems: list[str]) -> None:

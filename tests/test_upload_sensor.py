@@ -184,3 +184,27 @@ def test_a_burst_larger_than_a_tick_takes_is_finished_by_the_next_ticks(
     taken = [sum(len(files) for files in sensor.requested()) for _ in range(4)]
     assert taken == [3, 3, 1, 0]
     assert set(statuses(engine).values()) == {"queued"} and len(statuses(engine)) == 7
+
+
+def test_a_first_look_at_every_folder_is_spread_over_ticks(tmp_path, monkeypatch):
+    """Every folder is listed once over the first ticks (a bounded number per tick), and a file
+    written during that pass is found as soon as it ends."""
+    monkeypatch.setattr(upload_store, "FULL_PASS_FOLDERS", 2)
+    monkeypatch.setattr(upload_store, "SWEEP_TICKS", 1000)  # no sweep slice in the way
+    root = tmp_path / "uploads"
+    for n in range(5):
+        _settle(_settle(write_csv(root / f"shop-{n}" / "a.csv", "email\n")).parent)  # folders written a minute ago
+    store = upload_store.FolderStore(root)
+    state, listed = None, []
+    for _ in range(3):
+        scan = store.scan(state)
+        listed.append(sorted(f.key for f in scan.files))
+        state = scan.state
+    assert listed == [
+        ["shop-0/a.csv", "shop-1/a.csv"],
+        ["shop-2/a.csv", "shop-3/a.csv"],
+        ["shop-4/a.csv"],
+    ]
+    assert scan.full and len(json.dumps(state)) < 100
+    write_csv(root / "shop-0" / "b.csv", "email\n")
+    assert [f.key for f in store.scan(state).files] == ["shop-0/a.csv", "shop-0/b.csv"]
