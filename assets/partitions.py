@@ -36,3 +36,8 @@ birthday_partitions = DailyPartitionsDefinition(
 
 # Days of arrival of uploads; today must exist as soon as it starts in the partition time zone.
 upload_days = DailyPartitionsDefinition(start_date=UPLOADS_START_DATE, timezone=DEFAULT_TIMEZONE, end_offset=1)
+
+
+def arrival_day(moment: datetime) -> str:
+    """The ingestion partition a file arriving at `moment` belongs to."""
+    return moment.astimezone(ZoneInfo(upload_days.timezone)).date().isoformat()

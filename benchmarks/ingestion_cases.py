@@ -12,7 +12,6 @@ import statistics
 import time
 from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from benchmarks import harness
 
@@ -28,14 +27,14 @@ def child_ingest(task: dict) -> dict:
     from dagster import materialize
 
     from assets.ingestion import batch_config, ingest_uploads
-    from assets.partitions import upload_days
+    from assets.partitions import arrival_day
     from loyalty_pipeline.definitions import build_resources
 
     settings = harness.bench_settings(task)
     instance = harness.bench_instance(task)
     key = task["key"]
     resources = build_resources(settings, frozen_now=harness.FROZEN_NOW)
-    day = datetime.fromisoformat(harness.FROZEN_NOW).astimezone(ZoneInfo(upload_days.timezone)).date().isoformat()
+    day = arrival_day(datetime.fromisoformat(harness.FROZEN_NOW))
     started = time.perf_counter()
     result = materialize(
         [ingest_uploads],

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from loyalty_pipeline import birthday_runs
 from loyalty_pipeline.clock import now_utc
@@ -55,11 +54,11 @@ def ingest_keys(instance, settings: Settings, keys: list[str], *, trigger: str =
     """Ingest these uploads again (already in the store), in runs of at most MAX_FILES_PER_RUN files;
     the run results. Each file's outcome is its `uploads` row."""
     from assets.ingestion import batch_config
-    from assets.partitions import upload_days
+    from assets.partitions import arrival_day
     from loyalty_pipeline.definitions import defs
 
     job = defs.resolve_job_def("ingest_upload_job")
-    day = now_utc(settings.frozen_now).astimezone(ZoneInfo(upload_days.timezone)).date().isoformat()
+    day = arrival_day(now_utc(settings.frozen_now))
     results = []
     for start in range(0, len(keys), MAX_FILES_PER_RUN):
         batch = keys[start : start + MAX_FILES_PER_RUN]

@@ -189,8 +189,8 @@ class FolderStore:
             return Scan(files, problems, {"since": None, "tick": tick}, full=True)
         started_ns = time.time_ns() if since is not None or not state.get("pass_from") else state["pass_started"]
         pass_from = state.get("pass_from") or ""
-        passed = 0
-        last = None
+        passed: list[str] = []  # the folders this tick of a pass lists
+        more = False  # a pass has folders left for the next tick
         with os.scandir(self.root) as entries:
             folders = sorted(entries, key=lambda e: e.name)
         for folder in folders:
@@ -207,28 +207,19 @@ class FolderStore:
                 problems.append(str(exc))
                 continue
             if since is None:
-                listed = folder.name > pass_from and passed < FULL_PASS_FOLDERS
+                listed = folder.name > pass_from and len(passed) < FULL_PASS_FOLDERS
+                more = more or (folder.name > pass_from and not listed)
                 if listed:
-                    passed += 1
-                    last = folder.name
+                    passed.append(folder.name)
             else:
                 changed = folder.stat(follow_symlinks=False).st_mtime_ns >= since - _MTIME_SLACK_NS
                 swept = zlib.crc32(folder.name.encode()) % SWEEP_TICKS == tick % SWEEP_TICKS
                 listed = changed or swept
             if listed or folder.name in revisit:
                 self._list_folder(folder, files, problems)
-        if (
-            since is None
-            and passed == FULL_PASS_FOLDERS
-            and last != max((f.name for f in folders if not f.name.startswith(".")), default=last)
-        ):
-            # The pass goes on next tick after `last`; folders changed meanwhile are listed once it ends.
-            return Scan(
-                files,
-                problems,
-                {"since": None, "tick": tick, "pass_from": last, "pass_started": started_ns},
-                full=False,
-            )
+        if more:  # the pass goes on after its last folder; folders changed meanwhile are listed once it ends
+            state = {"since": None, "tick": tick, "pass_from": passed[-1], "pass_started": started_ns}
+            return Scan(files, problems, state, full=False)
         return Scan(files, problems, {"since": started_ns, "tick": tick + 1}, full=since is None)
 
     def _list_folder(self, folder: os.DirEntry, files: list[StoredFile], problems: list[str]) -> None:

@@ -6,12 +6,11 @@ kilobytes whatever the number of files."""
 
 import json
 import time
-from zoneinfo import ZoneInfo
 
 from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, sensor
 
 from assets.ingestion import batch_config, ingest_upload_job
-from assets.partitions import OBSOLETE_UPLOADS_PARTITIONS, upload_days
+from assets.partitions import OBSOLETE_UPLOADS_PARTITIONS, arrival_day
 from assets.resources import Clock, LoyaltyDatabase, LoyaltySettings
 from loyalty_pipeline import uploads
 from schedules.obsolete_partitions import retire
@@ -53,7 +52,7 @@ def upload_sensor(context: SensorEvaluationContext, settings: LoyaltySettings, d
     for slug, count in sorted(found.waiting.items())[:MAX_PROBLEMS_LOGGED]:
         context.log.warning(f"{slug}: {count} file(s) wait for program {slug!r} to exist in the programs table")
     context.update_cursor(_cursor(scan.state, found.revisit))
-    day = now.astimezone(ZoneInfo(upload_days.timezone)).date().isoformat()
+    day = arrival_day(now)
     requests = []
     for batch in batches:
         programs = sorted({r.key.partition("/")[0] for r in batch})
