@@ -4,6 +4,7 @@ started by the test session itself (nothing to install or run beforehand), and b
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import signal
 import socket
@@ -68,6 +69,16 @@ class MotoServer:
             config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
         )
 
+    def create_user(self, name: str) -> tuple[str, str]:
+        """An IAM user allowed every S3 action: its access key id and secret, which moto generates
+        (the only keys it accepts once it enforces authentication)."""
+        iam = self.client(service="iam")
+        iam.create_user(UserName=name)
+        policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+        iam.put_user_policy(UserName=name, PolicyName="s3", PolicyDocument=json.dumps(policy))
+        key = iam.create_access_key(UserName=name)["AccessKey"]
+        return key["AccessKeyId"], key["SecretAccessKey"]
+
     def enforce_auth(self, enforce: bool) -> None:
         """From now on, check every request's credentials against moto's IAM (or stop checking)."""
         body = b"0" if enforce else b"inf"
@@ -93,6 +104,8 @@ class Bucket:
     server: MotoServer
     name: str
     prefix: str = "uploads"
+    access_key: str = ACCESS_KEY  # what the test's own requests and settings() sign with
+    secret_key: str = SECRET_KEY
 
     @property
     def url(self) -> str:
@@ -104,10 +117,13 @@ class Bucket:
     def put(self, key: str, content: str | bytes) -> str:
         """Upload `content` as the upload `key`; its ETag."""
         body = content.encode() if isinstance(content, str) else content
-        return self.server.client().put_object(Bucket=self.name, Key=self.object_key(key), Body=body)["ETag"]
+        return self.client().put_object(Bucket=self.name, Key=self.object_key(key), Body=body)["ETag"]
 
     def delete(self, key: str) -> None:
-        self.server.client().delete_object(Bucket=self.name, Key=self.object_key(key))
+        self.client().delete_object(Bucket=self.name, Key=self.object_key(key))
+
+    def client(self):
+        return self.server.client(self.access_key, self.secret_key)
 
     def settings(self, settings: Settings, **overrides) -> Settings:
         """`settings` with its uploads in this bucket."""
@@ -115,8 +131,8 @@ class Bucket:
             uploads_url=self.url,
             uploads_endpoint_url=self.server.endpoint,
             uploads_region=REGION,
-            uploads_access_key_id=ACCESS_KEY,
-            uploads_secret_access_key=SECRET_KEY,
+            uploads_access_key_id=self.access_key,
+            uploads_secret_access_key=self.secret_key,
         )
         return replace(settings, **{**values, **overrides})
 
