@@ -358,16 +358,18 @@ def ingestion_cases(
             harness.checkpoint(copy_url)
             harness.log(f"round {repeat + 1}/{repeats}: file B through Dagster")
             runs["ingest"].append(harness.run_child({**task, "db_url": copy_url, "key": key}))
+            # This round's rows: the fair floor's passes point at the users this round's ingest created.
+            round_rows = rows_written(copy_url, key)
             if floor_rows is None:
-                floor_rows = rows_written(copy_url, key)
+                floor_rows = round_rows
                 prints["postgres"] = fingerprint(copy_url)
             harness.checkpoint(copy_url)
             harness.log("file B again (nothing changed)")
             runs["reingest"].append(harness.run_child({**task, "db_url": copy_url, "key": key}))
             harness.log("COPY of file B's accepted users; COPY of every row the ingest wrote (the floors)")
             copies += copy_baseline(copy_url, payload, columns, max(1, COPY_REPEATS // repeats))
-            floors.append(floor_copy(copy_url, floor_rows))
-            fk_floors.append(floor_copy(copy_url, floor_rows, foreign_keys=True))
+            floors.append(floor_copy(copy_url, round_rows))
+            fk_floors.append(floor_copy(copy_url, round_rows, foreign_keys=True))
             if repeat == repeats - 1:
                 with harness.psycopg_conn(copy_url) as conn:
                     measurements["database_after"] = {
