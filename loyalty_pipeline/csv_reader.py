@@ -9,6 +9,7 @@ because quoted fields may span several lines."""
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
@@ -178,13 +179,39 @@ def _file_warnings(cells: pl.DataFrame, match: ColumnMatch, header_line: int) ->
     return ignored_field_warnings(cells, match, header_line).cast(ISSUE_SCHEMA)
 
 
+def _refuse_binary(data: bytes, file_label: str) -> None:
+    for signature, what in _BINARY_SIGNATURES.items():
+        if data.startswith(signature):
+            raise CsvFileError(f"{file_label}: not a CSV file, it looks like {what}")
+
+
+# A UTF-8 file's text is decoded in slices of this size to check it, and only its first part is kept.
+_UTF8_SLICE = 1 << 22
+_UTF8_PREFIX = 1 << 20
+
+
+def _utf8_prefix(data: bytes) -> str | None:
+    """The first MiB of a UTF-8 file's text, once the whole file is known to decode, or None when
+    it does not (another encoding: `decode` tells which). The fast path reads the records as bytes,
+    so the whole decoded text (4 bytes a character as soon as the file holds one emoji, ~280 MB for
+    1M rows) is never built; the header is found in this prefix."""
+    start = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+    view = memoryview(data)
+    checker = codecs.getincrementaldecoder("utf-8")()
+    try:
+        for offset in range(start, len(data), _UTF8_SLICE):
+            checker.decode(view[offset : offset + _UTF8_SLICE])
+        checker.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return None
+    return codecs.getincrementaldecoder("utf-8")().decode(view[start : start + _UTF8_PREFIX])
+
+
 def decode(data: bytes, file_label: str) -> tuple[str, str, float | None]:
     """Text, the encoding used and the confidence in it: UTF-8 (with or without BOM) and UTF-16
     with a BOM are certain; anything else is told by charset-normalizer (Shift-JIS, GB18030, Big5,
     EUC-KR, Windows-125x, ISO-8859-x, ...). Valid UTF-8 never runs the detector."""
-    for signature, what in _BINARY_SIGNATURES.items():
-        if data.startswith(signature):
-            raise CsvFileError(f"{file_label}: not a CSV file, it looks like {what}")
+    _refuse_binary(data, file_label)
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         # A truncated or malformed UTF-16 file must not crash the reader: bad units become U+FFFD.
         return data.decode("utf-16", errors="replace"), "utf-16", 1.0
@@ -247,8 +274,16 @@ def read_csv(path: Path, file_label: str | None = None, columns: Mapping[str, Se
     kind = {".tsv": "tsv", ".txt": "txt"}.get(Path(path).suffix.lower(), "csv")
     data = Path(path).read_bytes()
     sha256 = hashlib.sha256(data).hexdigest()
-    text, encoding, confidence = decode(data, label)
-    nul_count = text.count("\x00")
+    _refuse_binary(data, label)
+    prefix = None
+    if len(data) > 2 * _UTF8_PREFIX and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        prefix = _utf8_prefix(data)
+    if prefix is not None:  # a large UTF-8 file: its header is in the prefix, its records stay bytes
+        text, encoding, confidence = prefix, "utf-8-sig" if data.startswith(b"\xef\xbb\xbf") else "utf-8", 1.0
+        nul_count = data.count(b"\x00")  # (in UTF-8 a 0 byte is only ever U+0000)
+    else:
+        text, encoding, confidence = decode(data, label)
+        nul_count = text.count("\x00")
     if nul_count:
         text = text.replace("\x00", "")
     if not text or text.isspace():  # what `not text.strip()` means, without copying the text
@@ -262,8 +297,11 @@ def read_csv(path: Path, file_label: str | None = None, columns: Mapping[str, Se
         text, label, header_start, sep_line.group(1) if sep_line else None, "\t" if kind == "tsv" else ",", columns
     )
     width = len(header)
+    if prefix is not None and body_start >= len(text) - 1:
+        raise CsvFileError(f"{label}: the header row is longer than {_UTF8_PREFIX:,} characters")
 
     body = _utf8_body(data, text, encoding, body_start, nul_count)
+    del data  # the reference reader, when it has to run, reads the file again
     # The fast path reads bytes only: the decoded text (4 bytes a character once the file holds
     # one emoji, ~280 MB for 1M rows) is freed before polars parses, and rebuilt for the reference
     # reader only when that one has to run.
@@ -273,6 +311,9 @@ def read_csv(path: Path, file_label: str | None = None, columns: Mapping[str, Se
     if fast is not None:
         (cells, issues, records), parser = fast, "polars"
     else:
+        data = Path(path).read_bytes()
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise CsvFileError(f"{label}: the file changed while it was being read; it is read again next time")
         text = decode(data, label)[0].replace("\x00", "")
         stream = io.StringIO(text, newline="")
         stream.seek(body_start)
@@ -470,6 +511,11 @@ def _fast_records(body: bytes, width: int, used: list[int], delimiter: str, head
     del masked
     counts = lines.str.count_matches(delimiter, literal=True).cast(pl.Int64) + 1
     ncols = max(int(counts.max()), width)
+    # Of each line only its first cell is kept for the alignment check below, not the whole text
+    # (held while the records are parsed, that would be one more copy of the file).
+    line_count = len(lines)
+    first_cells = lines.str.split(delimiter, inclusive=False).list.first()
+    del lines
     try:
         frame = pl.read_csv(
             body,
@@ -485,25 +531,22 @@ def _fast_records(body: bytes, width: int, used: list[int], delimiter: str, head
         )
     except Exception:  # any disagreement is settled by the reference reader
         return None
-    if frame.height != len(lines):
+    if frame.height != line_count:
         return None
     if frame.select(pl.max_horizontal(pl.all().str.len_bytes().max())).item() > csv.field_size_limit():
         return None  # the csv module fails the file on such a field; let it say so
     frame = frame.with_columns(
         line=pl.int_range(header_line + 1, header_line + 1 + frame.height, dtype=pl.Int64),
         fields=counts,
-        masked=lines,
+        first_cell=first_cells,
     )
     # An unquoted first cell holds no delimiter: it must be exactly the line's text up to the first one.
     misaligned = frame.select(
-        (
-            ~pl.col("masked").str.starts_with('"')
-            & ~(pl.col("masked") + delimiter).str.starts_with(pl.col("c0") + delimiter)
-        ).sum()
+        (~pl.col("first_cell").str.starts_with('"') & (pl.col("first_cell") != pl.col("c0"))).sum()
     ).item()
     if misaligned:
         return None
-    frame = frame.drop("masked")  # not copied by the filters below
+    frame = frame.drop("first_cell")  # not copied by the filters below
     blank = (pl.col("fields") == 1) & (pl.col("c0") == "")
     frame = frame.filter(~blank)
     issues: list[tuple] = []

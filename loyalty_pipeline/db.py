@@ -143,7 +143,7 @@ def bulk_insert(conn: Connection, table: str, frame: pl.DataFrame) -> int:
         raw = conn.connection.driver_connection
         with raw.cursor() as cursor:
             with cursor.copy(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv)") as copy:
-                copy.write(buffer.getvalue())
+                copy.write(buffer.getbuffer())  # (a view: getvalue() would copy the whole text)
         return frame.height
     placeholders = ", ".join("?" for _ in frame.columns)
     rows = frame.rows()

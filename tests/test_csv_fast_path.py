@@ -148,3 +148,40 @@ def test_each_file_reads_the_same_on_the_path_it_takes(tmp_path, text, parser):
 def test_a_very_long_field_reads_the_same_either_way(tmp_path):
     path = write_csv(tmp_path / "c.csv", "email,first_name\na@x.com," + "x" * 200_000 + "\nb@x.com,B\n")
     _same(read_csv(path), _python_only(path))
+
+
+@pytest.mark.parametrize(
+    "encoding, extra",
+    [
+        ("utf-8", ""),
+        ("utf-8-sig", ""),
+        ("utf-8", "nul@x.com,N\x00ul\n"),  # NUL bytes are stripped and counted
+        ("utf-8", 'odd@x.com,"a"b\n'),  # a stray quote: the csv module reads the file again
+        ("cp1252", ""),  # not UTF-8: decoded whole, as a small file is
+    ],
+)
+def test_a_large_file_reads_exactly_what_the_csv_module_reads(tmp_path, encoding, extra):
+    """Files past 2 MiB are checked as UTF-8 in slices and their header found in a prefix, never
+    decoded whole: the result must not change."""
+    names = ["Zoë", "Ann", "Jürgen"] if encoding == "cp1252" else ["Zoë 😀", "Ann", "李"]
+    rows = "".join(f"u{i}@x.com,{names[i % 3]}\n" for i in range(120_000))
+    data = ("email,first_name\n" + extra + rows).encode(encoding)
+    assert len(data) > 2 * csv_reader._UTF8_PREFIX
+    path = write_csv(tmp_path / "big.csv", data)
+    fast = read_csv(path)
+    assert fast.rows.height == 120_000 + (1 if extra else 0)
+    _same(fast, _python_only(path))
+
+
+def test_a_large_file_changed_while_read_again_is_refused(tmp_path, monkeypatch):
+    rows = "".join(f"u{i}@x.com,Ann\n" for i in range(150_000))
+    path = write_csv(tmp_path / "big.csv", 'email,first_name\nodd@x.com,"a"b\n' + rows)
+    real = csv_reader._fast_records
+
+    def rewrite_then_fast(*args, **kwargs):
+        path.write_bytes(path.read_bytes() + b"late@x.com,Late\n")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(csv_reader, "_fast_records", rewrite_then_fast)
+    with pytest.raises(csv_reader.CsvFileError, match="changed while it was being read"):
+        read_csv(path)
