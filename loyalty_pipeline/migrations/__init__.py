@@ -2,8 +2,9 @@
 
 Revisions live in versions/ and stay the unit of migration; their SQL lives in the top-level sql/
 folder, written out per dialect (sql/postgresql/NNNN_*.sql, sql/sqlite/NNNN_*.sql: one file a
-revision, each readable and runnable by hand). A revision runs its file with run_sql() and keeps in
-Python only what SQL cannot say (0006's refusal that lists the rows a person must fix).
+revision, each readable and runnable by hand). A revision's module is its Alembic variables and one
+line, `upgrade, downgrade = sql_revision("NNNN_name")`, and keeps in Python only what SQL cannot say
+(0006's refusal that lists the rows a person must fix, passed as `first`).
 
 sql/ is found through loyalty_pipeline/sql: a link to ../sql in a checkout (and so in an editable
 install), a copy of the files in a built wheel (pyproject's package-data)."""
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import op
@@ -22,6 +24,26 @@ _COMMENTS = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
 
 def dialect() -> str:
     return op.get_bind().dialect.name
+
+
+def sql_revision(
+    name: str, *, first: Callable[[], None] | None = None
+) -> tuple[Callable[[], None], Callable[[], None]]:
+    """The upgrade() and downgrade() of revision `name` (its file's stem), which Alembic looks up as
+    module attributes: upgrade runs `first` (if any), then the revision's SQL (run_sql); downgrade
+    refuses, as the schema migrates forward only."""
+
+    def upgrade() -> None:
+        if first is not None:
+            first()
+        run_sql(name)
+
+    upgrade.__doc__ = f"Revision {name}: its SQL files."
+    return upgrade, forward_only
+
+
+def forward_only() -> None:
+    raise NotImplementedError("the loyalty schema migrates forward only; restore a backup to go back")
 
 
 def run_sql(name: str) -> None:

@@ -32,17 +32,9 @@ Revises: 0007
 
 from __future__ import annotations
 
-from loyalty_pipeline.migrations import run_sql
+from loyalty_pipeline.migrations import sql_revision
 
 revision = "0008"
 down_revision = "0007"
-branch_labels = None
-depends_on = None
 
-
-def upgrade() -> None:
-    run_sql("0008_birthday_enabled_since")
-
-
-def downgrade() -> None:
-    raise NotImplementedError("the loyalty schema migrates forward only; restore a backup to go back")
+upgrade, downgrade = sql_revision("0008_birthday_enabled_since")
