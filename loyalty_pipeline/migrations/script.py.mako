@@ -20,5 +20,6 @@ branch_labels = ${repr(branch_labels)}
 depends_on = ${repr(depends_on)}
 % endif
 
-# Runs sql/postgresql/<this file's name>.sql or sql/sqlite/<this file's name>.sql: write both.
+# Runs sql/postgresql/<this file's name>.sql or sql/sqlite/<this file's name>.sql (write both), or
+# sql/common/<this file's name>.sql, or numbered steps of them: see loyalty_pipeline/migrations/__init__.py.
 upgrade, downgrade = sql_revision(Path(__file__).stem)

@@ -2,8 +2,9 @@
 
 Foundation schema: programs, users, passes, uploads and their issues, plus the birthday log and
 notification outbox the birthday bot writes. The table names programs, users and passes_master are
-the existing Supabase app's (it writes them too). Its SQL:
-sql/{postgresql,sqlite}/0001_foundation.sql (was the old runner's sql/001_foundation.sql).
+the existing Supabase app's (it writes them too). Its SQL (was the old runner's sql/001_foundation.sql):
+the tables in sql/{postgresql,sqlite}/0001_foundation.1.sql, then their indexes in
+sql/common/0001_foundation.2.sql.
 
 Revision ID: 0001
 """

@@ -5,8 +5,8 @@ bits) for the tables that take bulk inserts. PostgreSQL only. A random id lands 
 primary-key index, so a large upload dirtied - and after each checkpoint logged in full - nearly
 every leaf page of users' and passes' keys; time-ordered ids fill the index at one edge. Measured
 on the 1M-row upload: the passes insert 5.0 s -> 3.5 s. Ids stay defaults in the database, so other
-writers (the front end) need not change. Its SQL:
-sql/{postgresql,sqlite}/0004_time_ordered_ids.sql (was the old runner's sql/004_time_ordered_ids.sql).
+writers (the front end) need not change. Its SQL: sql/postgresql/0004_time_ordered_ids.sql (was the
+old runner's sql/004_time_ordered_ids.sql); SQLite keeps 0001's random ids, as its file says.
 
 Revision ID: 0004
 Revises: 0003

@@ -17,7 +17,9 @@ Existing rows were ingested successfully (a failed file never had a row), so the
 with `ingested_sha256 = sha256`; their change marker is unknown, so the sensor hashes each file once
 and, finding the same sha256, records the marker without ingesting it again.
 
-Its SQL: sql/{postgresql,sqlite}/0009_upload_batches.sql.
+Its SQL, in three steps: the text columns (sql/common/0009_upload_batches.1.sql), the time columns in
+each database's type (sql/{postgresql,sqlite}/0009_upload_batches.2.sql), the existing rows filled in
+and the indexes (sql/common/0009_upload_batches.3.sql).
 
 Revision ID: 0009
 Revises: 0008
