@@ -1,6 +1,8 @@
 """sql/ is the schema: a database built by the Alembic revisions (db.migrate) and one built by running
-sql/<dialect>/*.sql by hand, in order (PostgreSQL: `psql -f` each file; SQLite: sqlite3's own script
-runner), are the same schema; and the splitter the SQLite revisions use cuts a script where SQLite does."""
+the files by hand - sql/common/ and sql/<dialect>/ together, in the order of their file names, as the
+README's "Migrations" says (PostgreSQL: psql in one transaction; SQLite: sqlite3's own script runner) -
+are the same schema, and that order is the revisions' own; and the splitter the SQLite revisions use
+cuts a script where SQLite does."""
 
 from __future__ import annotations
 
@@ -13,8 +15,23 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
+from loyalty_pipeline import migrations
 from loyalty_pipeline.db import make_engine, migrate
-from loyalty_pipeline.migrations import SQL_DIR, sqlite_statements
+from loyalty_pipeline.migrations import COMMON, SQL_DIR, revision_files, sqlite_statements
+
+DIALECTS = ("postgresql", "sqlite")
+REVISIONS = sorted(p.stem for p in (SQL_DIR.parent / "migrations" / "versions").glob("[0-9]*.py"))
+
+
+# The README's by-hand commands list the files to run, in order, with this (in the folder holding sql/).
+BY_HAND_LISTING = "ls sql/common/*.sql sql/{dialect}/*.sql | LC_ALL=C sort -t/ -k3"
+
+
+def by_hand(dialect: str) -> list:
+    listing = BY_HAND_LISTING.format(dialect=dialect)
+    result = subprocess.run(listing, shell=True, cwd=SQL_DIR.parent, check=True, capture_output=True, text=True)
+    return [SQL_DIR.parent / line for line in result.stdout.split()]
+
 
 # Everything a schema is made of, in the catalogue's own words (the revisions' bookkeeping table,
 # absent from a database built by hand, left out).
@@ -51,18 +68,20 @@ def sqlite_schema(path) -> list[tuple]:
 
 
 def test_postgres_revisions_build_what_the_sql_files_build_by_hand(new_postgres_database):
-    built, by_hand = new_postgres_database(), new_postgres_database()
+    built, by_hand_url = new_postgres_database(), new_postgres_database()
     engine = make_engine(built)
     migrate(engine)
     engine.dispose()
-    for path in sorted((SQL_DIR / "postgresql").glob("*.sql")):
-        if shutil.which("psql"):
-            command = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-d", by_hand, "-f", path]
-            subprocess.run(command, check=True, capture_output=True)
-        else:  # as Supabase's SQL editor sends a file: its whole text, one query
-            with psycopg.connect(by_hand) as conn:
+    files = by_hand("postgresql")
+    if shutil.which("psql"):  # the README's command: every file, in order, in one transaction
+        options = [arg for path in files for arg in ("-f", path)]
+        command = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-d", by_hand_url, *options]
+        subprocess.run(command, check=True, capture_output=True)
+    else:  # as Supabase's SQL editor sends a file: its whole text, one query
+        with psycopg.connect(by_hand_url) as conn:
+            for path in files:
                 conn.execute(path.read_text(encoding="utf-8"))
-    expected, actual = postgres_schema(built), postgres_schema(by_hand)
+    expected, actual = postgres_schema(built), postgres_schema(by_hand_url)
     assert [len(expected[part]) for part in ("triggers", "functions")] == [4, 3]  # (what is compared is there)
     for part in _POSTGRES_SCHEMA:
         assert actual[part] == expected[part], part
@@ -73,19 +92,44 @@ def test_sqlite_revisions_build_what_the_sql_files_build_by_hand(tmp_path):
     migrate(engine)
     engine.dispose()
     with sqlite3.connect(tmp_path / "by_hand.db") as conn:
-        for path in sorted((SQL_DIR / "sqlite").glob("*.sql")):
+        for path in by_hand("sqlite"):
             conn.executescript(path.read_text(encoding="utf-8"))
     expected = sqlite_schema(tmp_path / "built.db")
     assert len([row for row in expected if row[0] == "trigger"]) == 7
     assert sqlite_schema(tmp_path / "by_hand.db") == expected
 
 
-def test_every_revision_has_its_sql_for_both_dialects():
-    revisions = sorted(p.stem for p in (SQL_DIR.parent / "migrations" / "versions").glob("[0-9]*.py"))
-    for dialect in ("postgresql", "sqlite"):
-        assert sorted(p.stem for p in (SQL_DIR / dialect).glob("*.sql")) == revisions, dialect
-    for path in (SQL_DIR / "postgresql").glob("*.sql"):  # runnable as written: nothing left to fill in
-        assert not re.search(r"\{\w+\}", path.read_text(encoding="utf-8")), path.name
+def test_by_hand_the_files_run_in_the_revisions_order():
+    readme = (SQL_DIR.parent.parent / "README.md").read_text(encoding="utf-8")
+    for dialect in DIALECTS:
+        assert BY_HAND_LISTING.format(dialect=dialect) in readme, dialect
+        assert by_hand(dialect) == [path for name in REVISIONS for path in revision_files(name, dialect)], dialect
+
+
+def test_every_revision_has_its_sql_for_both_dialects_and_every_file_a_revision():
+    # revision_files refuses a revision without SQL, or whose files are not NNNN_name.sql alone or steps .1, .2, ...
+    files = {path for name in REVISIONS for dialect in DIALECTS for path in revision_files(name, dialect)}
+    assert files == {path for folder in (COMMON, *DIALECTS) for path in (SQL_DIR / folder).glob("*.sql")}
+    for path in [*(SQL_DIR / COMMON).glob("*.sql"), *(SQL_DIR / "postgresql").glob("*.sql")]:
+        assert not re.search(r"\{\w+\}", path.read_text(encoding="utf-8")), path.name  # runnable as written
+
+
+@pytest.mark.parametrize(
+    ("files", "problem"),
+    [
+        ([], "has no SQL file"),
+        (["common/0010_x.sql", "sqlite/0010_x.sql"], "one file 0010_x.sql or steps"),  # which runs first?
+        (["common/0010_x.1.sql", "sqlite/0010_x.3.sql"], "one file 0010_x.sql or steps"),  # a step missing
+        (["sqlite/0010_x.1.sql"], "one file 0010_x.sql or steps"),
+    ],
+)
+def test_a_revisions_files_say_their_order(tmp_path, monkeypatch, files, problem):
+    for name in files:
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("SELECT 1;\n")
+    monkeypatch.setattr(migrations, "SQL_DIR", tmp_path)
+    with pytest.raises((FileNotFoundError, ValueError), match=problem):
+        revision_files("0010_x", "sqlite")
 
 
 @pytest.mark.parametrize(

@@ -9,18 +9,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from loyalty_pipeline.migrations import run_sql
+from loyalty_pipeline.migrations import sql_revision
 
 revision = ${repr(up_revision)}
 down_revision = ${repr(down_revision)}
+% if branch_labels:
 branch_labels = ${repr(branch_labels)}
+% endif
+% if depends_on:
 depends_on = ${repr(depends_on)}
+% endif
 
-
-def upgrade() -> None:
-    # Runs sql/postgresql/<this file's name>.sql or sql/sqlite/<this file's name>.sql: write both.
-    run_sql(Path(__file__).stem)
-
-
-def downgrade() -> None:
-    raise NotImplementedError("the loyalty schema migrates forward only; restore a backup to go back")
+# Runs sql/postgresql/<this file's name>.sql or sql/sqlite/<this file's name>.sql (write both), or
+# sql/common/<this file's name>.sql, or numbered steps of them: see loyalty_pipeline/migrations/__init__.py.
+upgrade, downgrade = sql_revision(Path(__file__).stem)

@@ -19,9 +19,10 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Engine
 
 from loyalty_pipeline.csv_reader import read_csv
-from loyalty_pipeline.ingest import IngestResult, load_upload
+from loyalty_pipeline.ingest import IngestResult
 from loyalty_pipeline.programs import Program
 from loyalty_pipeline.validation import ValidatedUpload, validate_upload
+from tests.reliability import jobs
 
 STATS: Counter = Counter()
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=timezone.utc)
@@ -60,12 +61,7 @@ def validate_file(path: Path, program: Program, *, today: date = TODAY, label: s
 
 def ingest_file(engine: Engine, program: Program, path: Path, *, now: datetime = NOW) -> Loaded:
     """read -> validate -> load, exactly what the three ingestion assets do for one partition."""
-    key = f"{program.slug}/{path.name}"
-    validated = validate_file(path, program, today=now.date(), label=key)
-    result = load_upload(
-        engine, key=key, file_name=path.name, sha256=validated.sha256, program=program, validated=validated, now=now
-    )
-    return Loaded(key, validated, result)
+    return Loaded(*jobs.load_file(engine, program, path, now))
 
 
 # --- snapshots --------------------------------------------------------------------------------

@@ -15,10 +15,10 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from loyalty_pipeline.csv_reader import read_csv
-from loyalty_pipeline.ingest import load_upload
-from loyalty_pipeline.programs import get_program, save_program
+from loyalty_pipeline.ingest import IngestResult, load_upload
+from loyalty_pipeline.programs import Program, get_program, save_program
 from loyalty_pipeline.rewards import award_birthdays
-from loyalty_pipeline.validation import validate_upload
+from loyalty_pipeline.validation import ValidatedUpload, validate_upload
 
 INGEST_NOW = "2026-11-26T10:00:00+00:00"
 REWARD_NOW = "2026-11-26T12:00:00+00:00"
@@ -84,28 +84,28 @@ def seed_ingest_programs(engine: Engine) -> None:
             save_program(conn, slug, slug.replace("-", " ").title(), date_order=order, default_phone_region=region)
 
 
+def load_file(engine: Engine, program: Program, path: Path, now: datetime) -> tuple[str, ValidatedUpload, IngestResult]:
+    """read -> validate -> load one file of `program`, what the ingestion assets do for it: its key,
+    the validated upload and what the load wrote."""
+    key = f"{program.slug}/{path.name}"
+    validated = validate_upload(
+        read_csv(path, file_label=key),
+        date_order=program.date_order,
+        phone_region=program.default_phone_region,
+        today=now.date(),
+    )
+    result = load_upload(
+        engine, key=key, file_name=path.name, sha256=validated.sha256, program=program, validated=validated, now=now
+    )
+    return key, validated, result
+
+
 def run_ingest(engine: Engine, uploads: list[dict], now: str = INGEST_NOW) -> None:
     moment = datetime.fromisoformat(now)
     for upload in uploads:
-        path = Path(upload["path"])
         with engine.connect() as conn:
             program = get_program(conn, upload["slug"])
-        key = f"{program.slug}/{path.name}"
-        validated = validate_upload(
-            read_csv(path, file_label=key),
-            date_order=program.date_order,
-            phone_region=program.default_phone_region,
-            today=moment.date(),
-        )
-        load_upload(
-            engine,
-            key=key,
-            file_name=path.name,
-            sha256=validated.sha256,
-            program=program,
-            validated=validated,
-            now=moment,
-        )
+        load_file(engine, program, Path(upload["path"]), moment)
 
 
 def seed_reward_members(engine: Engine, users: int = 900) -> None:

@@ -2,25 +2,18 @@
 
 Foundation schema: programs, users, passes, uploads and their issues, plus the birthday log and
 notification outbox the birthday bot writes. The table names programs, users and passes_master are
-the existing Supabase app's (it writes them too). Its SQL:
-sql/{postgresql,sqlite}/0001_foundation.sql (was the old runner's sql/001_foundation.sql).
+the existing Supabase app's (it writes them too). Its SQL (was the old runner's sql/001_foundation.sql):
+the tables in sql/{postgresql,sqlite}/0001_foundation.1.sql, then their indexes in
+sql/common/0001_foundation.2.sql.
 
 Revision ID: 0001
 """
 
 from __future__ import annotations
 
-from loyalty_pipeline.migrations import run_sql
+from loyalty_pipeline.migrations import sql_revision
 
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
-
-def upgrade() -> None:
-    run_sql("0001_foundation")
-
-
-def downgrade() -> None:
-    raise NotImplementedError("the loyalty schema migrates forward only; restore a backup to go back")
+upgrade, downgrade = sql_revision("0001_foundation")

@@ -13,17 +13,9 @@ Revises: 0004
 
 from __future__ import annotations
 
-from loyalty_pipeline.migrations import run_sql
+from loyalty_pipeline.migrations import sql_revision
 
 revision = "0005"
 down_revision = "0004"
-branch_labels = None
-depends_on = None
 
-
-def upgrade() -> None:
-    run_sql("0005_csv_columns")
-
-
-def downgrade() -> None:
-    raise NotImplementedError("the loyalty schema migrates forward only; restore a backup to go back")
+upgrade, downgrade = sql_revision("0005_csv_columns")

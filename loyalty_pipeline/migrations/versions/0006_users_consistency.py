@@ -46,12 +46,10 @@ from __future__ import annotations
 from alembic import op
 from sqlalchemy import text
 
-from loyalty_pipeline.migrations import dialect, run_sql
+from loyalty_pipeline.migrations import dialect, sql_revision
 
 revision = "0006"
 down_revision = "0005"
-branch_labels = None
-depends_on = None
 
 # An email as stored (trimmed, lower-cased), and a SQLite birth_date's month (NULL: not YYYY-MM-DD),
 # as the SQL files write them.
@@ -62,10 +60,11 @@ _NORMAL_EMAIL = {
 _SQLITE_MONTH = "CAST(strftime('%m', birth_date) AS INTEGER)"
 
 
-def _refuse_unfixable_rows(normal_email: str, month: str) -> None:
+def _refuse_unfixable_rows() -> None:
     """The SQL fixes existing rows the triggers would have prevented in place, except what needs a
     person to decide: two users that are one address, and a birth_date that is not a date. Those
     are listed and nothing is changed."""
+    normal_email, month = _NORMAL_EMAIL[dialect()], _SQLITE_MONTH if dialect() == "sqlite" else ""
     conn = op.get_bind()
     twins = conn.execute(
         text(
@@ -89,10 +88,4 @@ def _refuse_unfixable_rows(normal_email: str, month: str) -> None:
             )
 
 
-def upgrade() -> None:
-    _refuse_unfixable_rows(_NORMAL_EMAIL[dialect()], _SQLITE_MONTH if dialect() == "sqlite" else "")
-    run_sql("0006_users_consistency")
-
-
-def downgrade() -> None:
-    raise NotImplementedError("the loyalty schema migrates forward only; restore a backup to go back")
+upgrade, downgrade = sql_revision("0006_users_consistency", first=_refuse_unfixable_rows)

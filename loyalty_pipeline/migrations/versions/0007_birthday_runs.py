@@ -17,7 +17,9 @@ A database with history (every one at 0006, and those adopted from the hand-writ
 `succeeded` row per program and day that already has rewards in `birthday_logs`, so catch-up knows
 each program's last successful day (`eligible` is the rewarded count: earlier runs did not record
 it), and the programs enabled today count as enabled since they were created. Every statement is
-idempotent (IF NOT EXISTS, ON CONFLICT DO NOTHING). Its SQL: sql/{postgresql,sqlite}/0007_birthday_runs.sql.
+idempotent (IF NOT EXISTS, ON CONFLICT DO NOTHING). Its SQL: the tables in
+sql/{postgresql,sqlite}/0007_birthday_runs.1.sql, then the indexes and the rows from history in
+sql/common/0007_birthday_runs.2.sql.
 
 Revision ID: 0007
 Revises: 0006
@@ -25,17 +27,9 @@ Revises: 0006
 
 from __future__ import annotations
 
-from loyalty_pipeline.migrations import run_sql
+from loyalty_pipeline.migrations import sql_revision
 
 revision = "0007"
 down_revision = "0006"
-branch_labels = None
-depends_on = None
 
-
-def upgrade() -> None:
-    run_sql("0007_birthday_runs")
-
-
-def downgrade() -> None:
-    raise NotImplementedError("the loyalty schema migrates forward only; restore a backup to go back")
+upgrade, downgrade = sql_revision("0007_birthday_runs")

@@ -24,7 +24,9 @@ PostgreSQL: a BEFORE trigger. SQLite: triggers cannot change NEW, so AFTER trigg
 (SQLite does not run triggers from a trigger's own statements). Both fire only when there is
 something to set, so the pipeline's own writes of other columns do not run them.
 
-Its SQL: sql/{postgresql,sqlite}/0008_birthday_enabled_since.sql.
+Its SQL, in three steps: the column and the table (sql/{postgresql,sqlite}/0008_birthday_enabled_since.1.sql),
+the existing rows carried over and the old tables dropped (sql/common/0008_birthday_enabled_since.2.sql),
+the triggers (sql/{postgresql,sqlite}/0008_birthday_enabled_since.3.sql).
 
 Revision ID: 0008
 Revises: 0007
@@ -32,17 +34,9 @@ Revises: 0007
 
 from __future__ import annotations
 
-from loyalty_pipeline.migrations import run_sql
+from loyalty_pipeline.migrations import sql_revision
 
 revision = "0008"
 down_revision = "0007"
-branch_labels = None
-depends_on = None
 
-
-def upgrade() -> None:
-    run_sql("0008_birthday_enabled_since")
-
-
-def downgrade() -> None:
-    raise NotImplementedError("the loyalty schema migrates forward only; restore a backup to go back")
+upgrade, downgrade = sql_revision("0008_birthday_enabled_since")

@@ -17,7 +17,9 @@ Existing rows were ingested successfully (a failed file never had a row), so the
 with `ingested_sha256 = sha256`; their change marker is unknown, so the sensor hashes each file once
 and, finding the same sha256, records the marker without ingesting it again.
 
-Its SQL: sql/{postgresql,sqlite}/0009_upload_batches.sql.
+Its SQL, in three steps: the text columns (sql/common/0009_upload_batches.1.sql), the time columns in
+each database's type (sql/{postgresql,sqlite}/0009_upload_batches.2.sql), the existing rows filled in
+and the indexes (sql/common/0009_upload_batches.3.sql).
 
 Revision ID: 0009
 Revises: 0008
@@ -25,17 +27,9 @@ Revises: 0008
 
 from __future__ import annotations
 
-from loyalty_pipeline.migrations import run_sql
+from loyalty_pipeline.migrations import sql_revision
 
 revision = "0009"
 down_revision = "0008"
-branch_labels = None
-depends_on = None
 
-
-def upgrade() -> None:
-    run_sql("0009_upload_batches")
-
-
-def downgrade() -> None:
-    raise NotImplementedError("the loyalty schema migrates forward only; restore a backup to go back")
+upgrade, downgrade = sql_revision("0009_upload_batches")

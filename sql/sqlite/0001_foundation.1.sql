@@ -1,8 +1,9 @@
--- Revision 0001 (SQLite): the foundation schema, as sql/postgresql/0001_foundation.sql with
--- SQLite's words: ids are text holding a v4-shaped uuid made from random bytes (so ids look the
--- same on both databases), timestamps are `timestamp` text defaulting to CURRENT_TIMESTAMP (UTC).
--- Run by loyalty_pipeline/migrations/versions/0001_foundation.py; by hand:
---   sqlite3 .loyalty/loyalty.db < sql/sqlite/0001_foundation.sql
+-- Revision 0001, step 1 of 2 (SQLite): the foundation schema's tables, as
+-- sql/postgresql/0001_foundation.1.sql with SQLite's words: ids are text holding a v4-shaped uuid
+-- made from random bytes (so ids look the same on both databases), timestamps are `timestamp` text
+-- defaulting to CURRENT_TIMESTAMP (UTC). Step 2, sql/common/0001_foundation.2.sql, creates their indexes.
+-- Run by loyalty_pipeline/migrations/versions/0001_foundation.py; by hand, with the rest of
+-- sql/common/ and sql/sqlite/ in the order of the file names (the README's "Migrations").
 
 CREATE TABLE programs (
     id text PRIMARY KEY DEFAULT (lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) || '-4' || substr(lower(hex(randomblob(2))), 2) || '-' || substr('89ab', 1 + (abs(random()) % 4), 1) || substr(lower(hex(randomblob(2))), 2) || '-' || lower(hex(randomblob(6)))),
@@ -30,8 +31,6 @@ CREATE TABLE users (
     updated_at timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP
 );
 
-CREATE INDEX users_birth_month_day_idx ON users (birth_month, birth_day);
-
 CREATE TABLE passes_master (
     id text PRIMARY KEY DEFAULT (lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) || '-4' || substr(lower(hex(randomblob(2))), 2) || '-' || substr('89ab', 1 + (abs(random()) % 4), 1) || substr(lower(hex(randomblob(2))), 2) || '-' || lower(hex(randomblob(6)))),
     program_id text NOT NULL REFERENCES programs (id) ON DELETE CASCADE,
@@ -41,8 +40,6 @@ CREATE TABLE passes_master (
     created_at timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP,
     UNIQUE (program_id, user_id)
 );
-
-CREATE INDEX passes_master_user_idx ON passes_master (user_id);
 
 CREATE TABLE uploads (
     key text PRIMARY KEY,
@@ -83,10 +80,6 @@ CREATE TABLE birthday_logs (
     UNIQUE (pass_id, year)
 );
 
-CREATE INDEX birthday_logs_pass_date_idx ON birthday_logs (pass_id, reward_date);
-CREATE INDEX birthday_logs_batch_idx ON birthday_logs (batch_id);
-CREATE INDEX birthday_logs_program_date_idx ON birthday_logs (program_id, reward_date);
-
 CREATE TABLE notifications (
     id text PRIMARY KEY DEFAULT (lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) || '-4' || substr(lower(hex(randomblob(2))), 2) || '-' || substr('89ab', 1 + (abs(random()) % 4), 1) || substr(lower(hex(randomblob(2))), 2) || '-' || lower(hex(randomblob(6)))),
     pass_id text NOT NULL REFERENCES passes_master (id) ON DELETE CASCADE,
@@ -101,5 +94,3 @@ CREATE TABLE notifications (
     created_at timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP,
     sent_at timestamp
 );
-
-CREATE INDEX notifications_program_status_idx ON notifications (program_id, status);

@@ -1,5 +1,6 @@
--- Revision 0009 (SQLite): uploads records each file's status, change marker and run, and is the upload
--- sensor's memory of the files it has handled (instead of a cursor listing every file ever seen).
+-- Revision 0009, step 1 of 3 (both databases): uploads records each file's status, change marker and
+-- run, and is the upload sensor's memory of the files it has handled (instead of a cursor listing
+-- every file ever seen).
 -- status: queued (the sensor or the CLI requested its ingestion), running, succeeded, failed (error
 -- says why; the rows of the last successful version stay in place). sha256 is the version the row
 -- describes, ingested_sha256 the version whose users, passes and issue rows are in the database.
@@ -9,6 +10,9 @@
 -- Existing rows were ingested successfully (a failed file never had a row): succeeded, with
 -- ingested_sha256 = sha256; their change marker is unknown, so the sensor hashes each file once and,
 -- finding the same sha256, records the marker without ingesting it again.
+-- Step 1 adds the text columns; step 2 (sql/postgresql/ or sql/sqlite/0009_upload_batches.2.sql)
+-- the time columns, in each database's type; step 3 (sql/common/0009_upload_batches.3.sql) fills
+-- them and creates the indexes.
 -- Run by loyalty_pipeline/migrations/versions/0009_upload_batches.py.
 
 ALTER TABLE uploads ADD COLUMN status text NOT NULL DEFAULT 'succeeded' CHECK (status IN ('queued', 'running', 'succeeded', 'failed'));
@@ -16,13 +20,3 @@ ALTER TABLE uploads ADD COLUMN error text;
 ALTER TABLE uploads ADD COLUMN ingested_sha256 text;
 ALTER TABLE uploads ADD COLUMN change_marker text;
 ALTER TABLE uploads ADD COLUMN run_id text;
-ALTER TABLE uploads ADD COLUMN arrived_at timestamp;
-ALTER TABLE uploads ADD COLUMN started_at timestamp;
-ALTER TABLE uploads ADD COLUMN finished_at timestamp;
-UPDATE uploads SET ingested_sha256 = sha256, arrived_at = processed_at, finished_at = processed_at;
-
-CREATE INDEX uploads_arrived_idx ON uploads (arrived_at);
-CREATE INDEX uploads_run_idx ON uploads (run_id);
--- The sensor looks for requests that never ran; there are few of them at any time.
-CREATE INDEX uploads_pending_idx ON uploads (status) WHERE status IN ('queued', 'running');
-CREATE INDEX uploads_program_idx ON uploads (program_id, status);

@@ -1,5 +1,5 @@
--- Revision 0002: per-program birthday bot settings. A NULL timezone means "the deployment's
--- LOYALTY_TIMEZONE", which a column default cannot read. The same on PostgreSQL and SQLite.
+-- Revision 0002 (both databases): per-program birthday bot settings. A NULL timezone means "the
+-- deployment's LOYALTY_TIMEZONE", which a column default cannot read.
 -- Run by loyalty_pipeline/migrations/versions/0002_birthday_bot.py.
 
 ALTER TABLE programs ADD COLUMN timezone text;

@@ -1,8 +1,9 @@
--- Revision 0001 (PostgreSQL): the foundation schema. programs, users and passes_master are the
--- existing Supabase app's tables (it writes them too); uploads and upload_issues are the CSV
--- ingestion's record; birthday_logs and notifications are the birthday bot's rewards and outbox.
--- Run by loyalty_pipeline/migrations/versions/0001_foundation.py; by hand, in order with the rest:
---   psql -v ON_ERROR_STOP=1 --single-transaction -d "$LOYALTY_DATABASE_URL" -f sql/postgresql/0001_foundation.sql
+-- Revision 0001, step 1 of 2 (PostgreSQL): the foundation schema's tables. programs, users and
+-- passes_master are the existing Supabase app's tables (it writes them too); uploads and upload_issues
+-- are the CSV ingestion's record; birthday_logs and notifications are the birthday bot's rewards and
+-- outbox. Step 2, sql/common/0001_foundation.2.sql, creates their indexes.
+-- Run by loyalty_pipeline/migrations/versions/0001_foundation.py; by hand, with the rest of
+-- sql/common/ and sql/postgresql/ in the order of the file names (the README's "Migrations").
 
 CREATE TABLE programs (
     id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
@@ -30,8 +31,6 @@ CREATE TABLE users (
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 
-CREATE INDEX users_birth_month_day_idx ON users (birth_month, birth_day);
-
 CREATE TABLE passes_master (
     id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     program_id uuid NOT NULL REFERENCES programs (id) ON DELETE CASCADE,
@@ -41,8 +40,6 @@ CREATE TABLE passes_master (
     created_at timestamptz NOT NULL DEFAULT now(),
     UNIQUE (program_id, user_id)
 );
-
-CREATE INDEX passes_master_user_idx ON passes_master (user_id);
 
 CREATE TABLE uploads (
     key text PRIMARY KEY,
@@ -83,10 +80,6 @@ CREATE TABLE birthday_logs (
     UNIQUE (pass_id, year)
 );
 
-CREATE INDEX birthday_logs_pass_date_idx ON birthday_logs (pass_id, reward_date);
-CREATE INDEX birthday_logs_batch_idx ON birthday_logs (batch_id);
-CREATE INDEX birthday_logs_program_date_idx ON birthday_logs (program_id, reward_date);
-
 CREATE TABLE notifications (
     id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     pass_id uuid NOT NULL REFERENCES passes_master (id) ON DELETE CASCADE,
@@ -101,5 +94,3 @@ CREATE TABLE notifications (
     created_at timestamptz NOT NULL DEFAULT now(),
     sent_at timestamptz
 );
-
-CREATE INDEX notifications_program_status_idx ON notifications (program_id, status);
