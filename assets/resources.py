@@ -15,6 +15,7 @@ from loyalty_pipeline import config, webhooks
 from loyalty_pipeline.alerts import ATTEMPTS, AlertSender
 from loyalty_pipeline.clock import now_utc
 from loyalty_pipeline.db import is_transient, make_engine
+from loyalty_pipeline.errors import one_line
 from loyalty_pipeline.notify import LogSender, WebhookSender
 from loyalty_pipeline.upload_store import UploadStore, configured_store
 
@@ -47,8 +48,7 @@ def only_transient_errors_retry(what: str):
     except DBAPIError as error:
         if is_transient(error):
             raise
-        detail = str(error.orig).strip().splitlines()[0] if str(error.orig).strip() else type(error.orig).__name__
-        raise Failure(description=f"{what}: {type(error.orig).__name__}: {detail}", allow_retries=False) from error
+        raise Failure(description=f"{what}: {one_line(error.orig)}", allow_retries=False) from error
 
 
 class LoyaltySettings(ConfigurableResource):

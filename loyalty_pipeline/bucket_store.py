@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 
+from loyalty_pipeline.errors import first_line
 from loyalty_pipeline.names import UPLOAD_SUFFIXES, InvalidName, check_slug, split_upload_key, upload_key
 from loyalty_pipeline.upload_store import Scan, StoredFile, UploadFileMissing, UploadStoreError, hash_blocks
 
@@ -111,7 +112,7 @@ class BucketStore:
             raise UploadStoreError(f"{self.describe()}: bucket {self.bucket!r} does not exist") from None
         except PermissionError as exc:
             raise UploadStoreError(
-                f"{self.describe()}: access denied ({_first_line(exc)}): check the access key and secret "
+                f"{self.describe()}: access denied ({first_line(exc)}): check the access key and secret "
                 "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) and the bucket's policy"
             ) from None
         except Exception as exc:
@@ -264,12 +265,7 @@ def _reason(exc: BaseException) -> str:
     """S3's error code and message (s3fs keeps the botocore error as the cause), else the type's."""
     response = getattr(exc.__cause__, "response", None) or {}
     code = response.get("Error", {}).get("Code")
-    message = _first_line(exc)
+    message = first_line(exc)
     if isinstance(exc, OSError) and exc.strerror:
         message = str(exc.strerror).strip().splitlines()[0]
     return f"{code or type(exc).__name__}: {message}"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

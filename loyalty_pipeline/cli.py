@@ -12,6 +12,7 @@ from pathlib import Path
 from loyalty_pipeline import config, members, program_admin, schema_admin, upload_admin
 from loyalty_pipeline.config import Settings
 from loyalty_pipeline.db import make_engine, migrate
+from loyalty_pipeline.errors import one_line
 from loyalty_pipeline.instance import dagster_instance
 from loyalty_pipeline.names import InvalidName
 from loyalty_pipeline.run_results import failure_reason
@@ -120,10 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # an operator needs the reason, not a traceback
         if config.DEBUG.is_set():
             raise
-        print(
-            f"loyalty {args.command}: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
-            file=sys.stderr,
-        )
+        print(f"loyalty {args.command}: {one_line(exc)}", file=sys.stderr)
         return 1
 
 

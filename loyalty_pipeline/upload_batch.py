@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError
 from loyalty_pipeline import uploads
 from loyalty_pipeline.csv_reader import CsvFileError, RawCsv, read_upload
 from loyalty_pipeline.db import is_transient
+from loyalty_pipeline.errors import one_line
 from loyalty_pipeline.ingest import IngestResult, load_upload
 from loyalty_pipeline.names import InvalidName, split_upload_key
 from loyalty_pipeline.programs import InvalidProgramConfig, csv_column_mapping, get_programs
@@ -180,11 +181,10 @@ def _ingest_one(engine, store, key, program, recorded, reports_dir, default_time
     except DBAPIError as exc:
         if is_transient(exc):
             raise
-        detail = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else ""
-        error = f"{key}: {type(exc.orig).__name__}: {detail}"
+        error = f"{key}: {one_line(exc.orig)}"
     except Exception as exc:  # a crash in the middle of one file must not take the batch down
         log.exception("%s: unexpected error", key)
-        error = f"{key}: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        error = f"{key}: {one_line(exc)}"
     if program is None:
         return FileOutcome(key, "failed", error=error, sha256=sha)
     if sha is None and marker is not None:  # the reader failed before hashing: the row names this version

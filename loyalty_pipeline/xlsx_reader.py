@@ -21,6 +21,7 @@ from datetime import date
 import fastexcel
 import polars as pl
 
+from loyalty_pipeline.errors import first_line
 from loyalty_pipeline.fields import ColumnMatch, HeaderError, column_name
 
 # An encrypted (password-protected) .xlsx is an OLE compound file, the container of legacy .xls.
@@ -91,14 +92,14 @@ def read_workbook(data: bytes, match_header: Callable[[list[str]], ColumnMatch],
         reader = fastexcel.read_excel(data)
         names = reader.sheet_names
     except fastexcel.FastExcelError as exc:
-        raise WorkbookError(f"the workbook is damaged or not an .{kind} file ({_one_line(exc)})") from exc
+        raise WorkbookError(f"the workbook is damaged or not an .{kind} file ({first_line(exc)[:200]})") from exc
     problems: list[str] = []
     for name in names:
         try:
             # header_row=None with skip_rows=0 keeps leading blank rows: row index + 1 = sheet row.
             sheet = reader.load_sheet(name, header_row=None, skip_rows=0, dtypes="string").to_polars()
         except fastexcel.FastExcelError as exc:
-            raise WorkbookError(f"worksheet {name!r} cannot be read ({_one_line(exc)})") from exc
+            raise WorkbookError(f"worksheet {name!r} cannot be read ({first_line(exc)[:200]})") from exc
         if sheet.width == 0 or sheet.height == 0:
             problems.append(f"{name!r} is empty")
             continue
@@ -140,8 +141,3 @@ def _find_header(sheet: pl.DataFrame, rows: list[int], match_header) -> tuple[in
         except HeaderError as exc:
             first_problem = first_problem or str(exc)
     return first_problem
-
-
-def _one_line(error: Exception) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0][:200] if lines else type(error).__name__
