@@ -29,6 +29,29 @@ class RunError(Exception):
     """A one-line reason the run could not start or failed."""
 
 
+def _require_program(settings: Settings, slug: str) -> None:
+    with _engine(settings).connect() as conn:
+        try:
+            get_program(conn, slug)
+        except ProgramNotFound as exc:
+            raise RunError(str(exc)) from exc
+
+
+def _launch(instance, job_name: str, *, partition_key: str | None, tags: dict, run_config: dict, resources=None):
+    """One run of the definitions' job `job_name` in this process, recorded on `instance`; a failed
+    run is returned, not raised (its outcomes are in the database)."""
+    from loyalty_pipeline.definitions import defs
+
+    return defs.resolve_job_def(job_name).execute_in_process(
+        instance=instance,
+        partition_key=partition_key,
+        tags=tags,
+        raise_on_error=False,
+        run_config={**QUIET, **run_config},
+        resources=resources,
+    )
+
+
 def ingest_file(instance, settings: Settings, file: Path, slug: str):
     """Put `file` into the upload store (LOYALTY_UPLOADS_URL's bucket, or the folder) as an upload
     of `slug` and run its ingestion; returns (key, run result)."""
@@ -38,11 +61,7 @@ def ingest_file(instance, settings: Settings, file: Path, slug: str):
         key = upload_key(slug, file.name)
     except InvalidName as exc:
         raise RunError(str(exc)) from exc
-    with _engine(settings).connect() as conn:
-        try:
-            get_program(conn, slug)
-        except ProgramNotFound as exc:
-            raise RunError(str(exc)) from exc
+    _require_program(settings, slug)
     try:
         configured_store(settings).put(file, key)  # the folder or the bucket the sensor watches
     except UploadStoreError as exc:
@@ -55,9 +74,7 @@ def ingest_keys(instance, settings: Settings, keys: list[str], *, trigger: str =
     the run results. Each file's outcome is its `uploads` row."""
     from assets.ingestion import batch_config
     from assets.partitions import arrival_day
-    from loyalty_pipeline.definitions import defs
 
-    job = defs.resolve_job_def("ingest_upload_job")
     day = arrival_day(now_utc(settings.frozen_now))
     results = []
     for start in range(0, len(keys), MAX_FILES_PER_RUN):
@@ -67,12 +84,12 @@ def ingest_keys(instance, settings: Settings, keys: list[str], *, trigger: str =
         if len(programs) == 1:
             tags["program"] = programs.pop()
         results.append(
-            job.execute_in_process(
-                instance=instance,
+            _launch(
+                instance,
+                "ingest_upload_job",
                 partition_key=day,
-                raise_on_error=False,
                 tags=tags,
-                run_config={**QUIET, **batch_config(batch)},
+                run_config=batch_config(batch),
                 resources=resources,
             )
         )
@@ -89,34 +106,22 @@ def run_birthdays(
     send hour has passed on those days; (slug, ok, summary) per program, from birthday_runs.
     `resources` replaces the definitions' resources for the run (tests pin the clock and database)."""
     from assets.birthdays import batch_config
-    from loyalty_pipeline.definitions import defs
 
     if end < start:
         raise RunError(f"--end {end} is before --start {start}")
-    engine = _engine(settings)
     if program:
-        with engine.connect() as conn:
-            try:
-                get_program(conn, program)
-            except ProgramNotFound as exc:
-                raise RunError(str(exc)) from exc
+        _require_program(settings, program)
     tags = {"loyalty/trigger": "cli"} | ({"program": program} if program else {})
     partition_key = None
     if start == end:
         partition_key = start.isoformat()
     else:
         tags |= {ASSET_PARTITION_RANGE_START_TAG: start.isoformat(), ASSET_PARTITION_RANGE_END_TAG: end.isoformat()}
-    job = defs.resolve_job_def("birthday_job")
-    run_config = {**QUIET, **batch_config([program] if program else [], ignore_send_hour=True)}
-    result = job.execute_in_process(
-        instance=instance,
-        partition_key=partition_key,
-        tags=tags,
-        raise_on_error=False,
-        run_config=run_config,
-        resources=resources,
+    run_config = batch_config([program] if program else [], ignore_send_hour=True)
+    result = _launch(
+        instance, "birthday_job", partition_key=partition_key, tags=tags, run_config=run_config, resources=resources
     )
-    with engine.connect() as conn:
+    with _engine(settings).connect() as conn:
         rows = birthday_runs.rows_for_run(conn, result.run_id)
     outcomes = birthday_outcomes(rows)
     if not result.success and not any(not ok for _, ok, _ in outcomes):
