@@ -117,8 +117,27 @@ def _record(outcome: FileOutcome) -> dict:
     }
 
 
-def _total(outcomes: list[FileOutcome], name: str) -> int:
-    return sum(getattr(o.result, name) for o in outcomes if o.result is not None)
+# Each asset's counts, summed over the files that landed: metadata name -> the IngestResult field.
+SUMMED = {
+    "raw_upload": {"rows_read": "rows_read"},
+    "validated_users": {
+        "rows_read": "rows_read",
+        "accepted": "rows_accepted",
+        "rejected": "rows_rejected",
+        "warnings": "warnings",
+    },
+    "users": {
+        "users_created": "users_created",
+        "users_updated": "users_updated",
+        "birthdays_changed": "birthdays_changed",
+        "accepted_rows": "rows_accepted",
+    },
+    "passes": {"passes_created": "passes_created"},
+}
+
+
+def _sums(landed: list[FileOutcome], asset: str) -> dict[str, int]:
+    return {label: sum(getattr(o.result, field) for o in landed) for label, field in SUMMED[asset].items()}
 
 
 def _issues(outcomes: list[FileOutcome], attribute: str) -> str:
@@ -238,7 +257,7 @@ def ingest_uploads(
         asset_key="raw_upload",
         metadata={
             **common,
-            "rows_read": _total(landed, "rows_read"),
+            **_sums(landed, "raw_upload"),
             "per_file": files,
             "failures": failures,
             "nul_bytes_stripped": sum(o.nul_bytes_stripped for o in landed),
@@ -250,10 +269,7 @@ def ingest_uploads(
         asset_key="validated_users",
         metadata={
             **common,
-            "rows_read": _total(landed, "rows_read"),
-            "accepted": _total(landed, "rows_accepted"),
-            "rejected": _total(landed, "rows_rejected"),
-            "warnings": _total(landed, "warnings"),
+            **_sums(landed, "validated_users"),
             "per_file": files,
             "first_rejects": MetadataValue.md(_issues(landed, "first_rejects")),
             "first_warnings": MetadataValue.md(_issues(landed, "first_warnings")),
@@ -264,17 +280,14 @@ def ingest_uploads(
         asset_key="users",
         metadata={
             **common,
-            "users_created": _total(landed, "users_created"),
-            "users_updated": _total(landed, "users_updated"),
-            "birthdays_changed": _total(landed, "birthdays_changed"),
-            "accepted_rows": _total(landed, "rows_accepted"),
+            **_sums(landed, "users"),
         },
     )
     yield MaterializeResult(
         asset_key="passes",
         metadata={
             **common,
-            "passes_created": _total(landed, "passes_created"),
+            **_sums(landed, "passes"),
             "programs": ", ".join(sorted({o.program for o in landed}))[:1000] or "none",
         },
     )
