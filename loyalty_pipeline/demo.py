@@ -4,6 +4,7 @@ LOYALTY_DATABASE_URL points at (the embedded SQLite file by default)."""
 from __future__ import annotations
 
 import csv
+import json
 from datetime import date
 from pathlib import Path
 
@@ -19,25 +20,8 @@ from loyalty_pipeline.runs import ingest_file, run_birthdays
 from loyalty_pipeline.summaries import upload_summary
 
 SAMPLE_DIR = Path(__file__).resolve().parent / "sample_data"
-PROGRAMS = {
-    "joes-pizza": dict(
-        name="Joe's Pizza",
-        birthday_bot_enabled=True,
-        birthday_reward_points=50,
-        birthday_message="Happy birthday {first_name}! {program_name} added {points} points to your pass.",
-        default_phone_region="US",
-        date_order="MDY",
-    ),
-    "city-events": dict(
-        name="City Events",
-        birthday_bot_enabled=True,
-        birthday_reward_points=100,
-        birthday_message="Many happy returns, {first_name} - {points} points from {program_name}.",
-        default_phone_region="GB",
-        date_order="DMY",
-        timezone="Europe/London",
-    ),
-}
+# The two sample programs' settings, as rows of `programs` (slug -> columns).
+PROGRAMS = json.loads((SAMPLE_DIR / "programs.json").read_text(encoding="utf-8"))
 
 
 def _birthdays_today_csv(today: date) -> Path:
