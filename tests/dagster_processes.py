@@ -166,6 +166,17 @@ def start_dev(env: dict, log_dir: Path, port: int, cwd: Path, name: str = "dagst
     return Process(name, args, env, log_dir, cwd=cwd, stop_signals=stop_signals)
 
 
+def run_command(args: list[str], env: dict, *, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run one of this environment's commands (`args[0]`: `loyalty`, `dagster`, ...) in the repository
+    to its end, as an operator does from a shell; a non-zero exit raises with the command's output."""
+    result = subprocess.run(
+        [str(BIN / args[0]), *args[1:]], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    if result.returncode != 0:
+        raise DagsterProcessError(f"{' '.join(args)} exited {result.returncode}:\n{result.stdout}{result.stderr}")
+    return result
+
+
 def production_home(home: Path) -> Path:
     """A Dagster home with the production instance config (deploy/dagster.yaml: Postgres storage
     from the DAGSTER_PG_* variables, queued runs)."""

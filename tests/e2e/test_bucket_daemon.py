@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 import time
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -29,7 +28,14 @@ from sqlalchemy import text
 from loyalty_pipeline.db import make_engine, migrate
 from loyalty_pipeline.programs import save_program
 from tests.buckets import ACCESS_KEY, REGION, SECRET_KEY, MotoServer, new_bucket
-from tests.dagster_processes import BIN, REPO, WORKSPACE_YAML, environment, production_home, start_daemon, wait_for
+from tests.dagster_processes import (
+    WORKSPACE_YAML,
+    environment,
+    production_home,
+    run_command,
+    start_daemon,
+    wait_for,
+)
 from tests.e2e.test_webserver_daemon import _fresh_databases
 
 PROGRAMS = ("alpha-cafe", "beta-books")
@@ -99,44 +105,39 @@ def world(bucket_databases, tmp_path):
         dagster_db.dispose()
 
 
+def _query(engine, sql: str) -> list:
+    with engine.connect() as conn:
+        return conn.execute(text(sql)).mappings().all()
+
+
 def _uploads(app) -> dict[str, dict]:
-    with app.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT key, status, change_marker, sha256, ingested_sha256, run_id, rows_accepted, error, "
-                "finished_at FROM uploads"
-            )
-        ).mappings()
-        return {row["key"]: dict(row) for row in rows}
+    columns = "key, status, change_marker, sha256, ingested_sha256, run_id, rows_accepted, error, finished_at"
+    return {row["key"]: dict(row) for row in _query(app, f"SELECT {columns} FROM uploads")}
 
 
 def _sensor_runs(dagster_db) -> list[dict]:
     """upload_sensor's runs, oldest first: id, status, partition, its files (run config) and tags."""
-    with dagster_db.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT r.run_id, r.status, r.partition, r.run_body FROM runs r JOIN run_tags t ON t.run_id = r.run_id "
-                "WHERE t.key = 'dagster/sensor_name' AND t.value = 'upload_sensor' ORDER BY r.id"
-            )
-        ).all()
+    rows = _query(
+        dagster_db,
+        "SELECT r.run_id, r.status, r.partition, r.run_body FROM runs r JOIN run_tags t ON t.run_id = r.run_id "
+        "WHERE t.key = 'dagster/sensor_name' AND t.value = 'upload_sensor' ORDER BY r.id",
+    )
     runs = []
-    for run_id, status, partition, body in rows:
-        run = json.loads(body)
+    for row in rows:
+        run = json.loads(row["run_body"])
         files = run["run_config"]["ops"]["ingest_uploads"]["config"]["files"]
-        runs.append({"run_id": run_id, "status": status, "partition": partition, "files": files, "tags": run["tags"]})
+        runs.append({**row, "files": files, "tags": run["tags"]})
     return runs
 
 
 def _ticks(dagster_db) -> list[dict]:
     """upload_sensor's finished ticks, oldest first: the status and the skip reason."""
-    with dagster_db.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT t.status, t.tick_body FROM job_ticks t JOIN jobs j ON j.job_origin_id = t.job_origin_id "
-                "WHERE j.job_body LIKE '%upload_sensor%' AND t.status <> 'STARTED' ORDER BY t.id"
-            )
-        ).all()
-    return [{"status": status, "skip_reason": json.loads(body).get("skip_reason")} for status, body in rows]
+    rows = _query(
+        dagster_db,
+        "SELECT t.status, t.tick_body FROM job_ticks t JOIN jobs j ON j.job_origin_id = t.job_origin_id "
+        "WHERE j.job_body LIKE '%upload_sensor%' AND t.status <> 'STARTED' ORDER BY t.id",
+    )
+    return [{"status": row["status"], "skip_reason": json.loads(row["tick_body"]).get("skip_reason")} for row in rows]
 
 
 def _storage_rows_with(dagster_db, needle: str) -> dict[str, int]:
@@ -179,15 +180,7 @@ def test_the_daemon_ingests_a_bucket_and_then_only_the_object_that_changed(world
 
     with start_daemon(env, root) as daemon:
         # Turned on as an operator does from a shell (the UI's toggle writes the same sensor state).
-        switched = subprocess.run(
-            [str(BIN / "dagster"), "sensor", "start", "upload_sensor", "-w", str(WORKSPACE_YAML)],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
-        assert switched.returncode == 0, switched.stdout + switched.stderr
+        run_command(["dagster", "sensor", "start", "upload_sensor", "-w", str(WORKSPACE_YAML)], env)
 
         def settled(keys: set[str], sha: dict[str, str] | None = None):
             def probe():
@@ -215,14 +208,12 @@ def test_the_daemon_ingests_a_bucket_and_then_only_the_object_that_changed(world
             assert rows[key]["sha256"] == rows[key]["ingested_sha256"] == sha, rows[key]
             assert rows[key]["run_id"] == first["run_id"] and rows[key]["error"] is None
         assert (rows[MARCH]["rows_accepted"], rows[GUESTS]["rows_accepted"]) == (2, 1)
-        with app.connect() as conn:
-            passes = conn.execute(
-                text(
-                    "SELECT u.email, pr.slug FROM passes_master p JOIN users u ON u.id = p.user_id "
-                    "JOIN programs pr ON pr.id = p.program_id ORDER BY u.email"
-                )
-            ).all()
-        assert [tuple(p) for p in passes] == [
+        passes = _query(
+            app,
+            "SELECT u.email, pr.slug FROM passes_master p JOIN users u ON u.id = p.user_id "
+            "JOIN programs pr ON pr.id = p.program_id ORDER BY u.email",
+        )
+        assert [(p["email"], p["slug"]) for p in passes] == [
             ("ann@example.com", "alpha-cafe"),
             ("bob@example.com", "alpha-cafe"),
             ("cyd@example.com", "beta-books"),
@@ -254,8 +245,7 @@ def test_the_daemon_ingests_a_bucket_and_then_only_the_object_that_changed(world
         assert after[GUESTS]["change_marker"] == f"{len(GUESTS_V2.encode())}:{new_etag}"
         assert after[GUESTS]["sha256"] == after[GUESTS]["ingested_sha256"] == new_sha
         assert (after[GUESTS]["run_id"], after[GUESTS]["rows_accepted"]) == (runs[1]["run_id"], 2)
-        with app.connect() as conn:
-            emails = conn.execute(text("SELECT email FROM users ORDER BY email")).scalars().all()
+        emails = [row["email"] for row in _query(app, "SELECT email FROM users ORDER BY email")]
         assert emails == ["ann@example.com", "bob@example.com", "cyd@example.com", "dee@example.com"]
 
         # 3. A tick after the second run requests nothing: the new ETag is recorded.

@@ -12,7 +12,6 @@ every 30 s (fixed in Dagster), so the whole test takes about two to three minute
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 import urllib.request
 import uuid
@@ -27,15 +26,14 @@ from loyalty_pipeline.db import make_engine, migrate
 from loyalty_pipeline.programs import save_program
 from tests.conftest import POSTGRES_URL, _admin_engine
 from tests.dagster_processes import (
-    BIN,
     LOCATION,
-    REPO,
     Deployment,
     environment,
     find_runs,
     free_port,
     launch_backfill,
     production_home,
+    run_command,
     selector,
     start_daemon,
     wait_for,
@@ -554,15 +552,7 @@ def test_the_daemon_catches_up_the_days_it_missed(other_databases, tmp_path):
 
     morning_x = datetime.combine(day_x, datetime.min.time(), tzinfo=timezone.utc).replace(hour=10)
     env = _environment(other_databases, root, morning_x)
-    cli = subprocess.run(
-        [str(BIN / "loyalty"), "rewards", "--date", day_x.isoformat()],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert cli.returncode == 0, cli.stdout + cli.stderr
+    run_command(["loyalty", "rewards", "--date", day_x.isoformat()], env)
     assert rewarded() == {day_x: 1}
 
     with start_daemon(env, root, "dagster-daemon-day-x") as daemon:
