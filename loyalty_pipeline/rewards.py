@@ -110,14 +110,20 @@ CANDIDATES_BY_MEMBER = _member_first_query()
 # Up to this many birthdays (reward_days rows) the birthday index is the cheaper way in.
 BIRTHDAY_FIRST_MAX_DAYS = 7
 
-# The candidates are found once into a temp table (analysed on Postgres, so the anti-join with
-# birthday_logs is planned on true numbers) that the count, the insert and the messages then read;
-# it carries the user and first name, so the messages do not visit passes and users again.
+# The candidates are found once into a temp table that the count, the insert and the messages then
+# read; it carries the user and first name, so the messages do not visit passes and users again, and
+# whether the pass was already rewarded, decided as the candidates are found: a check inside the
+# INSERT reads the table the INSERT fills, and on an empty birthday_logs (a fresh database's first
+# backfill) the planner's nested loop scanned the growing table again for each row (14 s for 37k).
 _ALREADY_REWARDED = """
     EXISTS (SELECT 1 FROM birthday_logs b
             WHERE b.pass_id = c.id
               AND (b.year = c.year OR b.reward_date BETWEEN c.window_start AND c.window_end))
 """
+
+
+def _candidates_with_history(candidates: str) -> str:
+    return f"SELECT c.*, {_ALREADY_REWARDED} AS already_rewarded FROM ({candidates}) c"
 
 
 @dataclass
@@ -243,11 +249,11 @@ def _candidates(conn: Connection, reward_days: int) -> str:
 
 def _insert_logs(conn: Connection, program: Program, batch_id: str, now_param) -> int:
     return conn.execute(
-        text(f"""
+        text("""
             INSERT INTO birthday_logs (pass_id, program_id, year, reward_date, points, batch_id, created_at)
             SELECT c.id, c.program_id, c.year, c.reward_date, :points, :batch_id, :now
             FROM reward_candidates c
-            WHERE NOT {_ALREADY_REWARDED}
+            WHERE NOT c.already_rewarded
             ON CONFLICT (pass_id, year) DO NOTHING
         """),
         {"points": program.birthday_reward_points, "batch_id": batch_id, "now": now_param},
@@ -363,12 +369,14 @@ def _award(
     if not due:
         return result, program.id
     days_rows = stage_reward_days(conn, program, due, default_timezone)
-    create_temp_table_as(conn, "reward_candidates", _candidates(conn, days_rows), {"program_id": program.id})
+    create_temp_table_as(
+        conn, "reward_candidates", _candidates_with_history(_candidates(conn, days_rows)), {"program_id": program.id}
+    )
     if is_postgres(conn):
         conn.exec_driver_sql("ANALYZE reward_candidates")
     counts = conn.execute(
         text(
-            f"SELECT c.reward_date, count(*), COALESCE(sum(CASE WHEN {_ALREADY_REWARDED} THEN 1 ELSE 0 END), 0) "
+            "SELECT c.reward_date, count(*), COALESCE(sum(CASE WHEN c.already_rewarded THEN 1 ELSE 0 END), 0) "
             "FROM reward_candidates c GROUP BY c.reward_date"
         ),
     ).all()

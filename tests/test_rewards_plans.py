@@ -10,7 +10,7 @@ import random
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from loyalty_pipeline import rewards
 from loyalty_pipeline.programs import get_program
@@ -82,3 +82,24 @@ def test_both_ways_in_reward_the_same_passes(postgres_engine, seed, monkeypatch)
         )
     assert outcomes["birthday index"] == outcomes["program's passes"]
     assert outcomes["birthday index"][3] > 0
+
+
+def test_the_reward_insert_reads_only_the_candidates(postgres_engine):
+    """Whether a pass was already rewarded is decided as the candidates are found, never inside the
+    INSERT: there the check reads the table being filled, and on an empty birthday_logs (a fresh
+    database's first backfill) its plan scanned the growing table again for every row."""
+    engine = postgres_engine
+    program = _population(engine, 4)
+    inserts = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().startswith("INSERT INTO birthday_logs"):
+            inserts.append(statement)
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        result = award_birthdays(engine, program_slug=program.slug, dates=DAYS, now=NOW)
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    assert result.rewarded_now > 0 and len(inserts) == 1
+    assert inserts[0].count("birthday_logs") == 1, inserts[0]
