@@ -292,7 +292,8 @@ def _warning(frame: pl.DataFrame, column: str, reason_column: str) -> pl.DataFra
 
 
 def validate_upload(raw: RawCsv, *, date_order: str, phone_region: str, today: date) -> ValidatedUpload:
-    rows, email_skipped = _pick_valid_email(_normalised(raw.rows), raw.sources.get("email", []))
+    """The upload's users and issues. Takes `raw`'s rows (RawCsv.take_rows): read them before."""
+    rows, email_skipped = _pick_valid_email(_normalised(raw.take_rows()), raw.sources.get("email", []))
     rejects = _rejects(rows.select("line", *FIELDS))
     accepted = rows.join(rejects.select("line").unique(), on="line", how="anti")
     del rows  # each full-size intermediate is dropped once the next one is built (peak memory)

@@ -185,3 +185,17 @@ def test_a_large_file_changed_while_read_again_is_refused(tmp_path, monkeypatch)
     monkeypatch.setattr(csv_reader, "_fast_records", rewrite_then_fast)
     with pytest.raises(csv_reader.CsvFileError, match="changed while it was being read"):
         read_csv(path)
+
+
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+@pytest.mark.parametrize("nul", [b"", b"\x00"])
+def test_the_records_start_after_the_bom_notes_and_header(tmp_path, bom, nul):
+    """The fast path cuts the records out of the file's bytes at the header's end: a BOM, a note
+    above the header and NULs (stripped, so the offsets of the text and the bytes differ) must
+    not move the cut."""
+    path = tmp_path / "u.csv"
+    path.write_bytes(bom + b"Export" + nul + b" of May\nemail,first_name\nA@x.com,An" + nul + b'n\nb@x.com,"B, b"\n')
+    fast = read_csv(path)
+    assert fast.parser == "polars"
+    assert fast.rows.select("line", "email", "first_name").rows() == [(3, "A@x.com", "Ann"), (4, "b@x.com", "B, b")]
+    _same(fast, _python_only(path))
