@@ -86,7 +86,12 @@ WHERE true
 ORDER BY s.user_id
 ON CONFLICT (program_id, user_id) DO NOTHING
 """
-_USERS_OF_STAGED_ROWS = "(SELECT u.id AS user_id FROM stage_users st JOIN users u ON u.email = st.email) s"
+# SQLite: the staged rows' users without a pass in the program. Filtered before the INSERT, not left
+# to its ON CONFLICT: a conflicting row still had its random id made and probed (the 1M-row upload's
+# 446k users that already hold a pass: 18 s -> 10 s).
+_USERS_OF_STAGED_ROWS = """(
+    SELECT u.id AS user_id FROM stage_users st JOIN users u ON u.email = st.email
+    WHERE NOT EXISTS (SELECT 1 FROM passes_master p WHERE p.program_id = :program_id AND p.user_id = u.id)) s"""
 
 # Postgres: the users this upload creates get their passes in the merge statement itself, from the
 # ids it returns - no second join of the staged rows with users by email, and no conflict to check,
@@ -127,6 +132,11 @@ _SQLITE_RESPELL_EMAILS = """
 UPDATE users SET email = lower(trim(email, ' ' || char(9, 10, 11, 12, 13)))
 WHERE email <> lower(trim(email, ' ' || char(9, 10, 11, 12, 13)))
 """
+# SQLite: only the staged rows that are new or would change their user reach the merge (what
+# stage_match's needs_merge does on Postgres): left to the merge's WHERE, every unchanged row still
+# had its random id made and its conflict resolved.
+_SQLITE_NEW_OR_CHANGED = f"""stage_users s WHERE NOT EXISTS (
+    SELECT 1 FROM users u WHERE u.email = s.email AND NOT {_CHANGES.format(new="s", old="u")})"""
 # Sorts and hashes over a million staged rows stay in memory instead of spilling to disk.
 _WORK_MEM = "256MB"
 _SQLITE_CACHE_KIB = 256 * 1024
@@ -268,7 +278,7 @@ def load_upload(
             existing = conn.execute(
                 text("SELECT count(*) FROM stage_users s JOIN users u ON u.email = s.email")
             ).scalar_one()
-            merged = conn.execute(text(_MERGE_USERS.format(source="stage_users WHERE true")), {"now": ts}).rowcount
+            merged = conn.execute(text(_MERGE_USERS.format(source=_SQLITE_NEW_OR_CHANGED)), {"now": ts}).rowcount
             created = validated.users.height - existing
             passes_created = conn.execute(
                 text(_ENSURE_PASSES.format(source=_USERS_OF_STAGED_ROWS)), {"program_id": program.id, "now": ts}
