@@ -122,10 +122,6 @@ _ALREADY_REWARDED = """
 """
 
 
-def _candidates_with_history(candidates: str) -> str:
-    return f"SELECT c.*, {_ALREADY_REWARDED} AS already_rewarded FROM ({candidates}) c"
-
-
 @dataclass
 class RewardResult:
     program_slug: str
@@ -242,9 +238,11 @@ def _lock_program(conn: Connection, program_slug: str) -> None:
 
 
 def _candidates(conn: Connection, reward_days: int) -> str:
-    if is_postgres(conn) and reward_days > BIRTHDAY_FIRST_MAX_DAYS:
-        return CANDIDATES_BY_MEMBER
-    return CANDIDATES_BY_BIRTHDAY
+    """The candidates in the shape that suits the range, each with whether it was already rewarded."""
+    shape = (
+        CANDIDATES_BY_MEMBER if is_postgres(conn) and reward_days > BIRTHDAY_FIRST_MAX_DAYS else CANDIDATES_BY_BIRTHDAY
+    )
+    return f"SELECT c.*, {_ALREADY_REWARDED} AS already_rewarded FROM ({shape}) c"
 
 
 def _insert_logs(conn: Connection, program: Program, batch_id: str, now_param) -> int:
@@ -369,9 +367,7 @@ def _award(
     if not due:
         return result, program.id
     days_rows = stage_reward_days(conn, program, due, default_timezone)
-    create_temp_table_as(
-        conn, "reward_candidates", _candidates_with_history(_candidates(conn, days_rows)), {"program_id": program.id}
-    )
+    create_temp_table_as(conn, "reward_candidates", _candidates(conn, days_rows), {"program_id": program.id})
     if is_postgres(conn):
         conn.exec_driver_sql("ANALYZE reward_candidates")
     counts = conn.execute(

@@ -29,8 +29,8 @@ class RunError(Exception):
     """A one-line reason the run could not start or failed."""
 
 
-def _require_program(settings: Settings, slug: str) -> None:
-    with _engine(settings).connect() as conn:
+def _require_program(engine, slug: str) -> None:
+    with engine.connect() as conn:
         try:
             get_program(conn, slug)
         except ProgramNotFound as exc:
@@ -61,7 +61,7 @@ def ingest_file(instance, settings: Settings, file: Path, slug: str):
         key = upload_key(slug, file.name)
     except InvalidName as exc:
         raise RunError(str(exc)) from exc
-    _require_program(settings, slug)
+    _require_program(_engine(settings), slug)
     try:
         configured_store(settings).put(file, key)  # the folder or the bucket the sensor watches
     except UploadStoreError as exc:
@@ -109,8 +109,9 @@ def run_birthdays(
 
     if end < start:
         raise RunError(f"--end {end} is before --start {start}")
+    engine = _engine(settings)
     if program:
-        _require_program(settings, program)
+        _require_program(engine, program)
     tags = {"loyalty/trigger": "cli"} | ({"program": program} if program else {})
     partition_key = None
     if start == end:
@@ -121,7 +122,7 @@ def run_birthdays(
     result = _launch(
         instance, "birthday_job", partition_key=partition_key, tags=tags, run_config=run_config, resources=resources
     )
-    with _engine(settings).connect() as conn:
+    with engine.connect() as conn:
         rows = birthday_runs.rows_for_run(conn, result.run_id)
     outcomes = birthday_outcomes(rows)
     if not result.success and not any(not ok for _, ok, _ in outcomes):
