@@ -137,17 +137,11 @@ STORES = ["Downtown", "Airport", "", "Mall", "Online"]
 LONG_CELL = "Lorem ipsum dolor sit amet. " * 40  # 1,120 chars: over the 1,000-char cell limit
 
 AREA_CODES = [212, 415, 617, 312, 646, 718, 213, 305, 206, 512, 303, 404]
-# (before area, between area and exchange, between exchange and line)
-PHONE_STYLES = [
-    ("(", ") ", "-"),
-    ("", ".", "."),
-    ("+1 ", " ", " "),
-    ("", "", ""),
-    ("", "-", "-"),
-    ("1-", "-", "-"),
-    ("+1 (", ") ", "-"),
-    ("", " ", " "),
-]
+# Eight US styles, one per position of the three lists: (212) 555-0100, 212.555.0100, +1 212 555 0100,
+# 2125550100, 212-555-0100, 1-212-555-0100, +1 (212) 555-0100 and 212 555 0100.
+PHONE_BEFORE_AREA = ["(", "", "+1 ", "", "", "1-", "+1 (", ""]
+PHONE_AREA_TO_EXCHANGE = [") ", ".", " ", "", "-", "-", ") ", " "]
+PHONE_EXCHANGE_TO_LINE = ["-", ".", " ", "", "-", "-", "-", " "]
 INVALID_PHONES = ["555-0142", "12345", "212 123 4567", "call me", "+1 212 555 01", "000-000-0000", "911"]
 
 PLACEHOLDER_DATES = ["N/A", "NA", "n/a", "Unknown", "-", "none", "?"]
@@ -199,13 +193,13 @@ def _date_formats(d: date) -> list[str]:
 _FORMAT_WEIGHTS = [30, 5, 4, 4, 2, 15, 8, 5, 6, 5, 8, 4, 2, 2]
 
 
-def _build_date_table() -> tuple[pl.Series, int]:
+def _build_date_table() -> pl.Series:
     values: list[str] = []
     for p in range(DATE_POOL):
         values.extend(_date_formats(DATE_START + timedelta(days=p * DATE_STEP_DAYS)))
     values += PLACEHOLDER_DATES + INVALID_DATES + [""]
     # Quoted once here rather than per row: "March 14, 1990" carries a comma.
-    return pl.Series([f'"{v}"' if "," in v else v for v in values]), len(_FORMAT_WEIGHTS)
+    return pl.Series([f'"{v}"' if "," in v else v for v in values])
 
 
 _FORMAT_BY_PERCENT = pl.Series([i for i, w in enumerate(_FORMAT_WEIGHTS) for _ in range(w)], dtype=pl.Int64)
@@ -245,7 +239,6 @@ def _chunk(
     existing_fraction: float,
     domain_offset: int,
     date_table: pl.Series,
-    n_formats: int,
     messy: bool,
 ):
     i = pl.int_range(start, stop, dtype=pl.Int64, eager=True)
@@ -304,8 +297,8 @@ def _chunk(
     last = pl.select(pl.when(is_bad & (kind >= 94) & (kind < 97)).then(pl.lit(LONG_CELL)).otherwise(last)).to_series()
 
     bucket = r(9) % 1000  # 6% empty, 1.5% placeholders, 0.5% invalid (warnings, rows kept)
-    valid_date = (r(10) % DATE_POOL) * n_formats + _FORMAT_BY_PERCENT.gather(r(11) % 100)
-    base = DATE_POOL * n_formats
+    valid_date = (r(10) % DATE_POOL) * len(_FORMAT_WEIGHTS) + _FORMAT_BY_PERCENT.gather(r(11) % 100)
+    base = DATE_POOL * len(_FORMAT_WEIGHTS)
     date_idx = pl.select(
         pl.when(bucket < 60)
         .then(base + len(PLACEHOLDER_DATES) + len(INVALID_DATES))
@@ -317,12 +310,18 @@ def _chunk(
     ).to_series()
     birth = date_table.gather(date_idx)
 
-    pre, mid, post = ([s[j] for s in PHONE_STYLES] for j in range(3))
-    ps = r(13) % len(PHONE_STYLES)
+    ps = r(13) % len(PHONE_BEFORE_AREA)
     area = _pick([str(a) for a in AREA_CODES], r(14))
     exchange = (200 + r(15) % 800).cast(pl.String)
     line = (r(16) % 10000).cast(pl.String).str.zfill(4)
-    phone = _pick(pre, ps) + area + _pick(mid, ps) + exchange + _pick(post, ps) + line
+    phone = (
+        _pick(PHONE_BEFORE_AREA, ps)
+        + area
+        + _pick(PHONE_AREA_TO_EXCHANGE, ps)
+        + exchange
+        + _pick(PHONE_EXCHANGE_TO_LINE, ps)
+        + line
+    )
     pbucket = r(17) % 100  # 10% empty, 3% invalid
     phone = pl.select(
         pl.when(pbucket < 10).then(pl.lit("")).when(pbucket < 13).then(_pick(INVALID_PHONES, r(18))).otherwise(phone)
@@ -356,7 +355,7 @@ def generate_csv(
         raise ValueError(f"header_style must be 'messy' or 'clean', got {header_style!r}")
     messy = header_style == "messy"
     started = time.perf_counter()
-    date_table, n_formats = _build_date_table()
+    date_table = _build_date_table()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     bad = 0
@@ -375,7 +374,6 @@ def generate_csv(
                 existing_fraction=existing_emails_fraction,
                 domain_offset=email_domain_offset,
                 date_table=date_table,
-                n_formats=n_formats,
                 messy=messy,
             )
             lines.to_frame().write_csv(out, include_header=False, quote_style="never")

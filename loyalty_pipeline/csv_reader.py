@@ -128,18 +128,25 @@ def read_upload(
     return read_csv(path, label, columns)
 
 
-def _from_cells(cells: pl.DataFrame, match: ColumnMatch, header_line: int, data: bytes, **layout) -> RawCsv:
-    """The RawCsv of a reader's line + c<index> frame (every column of match.read)."""
-    return RawCsv(
+def _matched(cells: pl.DataFrame, match: ColumnMatch, header_line: int) -> dict:
+    """What every reader's RawCsv takes from its line + c<index> frame and the header's match."""
+    return dict(
         rows=assemble(cells, match),
-        issues=pl.DataFrame(schema=ISSUE_SCHEMA),
-        rows_read=cells.height,
-        sha256=hashlib.sha256(data).hexdigest(),
         unknown_columns=match.ignored,
-        delimiter=None,
         sources=match.fed_by(),
         header_line=header_line,
         warnings=_file_warnings(cells, match, header_line),
+    )
+
+
+def _from_cells(cells: pl.DataFrame, match: ColumnMatch, header_line: int, data: bytes, **layout) -> RawCsv:
+    """The RawCsv of a workbook's or vCard file's cells (every column of match.read)."""
+    return RawCsv(
+        **_matched(cells, match, header_line),
+        issues=pl.DataFrame(schema=ISSUE_SCHEMA),
+        rows_read=cells.height,
+        sha256=hashlib.sha256(data).hexdigest(),
+        delimiter=None,
         **layout,
     )
 
@@ -330,20 +337,16 @@ def read_csv(path: Path, file_label: str | None = None, columns: Mapping[str, Se
         cells, issues, records = _python_records(reader, label, width, match.read, delimiter, header_line)
         parser = "python"
     return RawCsv(
-        rows=assemble(cells, match),
+        **_matched(cells, match, header_line),
         issues=pl.DataFrame(issues, schema=ISSUE_SCHEMA, orient="row"),
         rows_read=records,
         encoding=encoding,
         sha256=sha256,
-        unknown_columns=match.ignored,
         nul_bytes_stripped=nul_count,
         parser=parser,
         file_kind=kind,
         delimiter=delimiter,
-        sources=match.fed_by(),
         encoding_confidence=confidence,
-        header_line=header_line,
-        warnings=_file_warnings(cells, match, header_line),
     )
 
 
