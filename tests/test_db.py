@@ -1,5 +1,7 @@
 """Migrations and error classification on both databases."""
 
+import uuid
+
 import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
@@ -47,6 +49,17 @@ def test_bulk_written_ids_grow_with_time_on_postgres(_postgres_schema):
     assert [i.version for i in ids] == [7, 7, 7]
     assert ids == sorted(ids)
     assert len(set(ids)) == 3
+
+
+def test_ids_made_in_one_statement_are_distinct_version_7_uuids_of_the_moment(_postgres_schema):
+    # One statement makes all of a large upload's ids, within a few milliseconds.
+    with _postgres_schema.connect() as conn:
+        now_ms = conn.execute(text("SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint")).scalar_one()
+        ids = conn.execute(text("SELECT loyalty_uuid_v7() FROM generate_series(1, 50000)")).scalars().all()
+    assert len(set(ids)) == len(ids)
+    assert {(i.version, i.variant) for i in ids} == {(7, uuid.RFC_4122)}
+    assert all(0 <= (i.int >> 80) - now_ms < 10_000 for i in ids)  # the 48-bit millisecond prefix
+    assert len({i.int & ((1 << 62) - 1) for i in ids}) == len(ids)  # the random bits differ, not only the clock
 
 
 def test_a_failing_statement_is_not_transient(engine):

@@ -1,0 +1,2 @@
+-- Revision 0010 (SQLite): nothing to do. loyalty_uuid_v7() is PostgreSQL's (revision 0004); SQLite
+-- keeps the random v4-shaped ids of 0001.
