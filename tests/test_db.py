@@ -62,6 +62,33 @@ def test_ids_made_in_one_statement_are_distinct_version_7_uuids_of_the_moment(_p
     assert len({i.int & ((1 << 62) - 1) for i in ids}) == len(ids)  # the random bits differ, not only the clock
 
 
+def test_a_days_rewards_update_balances_in_place_on_postgres(_postgres_schema):
+    # A day's rewards touch a few passes per page; each page keeps room for their new versions
+    # (fillfactor), so the updates are HOT: no new index entries, no second page written.
+    with _postgres_schema.begin() as conn:
+        conn.execute(text("TRUNCATE programs, users CASCADE"))
+        conn.execute(text("INSERT INTO programs (slug, name) VALUES ('p', 'P')"))
+        conn.execute(text("INSERT INTO users (email) SELECT 'u' || g || '@x.com' FROM generate_series(1, 2000) g"))
+        conn.execute(
+            text("""INSERT INTO passes_master (program_id, user_id, status, points_balance)
+                    SELECT p.id, u.id, 'active', 0 FROM programs p CROSS JOIN users u ORDER BY u.id""")
+        )
+    try:
+        with _postgres_schema.begin() as conn:
+            updated = conn.execute(
+                text("""UPDATE passes_master SET points_balance = points_balance + 10 WHERE id IN (
+                        SELECT id FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM passes_master) t
+                        WHERE n % 20 = 0)""")
+            ).rowcount
+            hot, total = conn.execute(
+                text("SELECT n_tup_hot_upd, n_tup_upd FROM pg_stat_xact_user_tables WHERE relname = 'passes_master'")
+            ).one()
+        assert (hot, total, updated) == (100, 100, 100)
+    finally:
+        with _postgres_schema.begin() as conn:
+            conn.execute(text("TRUNCATE programs, users CASCADE"))
+
+
 def test_a_failing_statement_is_not_transient(engine):
     with pytest.raises(DBAPIError) as error:
         with engine.begin() as conn:

@@ -60,7 +60,7 @@ def test_a_database_made_by_the_old_runner_is_adopted_in_place(empty_db_url):
             {"pass": pass_id, "p": program_id},
         )
 
-    assert migrate(engine) == ["0005", "0006", "0007", "0008", "0009", "0010"]
+    assert migrate(engine) == ["0005", "0006", "0007", "0008", "0009", "0010", "0011"]
     assert version(engine) == HEAD
     with engine.connect() as conn:
         amy = conn.execute(text("SELECT email, birth_month, birth_day, birth_date_set_at FROM users")).one()
@@ -80,7 +80,7 @@ def test_a_database_made_by_the_old_runner_is_adopted_in_place(empty_db_url):
 def test_a_database_the_old_runner_left_part_way_gets_the_rest(empty_db_url):
     engine = make_engine(empty_db_url)
     legacy_runner_migrate(engine, upto="002")
-    assert migrate(engine) == ["0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010"]
+    assert migrate(engine) == ["0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0011"]
     assert version(engine) == HEAD
     engine.dispose()
 
@@ -119,7 +119,7 @@ def test_0008_keeps_each_programs_switch_on_moment_and_its_alerts(empty_db_url):
                 {"p": ids["seen"], "d": day},
             )
 
-    assert migrate(engine) == ["0008", "0009", "0010"]
+    assert migrate(engine) == ["0008", "0009", "0010", "0011"]
     with engine.connect() as conn:
         since = dict(conn.execute(text("SELECT slug, birthday_enabled_since FROM programs")).all())
         alerts = conn.execute(

@@ -1,0 +1,2 @@
+-- Revision 0011 (SQLite): nothing to do. SQLite has no fill factor; an update rewrites the row
+-- in place in its b-tree page.
