@@ -1,10 +1,8 @@
 """passes_master keeps a tenth of each page free (PostgreSQL)
 
-A reward changes a pass's points_balance, which no index holds: with room on its page, the new row
-version stays there (a HOT update), without new entries in the table's three indexes. Densely
-filled pages had no room, so every pass's first reward moved it: on the benchmark's 5M passes the
-balance updates of three programs x 365 days took 6.0 s, now 2.0 s. Its SQL:
-sql/postgresql/0011_passes_fillfactor.sql; on SQLite there is nothing to do, as its file says.
+So a reward's balance update (points_balance is in no index) stays on its page, a HOT update, instead
+of moving the row and adding an entry to each of the table's three indexes; why and what it measured
+is in its SQL, sql/postgresql/0011_passes_fillfactor.sql. On SQLite there is nothing to do.
 
 Revision ID: 0011
 Revises: 0010
